@@ -1,0 +1,3 @@
+from medml_cli.cli import main
+
+main()

@@ -1,0 +1,414 @@
+"""The ``medml`` command line: parse, call one library function, render.
+
+Heavy libraries (pandas, scikit-learn, TensorFlow) are imported inside the commands, so
+``medml --help`` stays fast. Results go to stdout; messages, tables and progress to stderr.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import sys
+import traceback
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="medml",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    pretty_exceptions_show_locals=False,
+    add_completion=False,
+    help="Reproducible medical machine-learning experiments from one YAML file.",
+)
+config_app = typer.Typer(no_args_is_help=True, help="Validate, show and describe configs.")
+models_app = typer.Typer(no_args_is_help=True, help="The registered models.")
+tasks_app = typer.Typer(no_args_is_help=True, help="The registered tasks.")
+data_app = typer.Typer(no_args_is_help=True, help="The registered data sources.")
+app.add_typer(config_app, name="config")
+app.add_typer(models_app, name="models")
+app.add_typer(tasks_app, name="tasks")
+app.add_typer(data_app, name="data")
+
+stderr = Console(stderr=True, highlight=False, soft_wrap=True)
+stdout = Console(highlight=False, soft_wrap=True)
+
+
+@dataclass
+class State:
+    debug: bool = False
+    quiet: bool = False
+
+
+def _state(ctx: typer.Context) -> State:
+    obj = ctx.find_root().obj
+    return obj if isinstance(obj, State) else State()
+
+
+@app.callback()
+def main_callback(
+    ctx: typer.Context,
+    debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print results.")] = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")]
+    = False,
+) -> None:
+    """Reproducible medical machine-learning experiments from one YAML file."""
+    if version:
+        from medml_cli import __version__
+
+        print(f"medml {__version__}")
+        raise typer.Exit(0)
+    ctx.obj = State(debug=debug, quiet=quiet)
+
+
+@contextlib.contextmanager
+def error_boundary(state: State) -> Iterator[None]:
+    """Map medml's errors to exit codes and one clean message; tracebacks only with --debug."""
+    from medml_cli.errors import MedmlError
+
+    try:
+        yield
+    except typer.Exit:
+        raise
+    except MedmlError as exc:
+        if state.debug:
+            traceback.print_exc()
+        label = "error" if exc.exit_code == 2 else "failed"
+        stderr.print(f"[bold red]{label}:[/] {exc}", markup=True, highlight=False)
+        raise typer.Exit(exc.exit_code) from None
+    except KeyboardInterrupt:
+        stderr.print("interrupted (Ctrl-C); nothing was completed.")
+        raise typer.Exit(130) from None
+    except Exception as exc:  # an internal error: still one paragraph, exit 1
+        if state.debug:
+            traceback.print_exc()
+        stderr.print(
+            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            "This is a bug in medml or an unexpected input. Re-run with --debug for the "
+            "traceback and report it.",
+            markup=True,
+        )
+        raise typer.Exit(1) from None
+
+
+def _escape(text: str) -> str:
+    from rich.markup import escape
+
+    return escape(text)
+
+
+# --------------------------------------------------------------------------- train
+@app.command()
+def train(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: a.b=value (YAML).")]
+    = None,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")]
+    = Path("runs"),
+    name: Annotated[str | None, typer.Option("--name", help="Run name (default: from config).")]
+    = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Train and evaluate one experiment; prints the run directory as the last line."""
+    state = _state(ctx)
+    with error_boundary(state):
+        from medml_cli.config import NAME_PATTERN, load_experiment_config
+        from medml_cli.errors import ConfigError
+        from medml_cli.training import run_experiment
+
+        import re
+
+        if name is not None and not re.match(NAME_PATTERN, name):
+            raise ConfigError("--name", [f"'{name}': use letters, digits, '-', '_' or '.' "
+                                         "(at most 64 characters)"])
+        cfg = load_experiment_config(config, set_ or [])
+        with _progress(state) as progress:
+            result = run_experiment(cfg, runs_dir=runs_dir, name=name, config_path=config,
+                                    overrides=set_ or [], progress=progress)
+    if as_json:
+        print(json.dumps({"run_dir": str(result.path), **_jsonable(result.metrics)}))
+        return
+    if not state.quiet:
+        _print_metrics(result.metrics, title=f"held-out metrics: {result.path.name}")
+    print(result.path)
+
+
+@contextlib.contextmanager
+def _progress(state: State) -> Iterator[Any]:
+    if state.quiet or not stderr.is_terminal:
+        yield None
+        return
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("{task.description}"), BarColumn(), TimeElapsedColumn(),
+                  console=stderr, transient=True) as progress:
+        task_id = progress.add_task("training", total=1)
+
+        def update(done: int, total: int, label: str) -> None:
+            progress.update(task_id, completed=done, total=total, description=label)
+
+        yield update
+
+
+def _jsonable(data: Any) -> Any:
+    from medml_cli.jsonio import _clean
+
+    return _clean(data)
+
+
+def _print_metrics(metrics: dict[str, Any], title: str) -> None:
+    from medml_cli.reporting import _fmt
+
+    table = Table(title=title, title_justify="left")
+    table.add_column("metric")
+    table.add_column("model", justify="right")
+    intervals = metrics.get("intervals") or {}
+    if intervals:
+        table.add_column("95% CI", justify="right")
+    baseline = metrics.get("baseline") or {}
+    if baseline:
+        table.add_column("baseline", justify="right")
+    for metric, value in metrics["metrics"].items():
+        row = [metric, _fmt(value)]
+        if intervals:
+            ci = intervals.get(metric)
+            row.append(f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else "")
+        if baseline:
+            row.append(_fmt(baseline.get(metric)))
+        table.add_row(*row)
+    n = metrics.get("n", {})
+    caption = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in n.items())
+    if metrics.get("synthetic"):
+        caption += "  [bold yellow]SYNTHETIC DATA[/]"
+    table.caption = caption
+    stderr.print(table)
+
+
+# --------------------------------------------------------------------------- evaluate
+@app.command()
+def evaluate(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+    data: Annotated[Path | None, typer.Option("--data", help="Data config (.yaml) or table "
+                                                            "(.csv/.parquet) to score.")] = None,
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override data.* or "
+                                                                 "evaluation.* keys.")] = None,
+    fail_under: Annotated[list[str] | None, typer.Option(
+        "--fail-under", help="Gate: metric=value; exit 1 if the metric is below it.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
+) -> None:
+    """Score a run on its held-out data or on new data, into a new folder of the run."""
+    state = _state(ctx)
+    with error_boundary(state):
+        from medml_cli.inference import evaluate_run
+
+        gates = _parse_gates(fail_under or [])
+        result = evaluate_run(run_dir, data=data, overrides=set_ or [])
+        unmet = _check_gates(result.metrics, gates)
+    if as_json:
+        print(json.dumps({"evaluation_dir": str(result.path), **_jsonable(result.metrics),
+                          "gates": [{"metric": m, "threshold": t, "value": v, "passed": p}
+                                    for m, t, v, p in unmet[1]]}))
+    else:
+        if not state.quiet:
+            for note in result.warnings:
+                stderr.print(f"note: {note}")
+            _print_metrics(result.metrics, title=f"evaluation: {result.path.name}")
+        print(result.path)
+    failed = [g for g in unmet[1] if not g[3]]
+    if failed:
+        lines = "; ".join(f"{m} = {v if v is None else round(v, 4)} is below {t}"
+                          for m, t, v, _ in failed)
+        stderr.print(f"[bold red]failed:[/] {len(failed)} metric gate(s) not met: {lines}")
+        raise typer.Exit(1)
+
+
+def _parse_gates(specs: list[str]) -> list[tuple[str, float]]:
+    from medml_cli.errors import ConfigError
+    from medml_cli.registry import did_you_mean
+    from medml_cli.tasks.base import CLASSIFICATION_METRICS, REGRESSION_METRICS
+
+    names = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+    gates = []
+    for spec in specs:
+        metric, _, value = spec.partition("=")
+        metric = metric.strip()
+        if metric not in names:
+            raise ConfigError("--fail-under", [
+                f"'{spec}': unknown metric '{metric}'{did_you_mean(metric, names)}"])
+        try:
+            gates.append((metric, float(value)))
+        except ValueError:
+            raise ConfigError("--fail-under", [f"'{spec}': expected METRIC=NUMBER, "
+                                               "e.g. auroc=0.85"]) from None
+    return gates
+
+
+def _check_gates(metrics: dict, gates: list[tuple[str, float]]) -> tuple[bool, list]:
+    from medml_cli.errors import ConfigError
+
+    results = []
+    for metric, threshold in gates:
+        if metric not in metrics["metrics"]:
+            raise ConfigError("--fail-under", [f"metric '{metric}' is not computed for a "
+                                               f"{metrics['problem']} run"])
+        value = metrics["metrics"][metric]
+        passed = value is not None and value == value and value >= threshold
+        results.append((metric, threshold, value, passed))
+    return all(r[3] for r in results), results
+
+
+# --------------------------------------------------------------------------- predict
+@app.command()
+def predict(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+    input_path: Annotated[Path, typer.Option("--input", "-i", help="Table (.csv/.parquet) to "
+                                                                   "predict for.")],
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write the "
+                                                                      "CSV (default: stdout).")]
+    = None,
+) -> None:
+    """Predict with a run's model: id, probability and class (or the predicted value)."""
+    state = _state(ctx)
+    with error_boundary(state):
+        from medml_cli.inference import predict_with_run
+        from medml_cli.jsonio import write_text_atomic
+
+        result = predict_with_run(run_dir, input_path)
+        for warning in result.warnings:
+            stderr.print(f"warning: {_escape(warning)}")
+        text = result.frame.to_csv(index=False)
+        if output is None:
+            sys.stdout.write(text)
+        else:
+            try:
+                write_text_atomic(output, text)
+            except OSError as exc:
+                from medml_cli.errors import MedmlUsageError
+
+                raise MedmlUsageError(f"cannot write {output}: {exc.strerror or exc}. "
+                                      "Choose a writable --output path.") from None
+            if not state.quiet:
+                stderr.print(f"wrote {len(result.frame)} predictions to {output}")
+
+
+# --------------------------------------------------------------------------- config
+@config_app.command("validate")
+def config_validate(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: a.b=value.")] = None,
+) -> None:
+    """Check a config; exit 0 if valid, 2 with the problems if not."""
+    with error_boundary(_state(ctx)):
+        from medml_cli.config import load_experiment_config
+
+        cfg = load_experiment_config(config, set_ or [])
+    print(f"{config}: valid ({cfg.task}, model {cfg.model.type}, data {cfg.data.type})")
+
+
+@config_app.command("show")
+def config_show(
+    ctx: typer.Context,
+    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    set_: Annotated[list[str] | None, typer.Option("--set", help="Override: a.b=value.")] = None,
+) -> None:
+    """Print the fully resolved config (defaults and overrides applied) as YAML."""
+    with error_boundary(_state(ctx)):
+        from medml_cli.config import config_to_yaml, load_experiment_config
+
+        text = config_to_yaml(load_experiment_config(config, set_ or []))
+    sys.stdout.write(text)
+
+
+@config_app.command("schema")
+def config_schema(ctx: typer.Context) -> None:
+    """Print the JSON schema of experiment configs (for editors)."""
+    with error_boundary(_state(ctx)):
+        from medml_cli.config import config_json_schema
+
+        schema = config_json_schema()
+    print(json.dumps(schema, indent=2))
+
+
+# --------------------------------------------------------------------------- listings
+def _registry_table(registry: Any, pattern: str, with_fields: bool) -> Table:
+    table = Table(show_lines=False)
+    table.add_column("name", style="bold")
+    table.add_column("summary")
+    table.add_column("tags")
+    if with_fields:
+        table.add_column("config fields")
+    for entry in registry.entries(pattern):
+        row = [entry.name, entry.summary, ", ".join(sorted(entry.tags))]
+        if with_fields:
+            fields = [f for f in getattr(entry.config, "model_fields", {}) if f != "type"]
+            row.append(", ".join(fields))
+        table.add_row(*row)
+    return table
+
+
+def _list(ctx: typer.Context, kind: str, pattern: str, as_json: bool) -> None:
+    with error_boundary(_state(ctx)):
+        from medml_cli import registry as reg
+
+        reg.load_builtins()
+        registry = {"models": reg.MODELS, "tasks": reg.TASKS, "data": reg.DATASETS}[kind]
+        entries = registry.entries(pattern)
+        if as_json:
+            print(json.dumps([{"name": e.name, "summary": e.summary, "tags": sorted(e.tags),
+                               "fields": [f for f in getattr(e.config, "model_fields", {})
+                                          if f != "type"]} for e in entries], indent=2))
+            return
+        if not entries:
+            stderr.print(f"no {kind} match '{pattern}'")
+            raise typer.Exit(1)
+        stdout.print(_registry_table(registry, pattern, with_fields=kind != "tasks"))
+
+
+@models_app.command("list")
+def models_list(
+    ctx: typer.Context,
+    pattern: Annotated[str, typer.Argument(help="Wildcard, e.g. '*forest*'.")] = "*",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List models: name, summary, the problems they solve, their hyperparameters."""
+    _list(ctx, "models", pattern, as_json)
+
+
+@tasks_app.command("list")
+def tasks_list(
+    ctx: typer.Context,
+    pattern: Annotated[str, typer.Argument(help="Wildcard.")] = "*",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List tasks (presets and generic tasks)."""
+    _list(ctx, "tasks", pattern, as_json)
+
+
+@data_app.command("list")
+def data_list(
+    ctx: typer.Context,
+    pattern: Annotated[str, typer.Argument(help="Wildcard.")] = "*",
+    as_json: Annotated[bool, typer.Option("--json")] = False,
+) -> None:
+    """List data sources (built-in datasets and file formats)."""
+    _list(ctx, "data", pattern, as_json)
+
+
+def main() -> None:
+    """Console-script entry point."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Splits, metrics and (later) intervals, calibration, plots and reports."""

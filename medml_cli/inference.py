@@ -1,0 +1,280 @@
+"""``medml evaluate`` and ``medml predict``: use a completed run's model on data."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.artifacts import load_sklearn_model
+from medml_cli.config import (
+    apply_overrides,
+    read_config_file,
+    validate_config_data,
+)
+from medml_cli.data.base import LoadedDataset, prepare_features
+from medml_cli.data.tabular_file import read_table
+from medml_cli.errors import ConfigError, DataError
+from medml_cli.evaluation.metrics import sample_counts, score_predictions
+from medml_cli.evaluation.splits import make_folds
+from medml_cli.jsonio import read_json, write_json
+from medml_cli.registry import TASKS
+from medml_cli.runs import _stamp, open_completed_run
+from medml_cli.schemas import FeatureSchema
+from medml_cli.training import load_dataset, predict_scores
+
+log = logging.getLogger("medml")
+
+
+@dataclass
+class EvaluationResult:
+    path: Path
+    metrics: dict[str, Any]
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_run_config(run_path: Path) -> Any:
+    data, lines = read_config_file(run_path / "config.yaml")
+    return validate_config_data(data, source=str(run_path / "config.yaml"), lines=lines)
+
+
+def load_schema(run_path: Path) -> FeatureSchema:
+    return FeatureSchema.model_validate(read_json(run_path / "model" / "schema.json"))
+
+
+def load_card(run_path: Path) -> dict[str, Any]:
+    return read_json(run_path / "model" / "card.json")
+
+
+# --------------------------------------------------------------------------- evaluate
+def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -> Any:
+    """The run's config with its data section replaced by what --data points at."""
+    base = run_cfg.model_dump(mode="json")
+    suffix = data_arg.suffix.lower()
+    if suffix in {".yaml", ".yml"}:
+        given, _ = read_config_file(data_arg)
+        section = given.get("data", given)
+        if not isinstance(section, dict) or "type" not in section:
+            raise ConfigError(str(data_arg), [
+                "expected a `data:` section (or a bare data mapping) with a `type:` key"])
+        base["data"] = section
+        base_dir = data_arg.resolve().parent
+    elif suffix in {".csv", ".tsv", ".txt", ".parquet", ".pq"}:
+        section = {
+            "type": "parquet" if suffix in {".parquet", ".pq"} else "csv",
+            "path": str(data_arg.resolve()),
+            "target": schema.target,
+            "features": schema.feature_names,
+            "categorical": schema.names_of("categorical"),
+            "id_column": schema.id_column,
+        }
+        if suffix == ".tsv":
+            section["separator"] = "\t"
+        if TASKS.get(run_cfg.task).problem != "regression" and schema.positive_value:
+            section["positive_class"] = schema.positive_value
+        base["data"] = section
+        # built-in presets keep their task; the file is read as a generic table
+        base["task"] = "tabular-regression" if TASKS.get(run_cfg.task).problem == \
+            "regression" else "tabular-classification"
+        base_dir = None
+    else:
+        raise DataError(f"--data {data_arg}: expected a .yaml data config or a .csv/.parquet "
+                        "file.", "pass a data config or a table with the training columns.")
+    return validate_config_data(base, source=str(data_arg), base_dir=base_dir)
+
+
+def evaluate_run(
+    run_path: Path,
+    *,
+    data: Path | None = None,
+    overrides: list[str] | None = None,
+) -> EvaluationResult:
+    """Re-score a run on its own held-out data, or score its model on new data.
+
+    Results go to a new folder ``<run>/evaluations/<stamp>-<label>-<id>/``; nothing in the run
+    is overwritten.
+    """
+    run_path = open_completed_run(Path(run_path))
+    run_cfg = load_run_config(run_path)
+    schema = load_schema(run_path)
+    card = load_card(run_path)
+    problem = card["problem"]
+    notes: list[str] = []
+
+    if overrides:
+        bad = [o for o in overrides if not o.split("=", 1)[0].startswith(("data.", "evaluation."))]
+        if bad:
+            raise ConfigError("--set", [f"'{b}': evaluate only accepts data.* and evaluation.* "
+                                        "overrides (the model is already trained)" for b in bad])
+        merged, applied = apply_overrides(run_cfg.model_dump(mode="json"), overrides)
+        cfg = validate_config_data(merged, source=str(run_path / "config.yaml"),
+                                   overrides=applied)
+    else:
+        cfg = run_cfg
+    threshold = cfg.evaluation.threshold
+
+    if data is not None:
+        data = Path(data)
+        if not data.exists():
+            raise DataError(f"--data {data}: file not found.", "check the path.")
+        cfg = _external_data_config(cfg, data, schema)
+    external = data is not None or (overrides and any(o.startswith("data.") for o in overrides))
+
+    model = load_sklearn_model(run_path / "model")
+    if external:
+        dataset = load_dataset(cfg)
+        X = prepare_features(_frame_of(dataset), schema, str(data or "data"),
+                             context="evaluation")
+        score = predict_scores(model, X, problem)
+        predictions = _eval_frame(dataset, np.arange(dataset.n_samples), score, problem,
+                                  threshold, fold=None)
+        label = "external"
+        notes.append(f"model trained on the run's data, scored on {dataset.n_samples} new rows")
+    else:
+        dataset = load_dataset(cfg)
+        recorded = read_json(run_path / "environment.json").get("data_sha256", {})
+        if recorded and recorded != dataset.provenance.files:
+            raise DataError(
+                "the run's data have changed since training (sha256 differs), so its held-out "
+                "rows cannot be rebuilt.",
+                "restore the original file, or score the new data with --data.",
+            )
+        y = dataset.y.to_numpy()
+        groups = dataset.groups.to_numpy() if dataset.groups is not None else None
+        folds = make_folds(y, method=cfg.split.method, n_splits=cfg.split.n_splits,
+                           test_size=cfg.split.test_size, seed=cfg.seed,
+                           classify=problem != "regression", stratify=cfg.split.stratify,
+                           groups=groups)
+        if cfg.split.method == "holdout":
+            test_idx = folds[0][1]
+            score = predict_scores(model, dataset.X.iloc[test_idx], problem)
+            predictions = _eval_frame(dataset, test_idx, score, problem, threshold, fold=0)
+            notes.append("re-predicted the held-out test rows with the saved model")
+        else:
+            # k-fold: the saved model saw every row, so scoring it on them would be
+            # optimistic. The honest held-out scores are the out-of-fold predictions made
+            # during training, re-scored here.
+            recorded_pred = pd.read_csv(run_path / "predictions.csv")
+            score_col = "prediction" if problem == "regression" else "probability"
+            predictions = recorded_pred.copy()
+            if problem != "regression":
+                predictions["predicted_class"] = (predictions[score_col] >= threshold).astype(int)
+            notes.append("re-scored the out-of-fold predictions recorded at training "
+                         "(the final model was refit on all rows)")
+        label = "heldout"
+
+    score_col = "prediction" if problem == "regression" else "probability"
+    truth = predictions["truth"].to_numpy()
+    metrics = {
+        "task": cfg.task if not external else run_cfg.task,
+        "problem": problem,
+        "run": run_path.name,
+        "data": cfg.data.model_dump(mode="json"),
+        "synthetic": bool(card.get("synthetic_data")) or dataset.provenance.synthetic,
+        "threshold": threshold if problem != "regression" else None,
+        "metrics": score_predictions(problem, truth, predictions[score_col].to_numpy(),
+                                     threshold),
+        "intervals": {},
+        "n": sample_counts(problem, truth),
+        "notes": notes,
+    }
+    out = _write_evaluation(run_path, label, metrics, predictions)
+    return EvaluationResult(path=out, metrics=metrics, warnings=notes)
+
+
+def _frame_of(dataset: LoadedDataset) -> pd.DataFrame:
+    return dataset.X
+
+
+def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray, problem: str,
+                threshold: float, fold: int | None) -> pd.DataFrame:
+    id_name = dataset.schema.id_column or "row"
+    frame = pd.DataFrame({id_name: dataset.ids.iloc[idx].to_numpy(),
+                          "truth": dataset.y.iloc[idx].to_numpy()})
+    if problem == "regression":
+        frame["prediction"] = score
+    else:
+        frame["probability"] = score
+        frame["predicted_class"] = (score >= threshold).astype(int)
+    if fold is not None:
+        frame["fold"] = fold
+    if dataset.meta is not None:
+        for column in dataset.meta.columns:
+            frame[column] = dataset.meta[column].iloc[idx].to_numpy()
+    return frame
+
+
+def _write_evaluation(run_path: Path, label: str, metrics: dict, predictions: pd.DataFrame
+                      ) -> Path:
+    parent = run_path / "evaluations"
+    parent.mkdir(exist_ok=True)
+    tmp = parent / f".tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    try:
+        write_json(tmp / "metrics.json", metrics)
+        predictions.to_csv(tmp / "predictions.csv", index=False)
+        while True:
+            final = parent / f"{_stamp()}-{label}-{uuid.uuid4().hex[:6]}"
+            if not final.exists():
+                os.rename(tmp, final)
+                return final
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+
+
+# --------------------------------------------------------------------------- predict
+@dataclass
+class PredictionResult:
+    frame: pd.DataFrame
+    warnings: list[str]
+
+
+def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
+    """Predict for every row of a CSV/Parquet file with a completed run's model."""
+    run_path = open_completed_run(Path(run_path))
+    schema = load_schema(run_path)
+    card = load_card(run_path)
+    input_path = Path(input_path)
+    fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
+    separator = "\t" if input_path.suffix.lower() == ".tsv" else ","
+    frame = read_table(input_path, fmt, separator)
+    warnings: list[str] = []
+    known = set(schema.feature_names) | {schema.target, schema.id_column, schema.group_column}
+    unexpected = [c for c in frame.columns if c not in known]
+    if unexpected:
+        warnings.append(
+            f"ignored {len(unexpected)} column(s) the model was not trained on: "
+            f"{', '.join(unexpected[:20])}{' ...' if len(unexpected) > 20 else ''}"
+        )
+    X = prepare_features(frame, schema, str(input_path), context="input")
+    model = load_sklearn_model(run_path / "model")
+    score = predict_scores(model, X, card["problem"])
+    id_name = schema.id_column or "row"
+    if schema.id_column and schema.id_column in frame.columns:
+        ids = frame[schema.id_column].astype(str).to_numpy()
+    else:
+        ids = np.arange(1, len(frame) + 1)
+        if schema.id_column:
+            warnings.append(f"no '{schema.id_column}' column in the input; rows are numbered "
+                            "from 1 instead")
+        id_name = "row"
+    out = pd.DataFrame({id_name: ids})
+    if card["problem"] == "regression":
+        out["prediction"] = score
+    else:
+        threshold = float(card["threshold"])
+        out["probability"] = score
+        out["predicted_class"] = (score >= threshold).astype(int)
+        classes = card.get("classes") or ["0", "1"]
+        out["predicted_label"] = np.where(score >= threshold, classes[1], classes[0])
+    return PredictionResult(frame=out, warnings=warnings)
+
+

@@ -1,0 +1,61 @@
+"""Random forests for classification and regression."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+from sklearn.pipeline import Pipeline
+
+from medml_cli.models.base import register_model
+from medml_cli.models.preprocessing import tabular_pipeline
+from medml_cli.schemas import FeatureSchema, StrictModel
+
+
+class RandomForestConfig(StrictModel):
+    """scikit-learn RandomForestClassifier / RandomForestRegressor."""
+
+    type: Literal["random-forest"]
+    n_estimators: int = Field(300, ge=1, le=100_000, description="Number of trees.")
+    max_depth: int | None = Field(None, ge=1, description="Maximum tree depth; null = unlimited.")
+    min_samples_leaf: int = Field(1, ge=1, description="Minimum samples in a leaf.")
+    max_features: Literal["sqrt", "log2"] | float | None = Field(
+        "sqrt", description="Features tried per split: sqrt, log2, a fraction in (0, 1], or null."
+    )
+    class_weight: Literal["balanced", "balanced_subsample"] | None = Field(
+        None, description="Class weighting (classification only)."
+    )
+    n_jobs: int = Field(1, description="Parallel jobs; -1 uses every core.")
+
+    def problems_check(self, problem: str) -> list[str]:
+        out = []
+        if problem == "regression" and self.class_weight is not None:
+            out.append("class_weight: only applies to classification; remove it")
+        if isinstance(self.max_features, float) and not 0 < self.max_features <= 1:
+            out.append(f"max_features: a fraction must lie in (0, 1], got {self.max_features}")
+        return out
+
+
+@register_model(
+    "random-forest",
+    config=RandomForestConfig,
+    summary="random forest (scikit-learn)",
+    problems=("binary-classification", "regression"),
+)
+def build_random_forest(
+    cfg: RandomForestConfig, *, problem: str, schema: FeatureSchema, seed: int
+) -> Pipeline:
+    common = dict(
+        n_estimators=cfg.n_estimators,
+        max_depth=cfg.max_depth,
+        min_samples_leaf=cfg.min_samples_leaf,
+        max_features=cfg.max_features,
+        n_jobs=cfg.n_jobs,
+        random_state=seed,
+    )
+    if problem == "regression":
+        estimator = RandomForestRegressor(**common)
+    else:
+        estimator = RandomForestClassifier(class_weight=cfg.class_weight, **common)
+    return tabular_pipeline(schema, estimator, scale=False)

@@ -1,0 +1,160 @@
+"""One small generic registry, used for models, datasets and tasks.
+
+Names are explicit kebab-case strings; registering a name twice is an error, and an unknown
+name raises :class:`UnknownNameError` with did-you-mean suggestions.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import re
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from medml_cli.errors import UnknownNameError
+
+T = TypeVar("T")
+
+
+def _natural_key(name: str) -> list[Any]:
+    """Sort 'resnet18' before 'resnet101'."""
+    return [int(part) if part.isdigit() else part for part in re.split(r"(\d+)", name)]
+
+
+def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
+    """Closest valid names to ``name`` (case-insensitive), best first."""
+    candidates = list(candidates)
+    lowered = {c.lower(): c for c in candidates}
+    key = str(name).lower()
+    matches = difflib.get_close_matches(key, list(lowered), n=n, cutoff=0.6)
+    # initials ('rf' -> 'random-forest') and parts ('forest' -> 'random-forest')
+    for low, original in lowered.items():
+        parts = re.split(r"[-_]", low)
+        if len(key) >= 2 and (key == "".join(p[0] for p in parts if p) or key in parts):
+            if low not in matches:
+                matches.append(low)
+    return [lowered[m] for m in matches[:n]]
+
+
+def did_you_mean(name: str, candidates: Iterable[str]) -> str:
+    """'; did you mean 'x'?' or '' when nothing is close."""
+    close = suggest(name, candidates)
+    if not close:
+        return ""
+    return "; did you mean " + " or ".join(f"'{c}'" for c in close) + "?"
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    name: str
+    obj: T
+    summary: str = ""
+    config: type | None = None
+    tags: frozenset[str] = field(default_factory=frozenset)
+
+
+class Registry(Generic[T]):
+    """A named collection of builders (or objects) with optional config classes."""
+
+    def __init__(self, kind: str, list_command: str) -> None:
+        self.kind = kind
+        self.list_command = list_command
+        self._entries: dict[str, Entry[T]] = {}
+
+    def register(
+        self,
+        name: str,
+        *,
+        config: type | None = None,
+        summary: str = "",
+        tags: Iterable[str] = (),
+    ) -> Callable[[T], T]:
+        """Decorator: ``@MODELS.register("random-forest", config=..., tags=...)``."""
+
+        def decorator(obj: T) -> T:
+            self.add(name, obj, config=config, summary=summary, tags=tags)
+            return obj
+
+        return decorator
+
+    def add(
+        self,
+        name: str,
+        obj: T,
+        *,
+        config: type | None = None,
+        summary: str = "",
+        tags: Iterable[str] = (),
+    ) -> None:
+        if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
+            raise ValueError(f"{self.kind} name {name!r} must be lower-case kebab-case")
+        if name in self._entries:
+            raise ValueError(f"{self.kind} {name!r} is already registered")
+        self._entries[name] = Entry(name, obj, summary, config, frozenset(tags))
+
+    def unregister(self, name: str) -> None:
+        self._entries.pop(name, None)
+
+    def entry(self, name: str) -> Entry[T]:
+        try:
+            return self._entries[name]
+        except KeyError:
+            hint = did_you_mean(name, self._entries)
+            raise UnknownNameError(
+                f"unknown {self.kind} '{name}'{hint} "
+                f"Run `{self.list_command}` to see the {self.kind}s medml knows."
+            ) from None
+
+    def get(self, name: str) -> T:
+        return self.entry(name).obj
+
+    def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
+        """Call the registered builder with the given arguments."""
+        builder = self.get(name)
+        if not callable(builder):
+            raise TypeError(f"{self.kind} {name!r} is not a builder")
+        return builder(*args, **kwargs)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def names(self, pattern: str = "*", exclude: Iterable[str] = ()) -> list[str]:
+        """Registered names matching a wildcard pattern, naturally sorted."""
+        exclude = list(exclude)
+        chosen = [
+            n
+            for n in self._entries
+            if fnmatch.fnmatch(n, pattern) and not any(fnmatch.fnmatch(n, e) for e in exclude)
+        ]
+        return sorted(chosen, key=_natural_key)
+
+    def entries(self, pattern: str = "*") -> list[Entry[T]]:
+        return [self._entries[n] for n in self.names(pattern)]
+
+    def config_classes(self) -> list[type]:
+        """Distinct config classes, in name order (a class may serve several names)."""
+        seen: list[type] = []
+        for entry in self.entries():
+            if entry.config is not None and entry.config not in seen:
+                seen.append(entry.config)
+        return seen
+
+
+#: Model builders; tags are the problem kinds a model supports and the data kind it needs.
+MODELS: Registry[Any] = Registry("model", "medml models list")
+#: Dataset loaders; tags say the data kind ("tabular", "image").
+DATASETS: Registry[Any] = Registry("dataset", "medml data list")
+#: Task presets and generic tasks (TaskSpec objects).
+TASKS: Registry[Any] = Registry("task", "medml tasks list")
+
+
+def load_builtins() -> None:
+    """Import the packages whose modules register models, datasets and tasks.
+
+    Cheap: none of them imports TensorFlow at module level.
+    """
+    import medml_cli.data  # noqa: F401
+    import medml_cli.models  # noqa: F401
+    import medml_cli.tasks  # noqa: F401

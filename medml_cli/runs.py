@@ -1,0 +1,217 @@
+"""Run directories: created atomically, recorded as they go, found and read back.
+
+A run is built in ``.tmp-<name>-<uuid>/`` and renamed to ``<YYYYmmdd-HHMMSS>-<name>-<hash>/``
+only once every file is written, so a directory with a final name is a complete run. A run
+that fails is renamed with a ``-failed`` (or ``-interrupted``) suffix and its ``status.json``
+says why; a run killed outright stays under its ``.tmp-`` name with status ``running``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from medml_cli.errors import MedmlError, RunNotUsableError, RunFailedError
+from medml_cli.jsonio import read_json, write_json, write_text_atomic
+
+RUN_FILES = ("config.yaml", "status.json", "metrics.json", "predictions.csv", "model",
+             "environment.json", "log.txt")
+
+
+def utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def _stamp() -> str:
+    return datetime.now().strftime("%Y%m%d-%H%M%S")
+
+
+@dataclass
+class RunDir:
+    """A run being written. ``path`` is the temporary folder until :meth:`finish`."""
+
+    path: Path
+    name: str
+    runs_dir: Path
+    config_text: str
+    started: str = field(default_factory=utc_now)
+    logger: logging.Logger | None = None
+
+    def file(self, name: str) -> Path:
+        return self.path / name
+
+    def write_json(self, name: str, data: Any) -> None:
+        write_json(self.path / name, data)
+
+    def write_text(self, name: str, text: str) -> None:
+        write_text_atomic(self.path / name, text)
+
+    def status(self, state: str, **extra: Any) -> None:
+        self.write_json("status.json", {
+            "state": state,
+            "name": self.name,
+            "started": self.started,
+            "pid": os.getpid(),
+            **({"ended": utc_now()} if state != "running" else {}),
+            **extra,
+        })
+
+    def log(self, message: str) -> None:
+        if self.logger is not None:
+            self.logger.info(message)
+
+
+def _final_name(name: str, config_text: str) -> str:
+    # The random part makes names unique even for runs started in the same second.
+    digest = hashlib.sha256(f"{config_text}{uuid.uuid4()}".encode()).hexdigest()[:6]
+    return f"{_stamp()}-{name}-{digest}"
+
+
+def _rename_unique(src: Path, runs_dir: Path, name: str, config_text: str, suffix: str) -> Path:
+    for _ in range(20):
+        target = runs_dir / (_final_name(name, config_text) + suffix)
+        try:
+            os.rename(src, target)  # atomic on one filesystem; fails if target is non-empty
+            if target.exists():
+                return target
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            if target.exists():
+                continue
+            raise exc
+    raise RunFailedError(f"could not give run {src} a unique name")
+
+
+def _make_logger(path: Path) -> logging.Logger:
+    logger = logging.getLogger(f"medml.run.{uuid.uuid4().hex}")
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+    handler = logging.FileHandler(path, encoding="utf-8")
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+    logger.addHandler(handler)
+    return logger
+
+
+def _close_logger(logger: logging.Logger | None) -> None:
+    if logger is None:
+        return
+    for handler in list(logger.handlers):
+        handler.close()
+        logger.removeHandler(handler)
+
+
+def ensure_runs_dir(runs_dir: Path) -> Path:
+    try:
+        runs_dir.mkdir(parents=True, exist_ok=True)
+        probe = runs_dir / f".write-test-{uuid.uuid4().hex}"
+        probe.touch()
+        probe.unlink()
+    except OSError as exc:
+        raise RunNotUsableError(
+            f"cannot write to the runs directory {runs_dir} ({exc.strerror or exc}). "
+            "Pass a writable folder with --runs-dir."
+        ) from None
+    return runs_dir
+
+
+@contextlib.contextmanager
+def create_run_dir(runs_dir: Path, name: str, config_text: str) -> Iterator[RunDir]:
+    """Make a run in a temporary folder and rename it into place when the block succeeds."""
+    runs_dir = ensure_runs_dir(Path(runs_dir))
+    tmp = runs_dir / f".tmp-{name}-{uuid.uuid4().hex}"
+    tmp.mkdir()  # exclusive: the uuid makes a clash impossible, mkdir makes it loud
+    run = RunDir(path=tmp, name=name, runs_dir=runs_dir, config_text=config_text)
+    run.logger = _make_logger(tmp / "log.txt")
+    run.write_text("config.yaml", config_text)
+    run.status("running")
+    run.log(f"run {name} started in {tmp}")
+    try:
+        yield run
+    except BaseException as exc:
+        interrupted = isinstance(exc, KeyboardInterrupt)
+        state = "interrupted" if interrupted else "failed"
+        message = "interrupted by the user (Ctrl-C)" if interrupted else _error_text(exc)
+        with contextlib.suppress(Exception):
+            run.log(f"run {state}: {message}")
+            run.status(state, error=message, error_type=type(exc).__name__)
+        _close_logger(run.logger)
+        with contextlib.suppress(Exception):
+            run.path = _rename_unique(tmp, runs_dir, name, config_text, f"-{state}")
+        if isinstance(exc, MedmlError) or interrupted or not isinstance(exc, Exception):
+            if isinstance(exc, MedmlError):
+                exc.run_path = run.path  # type: ignore[attr-defined]
+            raise
+        failure = RunFailedError(
+            f"the run failed: {message}. The partial record is in {run.path} "
+            "(status.json says failed)."
+        )
+        failure.run_path = run.path  # type: ignore[attr-defined]
+        raise failure from exc
+    run.log("run completed")
+    run.status("completed")
+    _close_logger(run.logger)
+    run.path = _rename_unique(tmp, runs_dir, name, config_text, "")
+
+
+def _error_text(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+# --------------------------------------------------------------------------- reading runs
+def read_status(run_path: Path) -> dict[str, Any]:
+    try:
+        return read_json(run_path / "status.json")
+    except (OSError, ValueError):
+        return {"state": "unknown"}
+
+
+def open_completed_run(run_path: Path) -> Path:
+    """Check that ``run_path`` is a finished run that evaluate/predict can use."""
+    run_path = Path(run_path)
+    if not run_path.exists():
+        raise RunNotUsableError(
+            f"run directory {run_path} does not exist. `medml train` prints the path of the run "
+            "it made as its last line; pass that."
+        )
+    if not (run_path / "status.json").exists() or not (run_path / "config.yaml").exists():
+        raise RunNotUsableError(
+            f"{run_path} is not a medml run directory (no status.json / config.yaml). "
+            "Pass a folder that `medml train` created under runs/."
+        )
+    status = read_status(run_path)
+    state = status.get("state")
+    if state != "completed":
+        why = f": {status['error']}" if status.get("error") else ""
+        raise RunNotUsableError(
+            f"run {run_path.name} is {state}{why}. Only completed runs can be evaluated or used "
+            "for prediction; train again with its config.yaml."
+        )
+    missing = [f for f in ("metrics.json", "model") if not (run_path / f).exists()]
+    if missing:
+        raise RunNotUsableError(
+            f"run {run_path.name} is incomplete (missing {', '.join(missing)}). "
+            "Train again with its config.yaml."
+        )
+    return run_path
+
+
+def new_subdir(parent: Path, label: str) -> Path:
+    """A fresh, uniquely named folder inside a run (evaluations never overwrite)."""
+    parent.mkdir(parents=True, exist_ok=True)
+    while True:
+        path = parent / f"{_stamp()}-{label}-{uuid.uuid4().hex[:6]}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue

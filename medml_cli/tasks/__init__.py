@@ -1,0 +1,6 @@
+"""Task presets and generic tasks; importing this package registers them all."""
+
+from medml_cli.tasks import presets  # noqa: F401
+from medml_cli.tasks.base import TaskSpec
+
+__all__ = ["TaskSpec"]

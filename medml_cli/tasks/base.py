@@ -1,0 +1,47 @@
+"""What a task is: the problem kind, its default data and model, and its metrics."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+Problem = Literal["binary-classification", "regression"]
+
+CLASSIFICATION_METRICS = (
+    "auroc",
+    "auprc",
+    "accuracy",
+    "balanced_accuracy",
+    "sensitivity",
+    "specificity",
+    "ppv",
+    "npv",
+    "f1",
+    "brier",
+    "log_loss",
+)
+REGRESSION_METRICS = ("r2", "rmse", "mae")
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """A registered task. Presets fill in data and model when the config leaves them out."""
+
+    name: str
+    problem: Problem
+    data_kind: Literal["tabular", "image"]
+    summary: str
+    default_data: dict[str, Any] | None = None
+    default_model: dict[str, Any] | None = None
+    positive_label: str = "positive"
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        if self.problem == "regression":
+            return REGRESSION_METRICS
+        return CLASSIFICATION_METRICS
+
+    @property
+    def primary_metric(self) -> str:
+        return "r2" if self.problem == "regression" else "auroc"

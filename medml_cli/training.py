@@ -1,0 +1,233 @@
+"""``medml train``: config -> task -> data -> split -> fit -> evaluate -> run directory."""
+
+from __future__ import annotations
+
+import time
+import warnings
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.artifacts import save_sklearn_model
+from medml_cli.config import config_to_yaml
+from medml_cli.data.base import LoadedDataset
+from medml_cli.environment import capture_environment
+from medml_cli.evaluation.metrics import sample_counts, score_predictions
+from medml_cli.evaluation.splits import make_folds
+from medml_cli.registry import DATASETS, MODELS, TASKS
+from medml_cli.reporting import write_run_report
+from medml_cli.runs import RunDir, create_run_dir
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+@dataclass
+class RunResult:
+    path: Path
+    metrics: dict[str, Any]
+
+
+def load_dataset(cfg: Any) -> LoadedDataset:
+    """Load the config's data for its task (raises DataError on bad data)."""
+    spec = TASKS.get(cfg.task)
+    return DATASETS.create(cfg.data.type, cfg.data, problem=spec.problem)
+
+
+def build_estimator(cfg: Any, dataset: LoadedDataset) -> Any:
+    spec = TASKS.get(cfg.task)
+    return MODELS.create(cfg.model.type, cfg.model, problem=spec.problem, schema=dataset.schema,
+                         seed=cfg.seed)
+
+
+def predict_scores(estimator: Any, X: pd.DataFrame, problem: str) -> np.ndarray:
+    """Positive-class probability for classifiers, the prediction for regressors."""
+    if problem == "regression":
+        return np.asarray(estimator.predict(X), dtype=float)
+    return np.asarray(estimator.predict_proba(X)[:, 1], dtype=float)
+
+
+def _baseline(problem: str) -> Any:
+    from sklearn.dummy import DummyClassifier, DummyRegressor
+
+    if problem == "regression":
+        return DummyRegressor(strategy="mean")
+    return DummyClassifier(strategy="prior")
+
+
+def _fit_quietly(estimator: Any, X: pd.DataFrame, y: np.ndarray, run: RunDir) -> Any:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator.fit(X, y)
+    for warning in {str(w.message) for w in caught}:
+        run.log(f"warning during fit: {warning}")
+    return estimator
+
+
+def run_experiment(
+    cfg: Any,
+    *,
+    runs_dir: Path,
+    name: str | None = None,
+    config_path: Path | None = None,
+    overrides: list[str] | None = None,
+    progress: ProgressFn | None = None,
+) -> RunResult:
+    """Train and evaluate one experiment; returns the completed run's path and metrics.
+
+    Data and split problems raise before any run directory exists; a failure while fitting
+    leaves a run marked failed.
+    """
+    spec = TASKS.get(cfg.task)
+    problem = spec.problem
+    classify = problem != "regression"
+    dataset = load_dataset(cfg)
+    y = dataset.y.to_numpy()
+    groups = dataset.groups.to_numpy() if dataset.groups is not None else None
+    folds = make_folds(
+        y, method=cfg.split.method, n_splits=cfg.split.n_splits, test_size=cfg.split.test_size,
+        seed=cfg.seed, classify=classify, stratify=cfg.split.stratify, groups=groups,
+    )
+    run_name = name or cfg.run_name
+    config_text = config_to_yaml(cfg)
+    environment = capture_environment(dataset.provenance.files, config_path)
+
+    with create_run_dir(runs_dir, run_name, config_text) as run:
+        started = time.perf_counter()
+        run.write_json("environment.json", environment)
+        if overrides:
+            run.write_text("overrides.txt", "\n".join(overrides) + "\n")
+        run.log(f"task {cfg.task} ({problem}); data {cfg.data.type}: {dataset.n_samples} rows, "
+                f"{len(dataset.schema.columns)} features; model {cfg.model.type}; "
+                f"split {cfg.split.method} ({len(folds)} fold(s)); seed {cfg.seed}")
+        if dataset.provenance.synthetic:
+            run.log("NOTE: these data are SYNTHETIC")
+
+        frames, fold_rows = [], []
+        total = len(folds) + (1 if cfg.split.method == "kfold" else 0)
+        final_model = None
+        for k, (train_idx, test_idx) in enumerate(folds):
+            if progress:
+                progress(k, total, f"fold {k + 1}/{len(folds)}")
+            X_train, X_test = dataset.X.iloc[train_idx], dataset.X.iloc[test_idx]
+            model = _fit_quietly(build_estimator(cfg, dataset), X_train, y[train_idx], run)
+            score = predict_scores(model, X_test, problem)
+            baseline = _baseline(problem).fit(X_train, y[train_idx])
+            base_score = predict_scores(baseline, X_test, problem)
+            fold_metrics = score_predictions(problem, y[test_idx], score,
+                                             cfg.evaluation.threshold)
+            fold_rows.append({"fold": k, "n_train": len(train_idx), "n_test": len(test_idx),
+                              **fold_metrics})
+            run.log(f"fold {k + 1}: " + ", ".join(f"{m}={v:.4f}"
+                                                   for m, v in fold_metrics.items()))
+            frames.append(_prediction_frame(dataset, test_idx, score, base_score, k, problem,
+                                            cfg.evaluation.threshold))
+            if cfg.split.method == "holdout":
+                final_model = model
+
+        if final_model is None:  # k-fold: the shipped model is refit on every row
+            if progress:
+                progress(len(folds), total, "final fit on all rows")
+            final_model = _fit_quietly(build_estimator(cfg, dataset), dataset.X, y, run)
+        if progress:
+            progress(total, total, "saving")
+
+        predictions = pd.concat(frames, ignore_index=True)
+        metrics = summarise(cfg, dataset, predictions, fold_rows)
+        metrics["seconds"] = round(time.perf_counter() - started, 3)
+        model_dir = run.file("model")
+        save_sklearn_model(final_model, model_dir)
+        run.write_json("model/card.json", model_card(cfg, dataset, final_model))
+        run.write_json("model/schema.json", dataset.schema.model_dump(mode="json"))
+        predictions.to_csv(run.file("predictions.csv"), index=False)
+        run.write_json("metrics.json", metrics)
+        write_run_report(run.path, cfg, dataset, metrics)
+        run.log("metrics: " + ", ".join(f"{m}={v:.4f}" for m, v in metrics["metrics"].items()
+                                         if isinstance(v, float)))
+    return RunResult(path=run.path, metrics=metrics)
+
+
+def _prediction_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray,
+                      base_score: np.ndarray, fold: int, problem: str,
+                      threshold: float) -> pd.DataFrame:
+    id_name = dataset.schema.id_column or "row"
+    frame = pd.DataFrame({id_name: dataset.ids.iloc[idx].to_numpy()})
+    if dataset.groups is not None:
+        frame[dataset.schema.group_column or "group"] = dataset.groups.iloc[idx].to_numpy()
+    frame["truth"] = dataset.y.iloc[idx].to_numpy()
+    if problem == "regression":
+        frame["prediction"] = score
+        frame["baseline_prediction"] = base_score
+    else:
+        frame["probability"] = score
+        frame["predicted_class"] = (score >= threshold).astype(int)
+        frame["baseline_probability"] = base_score
+    frame["fold"] = fold
+    if dataset.meta is not None:
+        for column in dataset.meta.columns:
+            frame[column] = dataset.meta[column].iloc[idx].to_numpy()
+    return frame
+
+
+def summarise(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
+              fold_rows: list[dict[str, Any]]) -> dict[str, Any]:
+    """metrics.json: pooled held-out metrics, the baseline beside them, and per-fold spread."""
+    spec = TASKS.get(cfg.task)
+    problem = spec.problem
+    score_col = "prediction" if problem == "regression" else "probability"
+    base_col = "baseline_prediction" if problem == "regression" else "baseline_probability"
+    truth = predictions["truth"].to_numpy()
+    groups = predictions[dataset.schema.group_column].to_numpy() \
+        if dataset.schema.group_column else None
+    pooled = score_predictions(problem, truth, predictions[score_col].to_numpy(),
+                               cfg.evaluation.threshold)
+    baseline = score_predictions(problem, truth, predictions[base_col].to_numpy(),
+                                 cfg.evaluation.threshold)
+    per_metric = {m: [row[m] for row in fold_rows] for m in pooled}
+    fold_summary = {
+        m: {"mean": float(np.nanmean(v)), "sd": float(np.nanstd(v, ddof=1)) if len(v) > 1
+            else None}
+        for m, v in per_metric.items()
+    } if len(fold_rows) > 1 else {}
+    return {
+        "task": cfg.task,
+        "problem": problem,
+        "model": cfg.model.type,
+        "data": cfg.data.type,
+        "synthetic": dataset.provenance.synthetic,
+        "split": {"method": cfg.split.method, "folds": len(fold_rows)},
+        "threshold": cfg.evaluation.threshold if problem != "regression" else None,
+        "metrics": pooled,
+        "baseline": baseline if cfg.evaluation.baseline else {},
+        "intervals": {},
+        "n": sample_counts(problem, truth, groups),
+        "per_fold": fold_rows,
+        "fold_summary": fold_summary,
+        "primary_metric": spec.primary_metric,
+    }
+
+
+def model_card(cfg: Any, dataset: LoadedDataset, model: Any) -> dict[str, Any]:
+    """What predict needs to use the model correctly, beside the model file."""
+    import medml_cli
+
+    spec = TASKS.get(cfg.task)
+    return {
+        "format": "skops",
+        "file": "model.skops",
+        "task": cfg.task,
+        "problem": spec.problem,
+        "model": cfg.model.type,
+        "input_kind": "tabular",
+        "threshold": cfg.evaluation.threshold,
+        "classes": dataset.schema.classes,
+        "features": dataset.schema.feature_names,
+        "target": dataset.schema.target,
+        "id_column": dataset.schema.id_column,
+        "trained_on_rows": dataset.n_samples,
+        "synthetic_data": dataset.provenance.synthetic,
+        "medml_version": medml_cli.__version__,
+    }
