@@ -81,7 +81,7 @@ def error_boundary(state: State) -> Iterator[None]:
         if state.debug:
             traceback.print_exc()
         label = "error" if exc.exit_code == 2 else "failed"
-        stderr.print(f"[bold red]{label}:[/] {exc}", markup=True, highlight=False)
+        stderr.print(f"[bold red]{label}:[/] {_escape(str(exc))}", markup=True, highlight=False)
         raise typer.Exit(exc.exit_code) from None
     except KeyboardInterrupt:
         stderr.print("interrupted (Ctrl-C); nothing was completed.")
@@ -90,7 +90,7 @@ def error_boundary(state: State) -> Iterator[None]:
         if state.debug:
             traceback.print_exc()
         stderr.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {exc}\n"
+            f"[bold red]internal error:[/] {type(exc).__name__}: {_escape(str(exc))}\n"
             "This is a bug in medml or an unexpected input. Re-run with --debug for the "
             "traceback and report it.",
             markup=True,
@@ -120,11 +120,11 @@ def train(
     """Train and evaluate one experiment; prints the run directory as the last line."""
     state = _state(ctx)
     with error_boundary(state):
+        import re
+
         from medml_cli.config import NAME_PATTERN, load_experiment_config
         from medml_cli.errors import ConfigError
         from medml_cli.training import run_experiment
-
-        import re
 
         if name is not None and not re.match(NAME_PATTERN, name):
             raise ConfigError("--name", [f"'{name}': use letters, digits, '-', '_' or '.' "

@@ -116,6 +116,12 @@ def cross_field_problems(cfg: Any) -> list[str]:
             f"data.type: '{cfg.data.type}' is not {spec.data_kind} data, which task "
             f"'{cfg.task}' needs; use one of: {', '.join(fitting)}"
         )
+    elif spec.problem not in data_entry.tags:
+        kinds = " / ".join(sorted(data_entry.tags & {"binary-classification", "regression"}))
+        problems.append(
+            f"data.type: '{cfg.data.type}' is {kinds} data but task '{cfg.task}' is "
+            f"{spec.problem}; pick a {spec.problem} task or other data"
+        )
     check = getattr(cfg.model, "problems_check", None)
     if check is not None:
         problems.extend(f"model.{p}" for p in check(spec.problem))
@@ -194,6 +200,8 @@ def parse_yaml_text(text: str, source: str) -> tuple[dict[str, Any], dict[tuple,
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
         what = exc.problem or str(exc)
+        if exc.context and exc.context_mark is not None:
+            what += f" ({exc.context} that starts at line {exc.context_mark.line + 1})"
         raise ConfigError(source, [f"YAML syntax error at {where}: {what}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError(source, [f"YAML error: {exc}"]) from None

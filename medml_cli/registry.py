@@ -30,7 +30,7 @@ def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     key = str(name).lower()
     matches = difflib.get_close_matches(key, list(lowered), n=n, cutoff=0.6)
     # initials ('rf' -> 'random-forest') and parts ('forest' -> 'random-forest')
-    for low, original in lowered.items():
+    for low in lowered:
         parts = re.split(r"[-_]", low)
         if len(key) >= 2 and (key == "".join(p[0] for p in parts if p) or key in parts):
             if low not in matches:

@@ -37,7 +37,7 @@ def write_run_report(run_path: Path, cfg: Any, dataset: LoadedDataset,
                      metrics: dict[str, Any]) -> None:
     prov = dataset.provenance
     n = metrics["n"]
-    lines = [f"# medml run: {run_path.name if not run_path.name.startswith('.tmp') else cfg.run_name}", ""]
+    lines = [f"# medml run: {cfg.run_name}", ""]
     if prov.synthetic:
         lines += [SYNTHETIC_BANNER, ""]
     counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in n.items())

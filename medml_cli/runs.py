@@ -19,7 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from medml_cli.errors import MedmlError, RunNotUsableError, RunFailedError
+from medml_cli.errors import MedmlError, RunFailedError, RunNotUsableError
 from medml_cli.jsonio import read_json, write_json, write_text_atomic
 
 RUN_FILES = ("config.yaml", "status.json", "metrics.json", "predictions.csv", "model",

@@ -140,7 +140,8 @@ def check_unique_ids(ids: pd.Series, column: str, source: str) -> None:
     if not duplicated.empty:
         examples = ", ".join(map(str, duplicated.unique()[:5]))
         raise DataError(
-            f"the id column '{column}' has {duplicated.size} duplicated value(s) (e.g. {examples}).",
+            f"the id column '{column}' has {duplicated.size} duplicated value(s) "
+            f"(e.g. {examples}).",
             "ids must identify rows uniquely; use `data.group_column` for a patient with "
             "several rows, and a per-row id column (or none) as `data.id_column`.",
             source=source,

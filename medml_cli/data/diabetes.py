@@ -50,7 +50,7 @@ def _sklearn_files() -> dict[str, str]:
     "diabetes",
     config=DiabetesData,
     summary="Efron et al. 2004 diabetes, 442 patients (ships in scikit-learn)",
-    tags={"tabular"},
+    tags={"tabular", "regression"},
 )
 def load_diabetes_data(cfg: DiabetesData, *, problem: str) -> LoadedDataset:
     from sklearn.datasets import load_diabetes

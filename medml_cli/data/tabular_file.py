@@ -49,7 +49,8 @@ class TableFileData(StrictModel):
     )
     id_column: str | None = Field(None, description="Column with a unique id per row.")
     group_column: str | None = Field(
-        None, description="Column with the patient id; a patient's rows stay on one side of a split."
+        None,
+        description="Column with the patient id; a patient's rows stay on one side of a split.",
     )
     positive_class: str | int | float | bool | None = Field(
         None, description="Target value counted as positive (binary tasks)."
@@ -105,8 +106,13 @@ def read_table(path: Path, fmt: str = "csv", separator: str = ",") -> pd.DataFra
             "give a file with at least a few data rows.",
             source=source,
         )
+    header = frame.columns
+    if fmt != "parquet" and path.suffix.lower() not in {".parquet", ".pq"}:
+        # pandas renames a repeated header 'a' to 'a.1'; read the raw header to catch it
+        header = pd.read_csv(path, sep=separator, header=None, nrows=1).iloc[0].astype(str)
     frame.columns = [str(c).strip() for c in frame.columns]
-    duplicated = frame.columns[frame.columns.duplicated()].tolist()
+    header = pd.Index([str(c).strip() for c in header])
+    duplicated = header[header.duplicated()].tolist()
     if duplicated:
         raise DataError(f"duplicated column name(s): {', '.join(duplicated)}.",
                         "give every column a distinct name.", source=source)
@@ -120,7 +126,7 @@ def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: s
         raise DataError(
             f"{role} column(s) {', '.join(missing)} not found; the file has "
             f"{', '.join(map(str, frame.columns[:30]))}{hint}",
-            f"fix the column name(s) under `data` in the config.",
+            "fix the column name(s) under `data` in the config.",
             source=source,
         )
 
@@ -227,9 +233,9 @@ def frame_to_dataset(
 
 
 @DATASETS.register("csv", config=TableFileData, summary="your own CSV file",
-                   tags={"tabular"})
+                   tags={"tabular", "binary-classification", "regression"})
 @DATASETS.register("parquet", config=TableFileData, summary="your own Parquet file",
-                   tags={"tabular"})
+                   tags={"tabular", "binary-classification", "regression"})
 def load_table_file(cfg: TableFileData, *, problem: str) -> LoadedDataset:
     frame = read_table(cfg.path, cfg.type, cfg.separator)
     provenance = Provenance(

@@ -114,7 +114,7 @@ def load_frame(sites: list[str]) -> pd.DataFrame:
     "uci-heart-disease",
     config=UciHeartDiseaseData,
     summary="UCI Heart Disease, 4 hospitals, 920 patients (bundled, CC BY 4.0)",
-    tags={"tabular"},
+    tags={"tabular", "binary-classification"},
 )
 def load_uci_heart_disease(cfg: UciHeartDiseaseData, *, problem: str) -> LoadedDataset:
     if problem != "binary-classification":

@@ -1,0 +1,63 @@
+"""Shared fixtures: a CLI runner, a runs folder, and the shared sample data (if present)."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from medml_cli.cli import app
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIGS = REPO / "configs"
+SHARED_DATA = (REPO / ".." / "shared" / "data").resolve()
+
+
+@dataclass
+class CliResult:
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def last_line(self) -> str:
+        lines = [line for line in self.stdout.splitlines() if line.strip()]
+        return lines[-1] if lines else ""
+
+
+def run_cli(*args: str) -> CliResult:
+    """Invoke the real Typer app in-process, with stdout and stderr kept apart."""
+    result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
+    return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def cli():
+    return run_cli
+
+
+@pytest.fixture
+def runs_dir(tmp_path: Path) -> Path:
+    return tmp_path / "runs"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data from the repository root; tests that need it skip, saying why."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared sample data not found at {SHARED_DATA}; it is provided beside the "
+                    "repository on the development machine")
+    return SHARED_DATA
+
+
+def read_metrics(run: Path) -> dict:
+    return json.loads((Path(run) / "metrics.json").read_text())
+
+
+def write_config(folder: Path, text: str, name: str = "exp.yaml") -> Path:
+    path = folder / name
+    path.write_text(text)
+    return path

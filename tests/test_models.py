@@ -1,0 +1,58 @@
+"""Every registered tabular model: builds from defaults, fits, clones, survives save/load."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.utils.validation import check_is_fitted
+
+from medml_cli.artifacts import load_sklearn_model, save_sklearn_model
+from medml_cli.config import validate_config_data
+from medml_cli.registry import MODELS, load_builtins
+from medml_cli.training import build_estimator, load_dataset, predict_scores
+
+load_builtins()
+TABULAR_MODELS = [e.name for e in MODELS.entries() if "tabular" in e.tags]
+CASES = [
+    (name, task)
+    for name in TABULAR_MODELS
+    for task, problem in (("heart-disease", "binary-classification"),
+                          ("diabetes", "regression"))
+    if problem in MODELS.entry(name).tags
+]
+
+
+@pytest.mark.parametrize("name,task", CASES, ids=[f"{n}-{t}" for n, t in CASES])
+def test_model_fits_predicts_and_round_trips(tmp_path, name, task):
+    cfg = validate_config_data({"task": task, "model": {"type": name}})
+    ds = load_dataset(cfg)
+    problem = "regression" if task == "diabetes" else "binary-classification"
+    estimator = build_estimator(cfg, ds)
+    assert clone(estimator).get_params().keys() == estimator.get_params().keys()
+    assert estimator.fit(ds.X, ds.y) is estimator
+    check_is_fitted(estimator)
+    scores = predict_scores(estimator, ds.X, problem)
+    assert scores.shape == (ds.n_samples,) and np.isfinite(scores).all()
+    if problem != "regression":
+        assert ((scores >= 0) & (scores <= 1)).all()
+    save_sklearn_model(estimator, tmp_path / "model")
+    reloaded = load_sklearn_model(tmp_path / "model")
+    np.testing.assert_array_equal(predict_scores(reloaded, ds.X, problem), scores)
+
+
+def test_preprocessing_is_fit_on_training_rows_only():
+    cfg = validate_config_data({"task": "diabetes", "model": {"type": "ridge"}})
+    ds = load_dataset(cfg)
+    train = ds.X.iloc[:100]
+    estimator = build_estimator(cfg, ds).fit(train, ds.y.iloc[:100])
+    scaler = estimator.named_steps["preprocess"].named_transformers_["numeric"]["scale"]
+    np.testing.assert_allclose(scaler.mean_, train.mean().to_numpy())
+
+
+def test_svm_uses_calibration_not_the_deprecated_flag():
+    cfg = validate_config_data({"task": "heart-disease", "model": {"type": "svm"}})
+    estimator = build_estimator(cfg, load_dataset(cfg))
+    model = estimator.named_steps["model"]
+    assert type(model).__name__ == "CalibratedClassifierCV"
+    assert model.estimator.get_params()["probability"] in ("deprecated", False)
