@@ -46,6 +46,7 @@ def capture_environment(data_files: dict[str, str], config_path: Path | None) ->
     import medml_cli
 
     package_dir = Path(medml_cli.__file__).resolve().parent
+    medml_git = git_commit(package_dir)
     return {
         "python": sys.version.split()[0],
         "implementation": platform.python_implementation(),
@@ -53,7 +54,8 @@ def capture_environment(data_files: dict[str, str], config_path: Path | None) ->
         "machine": platform.machine(),
         "cpu_count": os.cpu_count(),
         "packages": package_versions(),
-        "medml_git": git_commit(package_dir),
+        "git_commit": medml_git["commit"] if medml_git else None,
+        "git_dirty": medml_git["dirty"] if medml_git else None,
         "config_git": git_commit(config_path.resolve().parent) if config_path else None,
         "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
         "data_sha256": data_files,

@@ -22,7 +22,7 @@ from medml_cli.config import (
 from medml_cli.data.base import LoadedDataset, prepare_features
 from medml_cli.data.tabular_file import read_table
 from medml_cli.errors import ConfigError, DataError
-from medml_cli.evaluation.metrics import sample_counts, score_predictions
+from medml_cli.evaluation.metrics import sample_counts, score_column, score_predictions
 from medml_cli.evaluation.splits import make_folds
 from medml_cli.jsonio import read_json, write_json
 from medml_cli.registry import TASKS
@@ -162,7 +162,7 @@ def evaluate_run(
             # optimistic. The honest held-out scores are the out-of-fold predictions made
             # during training, re-scored here.
             recorded_pred = pd.read_csv(run_path / "predictions.csv")
-            score_col = "prediction" if problem == "regression" else "probability"
+            score_col = score_column(problem)
             predictions = recorded_pred.copy()
             if problem != "regression":
                 predictions["predicted_class"] = (predictions[score_col] >= threshold).astype(int)
@@ -170,7 +170,7 @@ def evaluate_run(
                          "(the final model was refit on all rows)")
         label = "heldout"
 
-    score_col = "prediction" if problem == "regression" else "probability"
+    score_col = score_column(problem)
     truth = predictions["truth"].to_numpy()
     metrics = {
         "task": cfg.task if not external else run_cfg.task,
@@ -198,10 +198,8 @@ def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray, prob
     id_name = dataset.schema.id_column or "row"
     frame = pd.DataFrame({id_name: dataset.ids.iloc[idx].to_numpy(),
                           "truth": dataset.y.iloc[idx].to_numpy()})
-    if problem == "regression":
-        frame["prediction"] = score
-    else:
-        frame["probability"] = score
+    frame[score_column(problem)] = score
+    if problem != "regression":
         frame["predicted_class"] = (score >= threshold).astype(int)
     if fold is not None:
         frame["fold"] = fold

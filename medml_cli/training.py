@@ -16,7 +16,12 @@ from medml_cli.artifacts import save_sklearn_model
 from medml_cli.config import config_to_yaml
 from medml_cli.data.base import LoadedDataset
 from medml_cli.environment import capture_environment
-from medml_cli.evaluation.metrics import sample_counts, score_predictions
+from medml_cli.evaluation.metrics import (
+    baseline_column,
+    sample_counts,
+    score_column,
+    score_predictions,
+)
 from medml_cli.evaluation.splits import make_folds
 from medml_cli.registry import DATASETS, MODELS, TASKS
 from medml_cli.reporting import write_run_report
@@ -158,13 +163,10 @@ def _prediction_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray
     if dataset.groups is not None:
         frame[dataset.schema.group_column or "group"] = dataset.groups.iloc[idx].to_numpy()
     frame["truth"] = dataset.y.iloc[idx].to_numpy()
-    if problem == "regression":
-        frame["prediction"] = score
-        frame["baseline_prediction"] = base_score
-    else:
-        frame["probability"] = score
+    frame[score_column(problem)] = score
+    if problem != "regression":
         frame["predicted_class"] = (score >= threshold).astype(int)
-        frame["baseline_probability"] = base_score
+    frame[baseline_column(problem)] = base_score
     frame["fold"] = fold
     if dataset.meta is not None:
         for column in dataset.meta.columns:
@@ -177,8 +179,7 @@ def summarise(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
     """metrics.json: pooled held-out metrics, the baseline beside them, and per-fold spread."""
     spec = TASKS.get(cfg.task)
     problem = spec.problem
-    score_col = "prediction" if problem == "regression" else "probability"
-    base_col = "baseline_prediction" if problem == "regression" else "baseline_probability"
+    score_col, base_col = score_column(problem), baseline_column(problem)
     truth = predictions["truth"].to_numpy()
     groups = predictions[dataset.schema.group_column].to_numpy() \
         if dataset.schema.group_column else None
