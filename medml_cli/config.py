@@ -340,7 +340,8 @@ def format_validation_error(
             if loc and loc[0] in ("model", "data") and len(loc) == 2:
                 type_name = (data.get(loc[0]) or {}).get("type")
                 what = f"unknown key for {loc[0]} type '{type_name}'"
-            text = f"{path}: {what}{did_you_mean(str(loc[-1]), valid)}"
+            text = f"{path}: {what} (given {_fmt_value(value)})"
+            text += did_you_mean(str(loc[-1]), valid)
             if valid:
                 text += f" (valid keys: {', '.join(valid)})"
         elif kind in ("union_tag_invalid", "union_tag_not_found"):

@@ -31,9 +31,9 @@ BAD_CONFIGS = [
     ("task: heart-disease\nmodel: {type: svm\n", "line 2"),
     ("task: heart-disease\ntask: diabetes\n", "duplicate key 'task'"),
     ("task: heart-disease\nmodel:\n  type: random-forest\n  n_estimator: 5\n",
-     "model.n_estimator: unknown key for model type 'random-forest'; did you mean "
+     "model.n_estimator: unknown key for model type 'random-forest' (given 5); did you mean "
      "'n_estimators'?"),
-    ("task: heart-disease\nmodle: {type: svm}\n", "modle: unknown key; did you mean 'model'?"),
+    ("task: heart-disease\nmodle: {type: svm}\n", "modle: unknown key (given {'type': 'svm'}); did you mean 'model'?"),
     ("task: heart-disease\nmodel: {type: random-forest, n_estimators: many}\n",
      "model.n_estimators"),
     ("task: heart-disease\nmodel: {type: random-forest, n_estimators: -3}\n",
