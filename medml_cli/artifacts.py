@@ -95,3 +95,28 @@ def load_sklearn_model(folder: Path, name: str = "model.skops") -> Any:
         return sio.load(path, trusted=list(asked))
     except Exception as exc:  # noqa: BLE001 - any failure here means a bad file
         raise ModelLoadError(f"{path} could not be loaded: {type(exc).__name__}: {exc}") from None
+
+
+def save_keras_estimator(estimator: Any, folder: Path) -> Path:
+    """Save an ImageCnnClassifier (model.keras + estimator.json) and record their hashes."""
+    folder.mkdir(parents=True, exist_ok=True)
+    estimator.save(folder)
+    for name in ("model.keras", "estimator.json"):
+        _record_hash(folder, name)
+    return folder / "model.keras"
+
+
+def load_keras_estimator(folder: Path) -> Any:
+    """Load an ImageCnnClassifier after checking hashes; Keras safe mode stays on."""
+    from medml_cli.imaging.estimator import ImageCnnClassifier
+
+    for name in ("model.keras", "estimator.json"):
+        verify_file(folder, name)
+    return ImageCnnClassifier.load(folder)
+
+
+def load_run_model(folder: Path, card: dict[str, Any]) -> Any:
+    """The model of a run, by the format its card names."""
+    if card.get("format") == "keras":
+        return load_keras_estimator(folder)
+    return load_sklearn_model(folder)

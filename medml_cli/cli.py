@@ -108,11 +108,13 @@ def _escape(text: str) -> str:
 @app.command()
 def train(
     ctx: typer.Context,
-    config: Annotated[Path, typer.Argument(help="Experiment YAML file.")],
+    config: Annotated[Path | None, typer.Argument(help="Experiment YAML file.")] = None,
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override: a.b=value (YAML).")]
     = None,
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Where run folders go.")]
     = Path("runs"),
+    resume: Annotated[Path | None, typer.Option(
+        "--resume", help="Continue an interrupted CNN run from its last checkpoint.")] = None,
     name: Annotated[str | None, typer.Option("--name", help="Run name (default: from config).")]
     = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
@@ -124,15 +126,29 @@ def train(
 
         from medml_cli.config import NAME_PATTERN, load_experiment_config
         from medml_cli.errors import ConfigError
+        from medml_cli.runs import read_status
         from medml_cli.training import run_experiment
 
         if name is not None and not re.match(NAME_PATTERN, name):
             raise ConfigError("--name", [f"'{name}': use letters, digits, '-', '_' or '.' "
                                          "(at most 64 characters)"])
-        cfg = load_experiment_config(config, set_ or [])
+        if resume is not None:
+            from medml_cli.runs import resumable_run
+
+            if config is not None or set_:
+                raise ConfigError("--resume", ["give either CONFIG or --resume RUN_DIR; a "
+                                               "resumed run keeps its own config.yaml"])
+            run_path = resumable_run(resume)
+            cfg = load_experiment_config(run_path / "config.yaml")
+            runs_dir = run_path.parent
+            name = read_status(run_path).get("name") or cfg.run_name
+        elif config is None:
+            raise ConfigError("train", ["give a config file: medml train CONFIG.yaml"])
+        else:
+            cfg = load_experiment_config(config, set_ or [])
         with _progress(state) as progress:
             result = run_experiment(cfg, runs_dir=runs_dir, name=name, config_path=config,
-                                    overrides=set_ or [], progress=progress)
+                                    overrides=set_ or [], progress=progress, resume=resume)
     if as_json:
         print(json.dumps({"run_dir": str(result.path), **_jsonable(result.metrics)}))
         return

@@ -34,6 +34,10 @@ class SplitConfig(StrictModel):
     n_splits: int = Field(5, ge=2, le=100, description="Number of folds (kfold).")
     test_size: float = Field(0.2, gt=0, lt=1, description="Held-out share (holdout).")
     stratify: bool = Field(True, description="Keep the class balance in every fold.")
+    val_size: float = Field(
+        0.15, gt=0, lt=1,
+        description="Image tasks: share of the training part held out for early stopping.",
+    )
 
 
 class EvaluationConfig(StrictModel):
@@ -43,6 +47,12 @@ class EvaluationConfig(StrictModel):
         0.5, gt=0, lt=1, description="Probability at or above which a case is called positive."
     )
     baseline: bool = Field(True, description="Report the trivial baseline beside the model.")
+    voxel_logistic_baseline: bool = Field(
+        True, description="Image tasks: also fit a logistic regression on the raw voxels, in "
+                          "the same split, as a reference the CNN must beat.")
+    explain: Literal["none", "gradcam"] = Field(
+        "none", description="Image tasks: save Grad-CAM overlays of held-out images in plots/.")
+    explain_n: int = Field(8, ge=1, le=200, description="How many Grad-CAM overlays to save.")
 
 
 class ExperimentConfigBase(StrictModel):
@@ -74,6 +84,9 @@ class ExperimentConfigBase(StrictModel):
             return values
         spec = TASKS.get(values["task"])
         values = dict(values)
+        if spec.default_split:
+            given = values.get("split")
+            values["split"] = {**spec.default_split, **(given if isinstance(given, dict) else {})}
         for key, default in (("data", spec.default_data), ("model", spec.default_model)):
             if key not in values and default is not None:
                 values[key] = copy.deepcopy(default)
@@ -122,6 +135,17 @@ def cross_field_problems(cfg: Any) -> list[str]:
             f"data.type: '{cfg.data.type}' is {kinds} data but task '{cfg.task}' is "
             f"{spec.problem}; pick a {spec.problem} task or other data"
         )
+    if spec.data_kind == "image" and cfg.split.method != "holdout":
+        problems.append("split.method: image tasks use `holdout` (a train/validation/test "
+                        "split); k-fold CV of a CNN is not supported")
+    model_dims = getattr(cfg.model, "spatial_dims", None)
+    data_dims = getattr(cfg.data, "dim", None) or (3 if cfg.data.type == "luna16" else None)
+    if cfg.data.type in ("dicom-series", "image-folder"):
+        data_dims = 2
+    if model_dims and data_dims and model_dims != data_dims:
+        problems.append(f"model.type: '{cfg.model.type}' takes {model_dims}D input but the "
+                        f"data are {data_dims}D; use "
+                        f"{'cnn3d or resnet3d' if data_dims == 3 else 'cnn2d or resnet2d'}")
     check = getattr(cfg.model, "problems_check", None)
     if check is not None:
         problems.extend(f"model.{p}" for p in check(spec.problem))
@@ -416,7 +440,10 @@ def load_experiment_config(path: str | Path, overrides: list[str] | None = None)
 
 def config_to_yaml(cfg: Any) -> str:
     """The fully resolved config as YAML (defaults filled in, paths absolute)."""
-    return yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False, allow_unicode=True)
+    data = cfg.model_dump(mode="json")
+    order = ["name", "seed", "task", "data", "split", "model", "evaluation"]
+    data = {k: data[k] for k in [*order, *(k for k in data if k not in order)] if k in data}
+    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -103,7 +103,6 @@ def evaluate_run(
     """
     run_path = open_completed_run(Path(run_path))
     run_cfg = load_run_config(run_path)
-    schema = load_schema(run_path)
     card = load_card(run_path)
     problem = card["problem"]
     notes: list[str] = []
@@ -119,6 +118,9 @@ def evaluate_run(
     else:
         cfg = run_cfg
     threshold = cfg.evaluation.threshold
+    if card.get("format") == "keras":
+        return _evaluate_image_run(run_path, cfg, card, data, overrides or [])
+    schema = load_schema(run_path)
 
     if data is not None:
         data = Path(data)
@@ -189,6 +191,55 @@ def evaluate_run(
     return EvaluationResult(path=out, metrics=metrics, warnings=notes)
 
 
+def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Path | None,
+                        overrides: list[str]) -> EvaluationResult:
+    """Held-out test images re-predicted with the saved CNN, or a new image data config."""
+    from medml_cli.artifacts import load_keras_estimator
+    from medml_cli.image_training import image_split
+
+    notes: list[str] = []
+    external = data is not None or any(o.startswith("data.") for o in overrides)
+    if data is not None:
+        data = Path(data)
+        if data.suffix.lower() not in {".yaml", ".yml"} or not data.exists():
+            raise DataError(f"--data {data}: image runs take a YAML data config (a `data:` "
+                            "section, e.g. `data: {type: medmnist-npz, path: ...}`).",
+                            "write one, or use `medml predict` for unlabelled inputs.")
+        given, _ = read_config_file(data)
+        merged = cfg.model_dump(mode="json")
+        merged["data"] = given.get("data", given)
+        cfg = validate_config_data(merged, source=str(data), base_dir=data.resolve().parent)
+    dataset = load_dataset(cfg)
+    model = load_keras_estimator(run_path / "model")
+    if external:
+        index = np.arange(dataset.n_samples)
+        label = "external"
+        notes.append(f"scored the saved model on all {dataset.n_samples} images of the new data")
+    else:
+        index = image_split(dataset, cfg)["test"]
+        label = "heldout"
+        notes.append("re-predicted the held-out test images with the saved model")
+    images = dataset.images[index]
+    score = model.predict_proba(images)[:, 1]
+    threshold = cfg.evaluation.threshold
+    predictions = pd.DataFrame({"id": dataset.ids[index], "truth": dataset.labels[index],
+                                "score": score,
+                                "predicted_class": (score >= threshold).astype(int)})
+    truth = dataset.labels[index]
+    metrics = {
+        "task": cfg.task, "problem": "binary-classification", "run": run_path.name,
+        "data": cfg.data.model_dump(mode="json"),
+        "synthetic": dataset.provenance.synthetic, "threshold": threshold,
+        "metrics": score_predictions("binary-classification", truth, score, threshold),
+        "intervals": {},
+        "n": sample_counts("binary-classification", truth,
+                           dataset.groups[index] if dataset.groups is not None else None),
+        "notes": notes,
+    }
+    out = _write_evaluation(run_path, label, metrics, predictions)
+    return EvaluationResult(path=out, metrics=metrics, warnings=notes)
+
+
 def _frame_of(dataset: LoadedDataset) -> pd.DataFrame:
     return dataset.X
 
@@ -238,8 +289,10 @@ class PredictionResult:
 def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
     """Predict for every row of a CSV/Parquet file with a completed run's model."""
     run_path = open_completed_run(Path(run_path))
-    schema = load_schema(run_path)
     card = load_card(run_path)
+    if card.get("format") == "keras":
+        return _predict_images(run_path, Path(input_path), card)
+    schema = load_schema(run_path)
     input_path = Path(input_path)
     fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
     separator = "\t" if input_path.suffix.lower() == ".tsv" else ","
@@ -276,3 +329,17 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
     return PredictionResult(frame=out, warnings=warnings)
 
 
+
+
+def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any]) -> PredictionResult:
+    from medml_cli.artifacts import load_keras_estimator
+    from medml_cli.image_inference import load_prediction_inputs, prediction_frame
+
+    images, ids = load_prediction_inputs(input_path, card)
+    model = load_keras_estimator(run_path / "model")
+    score = model.predict_proba(images)[:, 1]
+    warnings = []
+    if card.get("synthetic_data"):
+        warnings.append("this model was trained on SYNTHETIC data (the lung phantom); its "
+                        "predictions say nothing about real patients")
+    return PredictionResult(frame=prediction_frame(ids, score, card), warnings=warnings)

@@ -124,16 +124,28 @@ def ensure_runs_dir(runs_dir: Path) -> Path:
 
 
 @contextlib.contextmanager
-def create_run_dir(runs_dir: Path, name: str, config_text: str) -> Iterator[RunDir]:
-    """Make a run in a temporary folder and rename it into place when the block succeeds."""
+def create_run_dir(runs_dir: Path, name: str, config_text: str,
+                   existing: Path | None = None) -> Iterator[RunDir]:
+    """Make a run in a temporary folder and rename it into place when the block succeeds.
+
+    With ``existing`` (``--resume``), an interrupted run's folder is reused instead.
+    """
     runs_dir = ensure_runs_dir(Path(runs_dir))
-    tmp = runs_dir / f".tmp-{name}-{uuid.uuid4().hex}"
-    tmp.mkdir()  # exclusive: the uuid makes a clash impossible, mkdir makes it loud
+    if existing is None:
+        tmp = runs_dir / f".tmp-{name}-{uuid.uuid4().hex}"
+        tmp.mkdir()  # exclusive: the uuid makes a clash impossible, mkdir makes it loud
+    else:
+        # move it back under a temporary name while it runs, so it never looks complete
+        tmp = runs_dir / f".tmp-{name}-{uuid.uuid4().hex}"
+        os.rename(existing, tmp)
     run = RunDir(path=tmp, name=name, runs_dir=runs_dir, config_text=config_text)
+    if existing is not None:
+        run.started = read_status(tmp).get("started", run.started)
     run.logger = _make_logger(tmp / "log.txt")
-    run.write_text("config.yaml", config_text)
-    run.status("running")
-    run.log(f"run {name} started in {tmp}")
+    if existing is None:
+        run.write_text("config.yaml", config_text)
+    run.status("running", **({"resumed": utc_now()} if existing is not None else {}))
+    run.log(f"run {name} {'resumed' if existing is not None else 'started'} in {tmp}")
     try:
         yield run
     except BaseException as exc:
@@ -173,6 +185,37 @@ def read_status(run_path: Path) -> dict[str, Any]:
         return read_json(run_path / "status.json")
     except (OSError, ValueError):
         return {"state": "unknown"}
+
+
+def resumable_run(run_path: Path) -> Path:
+    """Check that ``run_path`` is an interrupted image run with a checkpoint to resume from."""
+    run_path = Path(run_path)
+    if not (run_path / "status.json").exists():
+        raise RunNotUsableError(f"{run_path} is not a medml run directory (no status.json).")
+    state = read_status(run_path).get("state")
+    if state == "completed":
+        raise RunNotUsableError(f"run {run_path.name} is already completed; nothing to resume.")
+    if state == "running" and _alive(read_status(run_path).get("pid")):
+        raise RunNotUsableError(f"run {run_path.name} is still running (pid "
+                                f"{read_status(run_path).get('pid')}).")
+    if not (run_path / "checkpoints" / "last.keras").exists() or \
+            not (run_path / "checkpoints" / "train_state.json").exists():
+        raise RunNotUsableError(
+            f"run {run_path.name} has no checkpoint to resume from (it stopped before its "
+            "first epoch ended, or is not a CNN run). Train again with its config.yaml.")
+    return run_path
+
+
+def _alive(pid: object) -> bool:
+    if not isinstance(pid, int) or pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def open_completed_run(run_path: Path) -> Path:

@@ -16,6 +16,7 @@ from medml_cli.artifacts import save_sklearn_model
 from medml_cli.config import config_to_yaml
 from medml_cli.data.base import LoadedDataset
 from medml_cli.environment import capture_environment
+from medml_cli.errors import MedmlUsageError
 from medml_cli.evaluation.metrics import (
     baseline_column,
     sample_counts,
@@ -24,7 +25,7 @@ from medml_cli.evaluation.metrics import (
 )
 from medml_cli.evaluation.splits import make_folds
 from medml_cli.registry import DATASETS, MODELS, TASKS
-from medml_cli.reporting import write_run_report
+from medml_cli.reporting import image_data_lines, tabular_data_lines, write_run_report
 from medml_cli.runs import RunDir, create_run_dir
 
 ProgressFn = Callable[[int, int, str], None]
@@ -80,16 +81,25 @@ def run_experiment(
     config_path: Path | None = None,
     overrides: list[str] | None = None,
     progress: ProgressFn | None = None,
+    resume: Path | None = None,
 ) -> RunResult:
     """Train and evaluate one experiment; returns the completed run's path and metrics.
 
     Data and split problems raise before any run directory exists; a failure while fitting
-    leaves a run marked failed.
+    leaves a run marked failed. ``resume`` continues an interrupted image run in place.
     """
     spec = TASKS.get(cfg.task)
     problem = spec.problem
     classify = problem != "regression"
     dataset = load_dataset(cfg)
+    if spec.data_kind == "image":
+        return _run_image_experiment(cfg, dataset, runs_dir=runs_dir, name=name,
+                                     config_path=config_path, overrides=overrides,
+                                     progress=progress, resume=resume)
+    if resume is not None:
+        raise MedmlUsageError(
+            f"--resume applies to image (CNN) runs, which checkpoint every epoch; "
+            f"{cfg.task} runs take seconds, so train again instead.")
     y = dataset.y.to_numpy()
     groups = dataset.groups.to_numpy() if dataset.groups is not None else None
     folds = make_folds(
@@ -149,9 +159,35 @@ def run_experiment(
         run.write_json("model/schema.json", dataset.schema.model_dump(mode="json"))
         predictions.to_csv(run.file("predictions.csv"), index=False)
         run.write_json("metrics.json", metrics)
-        write_run_report(run.path, cfg, dataset, metrics)
+        write_run_report(run.path, cfg, dataset.provenance, tabular_data_lines(dataset),
+                         metrics)
         run.log("metrics: " + ", ".join(f"{m}={v:.4f}" for m, v in metrics["metrics"].items()
                                          if isinstance(v, float)))
+    return RunResult(path=run.path, metrics=metrics)
+
+
+def _run_image_experiment(cfg: Any, dataset: Any, *, runs_dir: Path, name: str | None,
+                          config_path: Path | None, overrides: list[str] | None,
+                          progress: ProgressFn | None, resume: Path | None) -> RunResult:
+    from medml_cli.image_training import check_model_fits_data, image_split, run_image_training
+
+    check_model_fits_data(cfg, dataset)
+    image_split(dataset, cfg)  # split problems are usage errors: raise before a run exists
+    environment = capture_environment(dataset.provenance.files, config_path)
+    with create_run_dir(runs_dir, name or cfg.run_name, config_to_yaml(cfg),
+                        existing=resume) as run:
+        if resume is None:
+            run.write_json("environment.json", environment)
+            if overrides:
+                run.write_text("overrides.txt", "\n".join(overrides) + "\n")
+        run.log(f"task {cfg.task}; data {cfg.data.type}: {dataset.n_samples} images of shape "
+                f"{dataset.input_shape}; model {cfg.model.type}; seed {cfg.seed}")
+        if dataset.provenance.synthetic:
+            run.log("NOTE: these data are SYNTHETIC (generated, not patients)")
+        metrics = run_image_training(cfg, dataset, run, progress=progress,
+                                     resume=resume is not None)
+        run.write_json("metrics.json", metrics)
+        write_run_report(run.path, cfg, dataset.provenance, image_data_lines(dataset), metrics)
     return RunResult(path=run.path, metrics=metrics)
 
 

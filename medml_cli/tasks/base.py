@@ -33,6 +33,7 @@ class TaskSpec:
     summary: str
     default_data: dict[str, Any] | None = None
     default_model: dict[str, Any] | None = None
+    default_split: dict[str, Any] | None = None
     positive_label: str = "positive"
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -33,6 +33,28 @@ _add(
 )
 _add(
     TaskSpec(
+        name="lung-ct",
+        problem="binary-classification",
+        data_kind="image",
+        summary="lung-CT nodule classification, 2D slices or 3D patches (Keras CNN)",
+        default_data={"type": "lung-phantom"},
+        default_model={"type": "cnn3d"},
+        default_split={"method": "holdout", "test_size": 0.25},
+        positive_label="nodule",
+    )
+)
+_add(
+    TaskSpec(
+        name="image-classification",
+        problem="binary-classification",
+        data_kind="image",
+        summary="binary classification of your own images or volumes (Keras CNN)",
+        default_model={"type": "cnn2d"},
+        default_split={"method": "holdout", "test_size": 0.25},
+    )
+)
+_add(
+    TaskSpec(
         name="tabular-classification",
         problem="binary-classification",
         data_kind="tabular",

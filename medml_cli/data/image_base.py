@@ -1,0 +1,81 @@
+"""The container every image data source returns, and config pieces they share."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from pydantic import Field
+
+from medml_cli.errors import DataError
+from medml_cli.schemas import Provenance
+
+#: Intensity handling passed to the input pipeline: (mode, low, high).
+Intensity = tuple[str, float, float]
+LUNG_WINDOW: Intensity = ("hu", -1000.0, 400.0)
+
+
+@dataclass
+class ImageDataset:
+    """Images (or volumes) with binary labels, patient groups and, optionally, fixed splits.
+
+    ``images`` is (N, *spatial) or (N, *spatial, C); it may be a read-only ``np.memmap`` so
+    that training streams from disk. ``splits`` maps 'train'/'val'/'test' to row indices when
+    the source defines its own split (MedMNIST).
+    """
+
+    images: np.ndarray
+    labels: np.ndarray
+    ids: np.ndarray
+    provenance: Provenance
+    intensity: Intensity
+    spatial_dims: int
+    groups: np.ndarray | None = None
+    splits: dict[str, np.ndarray] | None = None
+    class_names: tuple[str, str] = ("negative", "positive")
+
+    @property
+    def n_samples(self) -> int:
+        return len(self.labels)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        shape = tuple(int(s) for s in self.images.shape[1:])
+        return shape if len(shape) > self.spatial_dims else (*shape, 1)
+
+    def check(self, source: str) -> ImageDataset:
+        """Checks every source's output gets: sizes agree, both classes, finite values."""
+        if self.n_samples == 0:
+            raise DataError("no images were found.", "check the data path and filters.",
+                            source=source)
+        if len(self.images) != self.n_samples or len(self.ids) != self.n_samples:
+            raise DataError(f"{len(self.images)} images but {self.n_samples} labels.",
+                            "give one label per image.", source=source)
+        classes = np.unique(self.labels)
+        if len(classes) < 2:
+            raise DataError(
+                f"all {self.n_samples} images have label {classes[0]}; a classifier needs both "
+                "classes.", "check the labels file or the class folders.", source=source)
+        if not set(classes.tolist()) <= {0, 1}:
+            raise DataError(f"labels must be 0/1, got {sorted(classes.tolist())[:10]}.",
+                            "binarise the labels (e.g. `positive_classes`).", source=source)
+        if self.images.dtype.kind == "f" and not isinstance(self.images, np.memmap):
+            if not np.isfinite(self.images).all():
+                raise DataError("the images contain NaN or infinite values.",
+                                "fix or drop the affected images.", source=source)
+        return self
+
+
+HU_WINDOW_FIELD = Field(
+    default_factory=lambda: [-1000.0, 400.0],
+    min_length=2,
+    max_length=2,
+    description="HU range [low, high] clipped and scaled to [0, 1] (lung window default).",
+)
+
+
+def hu_intensity(window: list[float]) -> Intensity:
+    low, high = float(window[0]), float(window[1])
+    if not low < high:
+        raise DataError(f"hu_window [{low}, {high}] is empty.", "give [low, high] with low < high.")
+    return ("hu", low, high)

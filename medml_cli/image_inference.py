@@ -1,0 +1,205 @@
+"""Prediction and evaluation with an image (CNN) run: DICOM series, volumes, arrays, images.
+
+Inputs are brought to the model's input shape the way its training data were: CT slices and
+image files are resized; whole CT volumes are tiled into patches of the model's input size
+(one output row per patch); arrays (.npz/.npy) must already have the right shape.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.errors import DataError
+
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
+AIR_HU = -1000.0
+
+
+def _model_hw(card: dict[str, Any]) -> tuple[int, ...]:
+    dims = int(card["spatial_dims"])
+    return tuple(int(s) for s in card["input_shape"][:dims])
+
+
+def _channels(card: dict[str, Any]) -> int:
+    return int(card["input_shape"][-1])
+
+
+def _check_ct_model(card: dict[str, Any], source: str) -> None:
+    if card["intensity"][0] != "hu":
+        raise DataError(
+            f"{source} holds CT in Hounsfield units, but this model was trained on "
+            f"{card['intensity'][0]} images.", "predict on inputs like its training data.")
+
+
+def tile_volume(hu: np.ndarray, patch: tuple[int, int, int]) -> tuple[np.ndarray, list[str]]:
+    """Non-overlapping patches covering the volume (edges padded with air)."""
+    padded_shape = [int(np.ceil(s / p)) * p for s, p in zip(hu.shape, patch, strict=True)]
+    padded = np.full(padded_shape, AIR_HU, dtype=np.float32)
+    padded[: hu.shape[0], : hu.shape[1], : hu.shape[2]] = hu
+    tiles, names = [], []
+    for z in range(0, padded_shape[0], patch[0]):
+        for y in range(0, padded_shape[1], patch[1]):
+            for x in range(0, padded_shape[2], patch[2]):
+                tiles.append(padded[z:z + patch[0], y:y + patch[1], x:x + patch[2]])
+                names.append(f"z{z}-y{y}-x{x}")
+    return np.stack(tiles), names
+
+
+def _volume_inputs(hu: np.ndarray, label: str, card: dict[str, Any],
+                   slice_names: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
+    from medml_cli.data.ct_files import resize_stack
+
+    shape = _model_hw(card)
+    if card["spatial_dims"] == 3:
+        tiles, names = tile_volume(hu, shape)  # type: ignore[arg-type]
+        return tiles, [f"{label}:{n}" for n in names]
+    names = slice_names or [f"slice-{i:04d}" for i in range(len(hu))]
+    return resize_stack(hu, shape), [f"{label}/{n}" for n in names]
+
+
+def _is_dicom_folder(folder: Path) -> bool:
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
+    if any(p.suffix.lower() == ".dcm" for p in files):
+        return True
+    for path in files[:3]:
+        with open(path, "rb") as handle:
+            head = handle.read(132)
+        if head[128:132] == b"DICM":
+            return True
+    return False
+
+
+def _image_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES
+                  and not any(part.startswith(".") for part in p.parts))
+
+
+def _from_image_files(paths: list[Path], card: dict[str, Any], root: Path | None
+                      ) -> tuple[np.ndarray, list[str]]:
+    from medml_cli.imaging.image_folder import load_single_image
+
+    if card["intensity"][0] == "hu":
+        raise DataError("PNG/JPEG images carry no Hounsfield units, but this model was trained "
+                        "on CT in HU.", "predict on DICOM, .mhd or HU arrays instead.")
+    mode = "rgb" if _channels(card) == 3 else "grayscale"
+    images = np.stack([load_single_image(p, _model_hw(card), mode) for p in paths])
+    if card["intensity"][0] == "uint8":  # trained on raw 0-255 (MedMNIST): match its scale
+        images = images * 255.0
+    ids = [str(p.relative_to(root)) if root else p.name for p in paths]
+    return images, ids
+
+
+def _from_array(images: np.ndarray, card: dict[str, Any], source: str) -> np.ndarray:
+    want = tuple(int(s) for s in card["input_shape"])
+    got = tuple(images.shape[1:])
+    if got == want[:-1] and want[-1] == 1:
+        return images
+    if got != want:
+        raise DataError(
+            f"{source}: the images have shape {got} but the model takes {want} "
+            f"(spatial size{' and channels' if len(got) == len(want) else ''} must match).",
+            "resize the images to the model's input size, or train on data of this size.")
+    return images
+
+
+def load_prediction_inputs(path: Path, card: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    """Read whatever the user points at into (images, ids) shaped for the model."""
+    path = Path(path)
+    if not path.exists():
+        raise DataError(f"input not found: {path}.", "check the --input path.")
+    source = str(path)
+    if path.is_dir():
+        try:
+            entries = list(path.iterdir())
+        except PermissionError:
+            raise DataError(f"the folder {path} cannot be read (permission denied).",
+                            "check its permissions.") from None
+        if _is_dicom_folder(path):
+            from medml_cli.imaging.dicom_series import read_dicom_series
+
+            _check_ct_model(card, source)
+            volume = read_dicom_series(path)
+            return _volume_inputs(volume.hu, path.name, card, list(volume.files))
+        series = [p for p in sorted(entries) if p.is_dir() and _is_dicom_folder(p)]
+        if series:
+            from medml_cli.imaging.dicom_series import read_dicom_series
+
+            _check_ct_model(card, source)
+            parts = [_volume_inputs(v.hu, s.name, card, list(v.files))
+                     for s in series for v in [read_dicom_series(s)]]
+            return np.concatenate([p[0] for p in parts]), [i for p in parts for i in p[1]]
+        files = _image_files(path)
+        if not files:
+            raise DataError(f"{path} holds no DICOM series and no PNG/JPEG images.",
+                            "point --input at a DICOM series folder, an image folder, a "
+                            ".npz/.npy array or an image file.")
+        return _from_image_files(files, card, path)
+    suffix = path.suffix.lower()
+    if suffix in IMAGE_SUFFIXES:
+        return _from_image_files([path], card, None)
+    if suffix == ".dcm":
+        from medml_cli.imaging.dicom_series import read_dicom_file
+
+        _check_ct_model(card, source)
+        hu, _ = read_dicom_file(path)
+        if card["spatial_dims"] == 3:
+            raise DataError(f"{path.name} is a single slice but the model takes 3D volumes.",
+                            "pass the whole series folder.")
+        return _volume_inputs(hu[None], path.stem, card, [path.name])
+    if suffix == ".mhd":
+        from medml_cli.imaging.luna16 import read_mhd
+
+        _check_ct_model(card, source)
+        return _volume_inputs(read_mhd(path).hu, path.stem, card)
+    if suffix in {".npz", ".npy"}:
+        return _from_array_file(path, card)
+    raise DataError(f"{path.name}: medml cannot read '{suffix}' files for image models.",
+                    "give a DICOM series folder, .dcm, .mhd, .npz, .npy, PNG or JPEG.")
+
+
+def _from_array_file(path: Path, card: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+    try:
+        loaded = np.load(path, allow_pickle=False)
+    except (ValueError, OSError, EOFError) as exc:
+        raise DataError(f"{path.name} could not be read as a numpy file ({exc}).",
+                        "check that it is a .npz/.npy saved by numpy (no pickled objects).",
+                        source=str(path)) from None
+    if isinstance(loaded, np.ndarray):
+        images = loaded
+        ids = [str(i) for i in range(len(images))]
+    else:
+        with loaded:
+            keys = list(loaded.keys())
+            image_keys = [k for k in ("test_images", "val_images", "train_images", "images")
+                          if k in keys]
+            if not image_keys:
+                raise DataError(f"{path.name} has no image array (keys: {', '.join(keys)}).",
+                                "save the images under `images` or MedMNIST's "
+                                "`test_images`/`val_images`/`train_images`.", source=str(path))
+            try:
+                arrays = [(k, loaded[k]) for k in image_keys]
+            except ValueError as exc:
+                raise DataError(f"{path.name} holds object arrays, which medml refuses to "
+                                f"unpickle ({exc}).", "save plain numeric arrays.",
+                                source=str(path)) from None
+        images = np.concatenate([a for _, a in arrays])
+        ids = [f"{k.replace('_images', '')}-{i:05d}" for k, a in arrays for i in range(len(a))]
+    if images.dtype.kind not in "fiu":
+        raise DataError(f"{path.name}: images must be numeric, not {images.dtype}.",
+                        "save numeric arrays.", source=str(path))
+    return _from_array(images, card, path.name), ids
+
+
+def prediction_frame(ids: list[str], score: np.ndarray, card: dict[str, Any]) -> pd.DataFrame:
+    threshold = float(card["threshold"])
+    classes = card.get("classes") or ["negative", "positive"]
+    return pd.DataFrame({
+        "id": ids,
+        "probability": score,
+        "predicted_class": (score >= threshold).astype(int),
+        "predicted_label": np.where(score >= threshold, classes[1], classes[0]),
+    })

@@ -1,0 +1,79 @@
+"""Keras convolutional networks for CT slices and volumes (TensorFlow is imported lazily).
+
+``cnn2d`` is the classic stack (Conv 32/64/128 3x3 + ReLU, each followed by 2x2 max-pooling,
+Flatten, Dense 512, Dense 1 sigmoid); ``cnn3d`` is the same in 3D; ``resnet2d``/``resnet3d``
+are small residual networks. All return an sklearn-style ``ImageCnnClassifier``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from medml_cli.models.base import register_model
+from medml_cli.schemas import StrictModel
+
+ARCHITECTURES = ("cnn2d", "cnn3d", "resnet2d", "resnet3d")
+
+
+class AugmentConfig(StrictModel):
+    """Training-time augmentation (never applied at evaluation or prediction)."""
+
+    flip: bool = Field(False, description="Random flips along the spatial axes.")
+    rotate_degrees: float = Field(0.0, ge=0, le=45, description="Random in-plane rotation.")
+    intensity_jitter: float = Field(0.0, ge=0, le=0.5,
+                                    description="Random intensity shift/scale on [0, 1].")
+
+
+class CnnConfig(StrictModel):
+    """A Keras CNN trained with Adam on binary cross-entropy, early-stopped on validation
+    AUROC."""
+
+    type: Literal["cnn2d", "cnn3d", "resnet2d", "resnet3d"]
+    filters: list[int] = Field(default_factory=lambda: [32, 64, 128], min_length=1,
+                               max_length=6, description="Filters per conv stage.")
+    dense_units: int = Field(512, ge=1, le=8192, description="Units of the dense layer.")
+    dropout: float = Field(0.5, ge=0, lt=1, description="Dropout before the output.")
+    batch_norm: bool = Field(False, description="Batch normalisation after each conv.")
+    epochs: int = Field(20, ge=1, le=1000, description="Maximum epochs.")
+    batch_size: int = Field(32, ge=1, le=4096, description="Images per batch.")
+    learning_rate: float = Field(1e-3, gt=0, le=1, description="Adam learning rate.")
+    patience: int = Field(5, ge=1, description="Epochs without validation-AUROC gain before "
+                                               "stopping.")
+    class_weight: Literal["balanced"] | None = Field(
+        "balanced", description="Weight classes inversely to their frequency.")
+    augment: AugmentConfig = Field(default_factory=AugmentConfig)
+
+    @property
+    def spatial_dims(self) -> int:
+        return 3 if self.type.endswith("3d") else 2
+
+    def problems_check(self, problem: str) -> list[str]:
+        if any(f < 1 or f > 1024 for f in self.filters):
+            return ["filters: each must be between 1 and 1024"]
+        return []
+
+
+def _build(cfg: CnnConfig, *, problem: str, schema: Any, seed: int) -> Any:
+    from medml_cli.imaging.estimator import ImageCnnClassifier
+
+    intensity = tuple(schema) if schema is not None else ("hu", -1000.0, 400.0)
+    return ImageCnnClassifier(
+        architecture=cfg.type, filters=tuple(cfg.filters), dense_units=cfg.dense_units,
+        dropout=cfg.dropout, batch_norm=cfg.batch_norm, epochs=cfg.epochs,
+        batch_size=cfg.batch_size, learning_rate=cfg.learning_rate, patience=cfg.patience,
+        augment=cfg.augment.model_dump() if any(cfg.augment.model_dump().values()) else None,
+        class_weight=cfg.class_weight, intensity=intensity, random_state=seed,
+    )
+
+
+_SUMMARIES = {
+    "cnn2d": "classic 2D CNN: Conv-Pool x3 + Dense 512 (Keras)",
+    "cnn3d": "3D CNN for volumetric patches: Conv3D-Pool x3 + Dense (Keras)",
+    "resnet2d": "small 2D residual network (Keras)",
+    "resnet3d": "small 3D residual network (Keras)",
+}
+for _name in ARCHITECTURES:
+    register_model(_name, config=CnnConfig, summary=_SUMMARIES[_name],
+                   problems=("binary-classification",), data_kind="image")(_build)
