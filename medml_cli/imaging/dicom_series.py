@@ -32,11 +32,10 @@ from medml_cli.imaging.types import CtVolume
 
 #: Extensions that are never DICOM; such files in a series folder are ignored.
 NON_DICOM_SUFFIXES = frozenset(
-    {
-        ".txt", ".csv", ".tsv", ".md", ".json", ".xml", ".yaml", ".yml", ".html", ".htm",
-        ".pdf", ".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".zip", ".gz",
-        ".log", ".ini", ".py", ".nii", ".mhd", ".raw", ".npy", ".npz", ".sha256", ".md5",
-    }
+    (
+        ".txt .csv .tsv .md .json .xml .yaml .yml .html .htm .pdf .png .jpg .jpeg .bmp .gif "
+        ".tif .tiff .zip .gz .log .ini .py .nii .mhd .raw .npy .npz .sha256 .md5"
+    ).split()
 )
 
 # Two slices closer than this along the normal (mm) are treated as the same position.
@@ -64,7 +63,7 @@ def _read_dataset(path: Path) -> Any:
         # force=True parses almost anything; accept it only if it looks like an image object.
         if "SOPClassUID" in ds or "PixelData" in ds:
             return ds
-    except Exception:  # noqa: BLE001 - any failure here means "not DICOM", reported below
+    except Exception:  # any failure here means "not DICOM", reported below
         pass
     raise DataError(
         f"'{path.name}' is not a DICOM file (no DICOM header found).",
@@ -358,8 +357,10 @@ def read_dicom_series(folder: Path | str) -> CtVolume:
     )
 
 
-_KEY_COLUMNS = {"file": ("file", "filename", "file_name"),
-                "sop_instance_uid": ("sop_instance_uid", "sopinstanceuid")}
+_KEY_COLUMNS = {
+    "file": ("file", "filename", "file_name"),
+    "sop_instance_uid": ("sop_instance_uid", "sopinstanceuid"),
+}
 _BINARY_TEXT = {"0": 0, "1": 1, "0.0": 0, "1.0": 1, "false": 0, "true": 1}
 
 
@@ -377,14 +378,16 @@ def read_slice_labels(
     path = Path(csv_path)
     source = str(path)
     if not path.is_file():
-        raise DataError(f"the slice-label CSV {path} does not exist.", "check the path.",
-                        source=source)
+        raise DataError(
+            f"the slice-label CSV {path} does not exist.", "check the path.", source=source
+        )
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)
             header = [h.strip() for h in (reader.fieldnames or [])]
-            rows = [{(k or "").strip(): (v or "").strip() for k, v in row.items()}
-                    for row in reader]
+            rows = [
+                {(k or "").strip(): (v or "").strip() for k, v in row.items()} for row in reader
+            ]
     except (OSError, UnicodeDecodeError, csv.Error) as exc:
         raise DataError(
             f"the slice-label CSV could not be read ({exc}).",
@@ -452,8 +455,11 @@ def read_slice_labels(
     for number, (row, label) in enumerate(zip(rows, labels, strict=True), start=1):
         name = row.get(key_col, "")
         if not name:
-            raise DataError(f"row {number} has an empty '{key_col}'.",
-                            "fill it in or delete the row.", source=source)
+            raise DataError(
+                f"row {number} has an empty '{key_col}'.",
+                "fill it in or delete the row.",
+                source=source,
+            )
         if name in out:
             raise DataError(
                 f"'{name}' is listed twice in column '{key_col}' (again on row {number}).",
