@@ -1,0 +1,44 @@
+"""Decision-curve analysis (Vickers & Elkin 2006): net benefit across threshold probabilities.
+
+At threshold probability ``pt`` a false positive is worth ``pt / (1 - pt)`` true positives, so
+net benefit = TP/n - FP/n * pt/(1 - pt), calling a patient positive when ``prob >= pt``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+
+def _check(y_true, prob, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y = np.asarray(y_true).astype(int).ravel()
+    p = np.asarray(prob, dtype=float).ravel()
+    pt = np.atleast_1d(np.asarray(thresholds, dtype=float))
+    if len(y) != len(p) or len(y) == 0:
+        raise ValueError(f"y_true ({len(y)}) and prob ({len(p)}) must be non-empty and equal")
+    if np.any((pt <= 0) | (pt >= 1)):
+        raise ValueError("threshold probabilities must lie strictly between 0 and 1")
+    return y, p, pt
+
+
+def net_benefit(y_true, prob, thresholds) -> np.ndarray:
+    """Net benefit of the model at each threshold probability."""
+    y, p, pt = _check(y_true, prob, thresholds)
+    positive = p[None, :] >= pt[:, None]  # (thresholds, patients)
+    n = len(y)
+    tp = np.sum(positive & (y == 1)[None, :], axis=1)
+    fp = np.sum(positive & (y == 0)[None, :], axis=1)
+    return tp / n - fp / n * pt / (1 - pt)
+
+
+def decision_curve(y_true, prob,
+                   thresholds=np.linspace(0.01, 0.99, 99)) -> pd.DataFrame:
+    """Columns threshold, model, treat_all, treat_none (= 0) for each threshold."""
+    y, p, pt = _check(y_true, prob, thresholds)
+    prevalence = float(np.mean(y == 1))
+    return pd.DataFrame({
+        "threshold": pt,
+        "model": net_benefit(y, p, pt),
+        "treat_all": prevalence - (1 - prevalence) * pt / (1 - pt),
+        "treat_none": np.zeros(len(pt)),
+    })

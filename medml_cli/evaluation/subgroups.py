@@ -1,0 +1,111 @@
+"""Metrics with bootstrap intervals per subgroup (sex, age band, site...), flagged when too small.
+
+Point estimates use the same vectorised code as the intervals (identical to
+``score_predictions`` on non-degenerate data), so a tiny subgroup never raises: undefined
+metrics are NaN and the ``warning`` column says why the numbers should not be trusted.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.evaluation.bootstrap import (
+    _metrics_for_weights,
+    bootstrap_distribution,
+    metric_names,
+    percentile_interval,
+)
+
+MISSING_LABEL = "missing"
+_MISSING = object()  # sentinel, so a real subgroup called "missing" is not confused
+
+
+def age_bands(age: pd.Series, edges=(0, 45, 55, 65, 200)) -> pd.Series:
+    """Ordered categorical age bands, e.g. "<45", "45-54", "55-64", ">=65" (left-closed).
+
+    Ages outside ``[edges[0], edges[-1])`` or missing become NaN.
+    """
+    edges = [float(e) for e in edges]
+    if len(edges) < 3 or any(b <= a for a, b in zip(edges, edges[1:], strict=False)):
+        raise ValueError(f"edges must be at least 3 increasing numbers; got {edges}")
+    whole = all(e.is_integer() for e in edges)
+
+    def fmt(x: float) -> str:
+        return f"{x:g}"
+
+    labels = [f"<{fmt(edges[1])}"]
+    for lo, hi in zip(edges[1:-2], edges[2:-1], strict=True):
+        # Whole-year edges read naturally as inclusive ranges ("45-54").
+        labels.append(f"{fmt(lo)}-{fmt(hi - 1)}" if whole else f"{fmt(lo)}-<{fmt(hi)}")
+    labels.append(f">={fmt(edges[-2])}")
+    age = pd.Series(age)
+    bands = pd.cut(pd.to_numeric(age, errors="coerce"), bins=edges, right=False, labels=labels)
+    return pd.Series(bands, index=age.index, name="age_band")
+
+
+def _subgroup_order(sub: pd.Series) -> list:
+    """Category order for categoricals, sorted values otherwise; missing last."""
+    if isinstance(sub.dtype, pd.CategoricalDtype):
+        present = set(sub.dropna().unique())
+        values = [c for c in sub.cat.categories if c in present]
+    else:
+        values = sorted(sub.dropna().unique(), key=lambda v: (str(type(v)), v))
+    if sub.isna().any():
+        values.append(_MISSING)
+    return values
+
+
+def _warning(n: int, events: int | None, min_n: int, min_events: int) -> str:
+    notes = []
+    if n < min_n:
+        notes.append(f"too small to say anything: n={n} < {min_n}")
+    if events is not None and events < min_events:
+        notes.append(f"only {events} events (< {min_events})")
+    return "; ".join(notes)
+
+
+def subgroup_metrics(problem: str, y_true, score, subgroups: pd.Series, *, threshold: float,
+                     n_resamples: int = 1000, seed: int = 0, min_n: int = 30,
+                     min_events: int = 10, groups=None,
+                     confidence: float = 0.95) -> pd.DataFrame:
+    """One row per subgroup value: n, events, [patients], each metric with _low/_high, warning.
+
+    Rows whose subgroup is missing form a ``"missing"`` subgroup. With ``groups`` (patient
+    ids) intervals come from a patient-level bootstrap within the subgroup.
+    """
+    y = np.asarray(y_true)
+    s = np.asarray(score, dtype=float)
+    sub = pd.Series(subgroups).reset_index(drop=True)
+    if len(sub) != len(y) or len(s) != len(y):
+        raise ValueError(f"y_true ({len(y)}), score ({len(s)}) and subgroups ({len(sub)}) "
+                         "must have the same length")
+    g = None if groups is None else np.asarray(groups)
+    if g is not None and len(g) != len(y):
+        raise ValueError(f"groups has {len(g)} entries but y_true has {len(y)}")
+    classify = problem != "regression"
+    names = metric_names(problem)
+
+    rows = []
+    for value in _subgroup_order(sub):
+        mask = (sub.isna() if value is _MISSING else sub == value).to_numpy()
+        y_sub, s_sub = y[mask], s[mask]
+        g_sub = None if g is None else g[mask]
+        n = int(mask.sum())
+        events = int(np.sum(y_sub.astype(int) == 1)) if classify else None
+        row: dict = {"subgroup": MISSING_LABEL if value is _MISSING else value, "n": n}
+        if classify:
+            row["events"] = events
+        if g_sub is not None:
+            row["patients"] = int(len(np.unique(g_sub)))
+        point = _metrics_for_weights(problem, y_sub, s_sub, np.ones((1, n)), threshold)
+        draws = bootstrap_distribution(problem, y_sub, s_sub, threshold=threshold,
+                                       groups=g_sub, n_resamples=n_resamples, seed=seed)
+        for name in names:
+            low, high = percentile_interval(draws[name], confidence)
+            row[name] = float(point[name][0])
+            row[f"{name}_low"] = low
+            row[f"{name}_high"] = high
+        row["warning"] = _warning(n, events, min_n, min_events)
+        rows.append(row)
+    return pd.DataFrame(rows)
