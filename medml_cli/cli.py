@@ -230,9 +230,11 @@ def evaluate(
         result = evaluate_run(run_dir, data=data, overrides=set_ or [])
         unmet = _check_gates(result.metrics, gates)
     if as_json:
+        intervals = result.metrics.get("intervals") or {}
         print(json.dumps({"evaluation_dir": str(result.path), **_jsonable(result.metrics),
-                          "gates": [{"metric": m, "threshold": t, "value": v, "passed": p}
-                                    for m, t, v, p in unmet[1]]}))
+                          "gates": _jsonable([{"metric": m, "threshold": t, "value": v,
+                                               "ci": intervals.get(m), "passed": p}
+                                              for m, t, v, p in unmet[1]])}))
     else:
         if not state.quiet:
             for note in result.warnings:
@@ -241,7 +243,13 @@ def evaluate(
         print(result.path)
     failed = [g for g in unmet[1] if not g[3]]
     if failed:
-        lines = "; ".join(f"{m} = {v if v is None else round(v, 4)} is below {t}"
+        intervals = result.metrics.get("intervals") or {}
+
+        def ci(metric: str) -> str:
+            bounds = intervals.get(metric)
+            return f" (95% CI {bounds[0]:.3f}–{bounds[1]:.3f})" if bounds else ""
+
+        lines = "; ".join(f"{m} = {'n/a' if v is None else f'{v:.4f}'}{ci(m)} is below {t}"
                           for m, t, v, _ in failed)
         stderr.print(f"[bold red]failed:[/] {len(failed)} metric gate(s) not met: {lines}")
         raise typer.Exit(1)

@@ -44,15 +44,53 @@ class EvaluationConfig(StrictModel):
     """How held-out predictions are scored."""
 
     threshold: float = Field(
-        0.5, gt=0, lt=1, description="Probability at or above which a case is called positive."
+        0.5, gt=0, lt=1,
+        description="Probability at or above which a case is called positive "
+                    "(threshold_method: fixed).",
     )
+    threshold_method: Literal["fixed", "youden", "sensitivity", "specificity"] = Field(
+        "fixed",
+        description="fixed: `threshold`; youden: max sensitivity + specificity - 1; "
+                    "sensitivity/specificity: reach `threshold_target`. Chosen on training "
+                    "data (inner cross-validation) or validation data, never on test data.",
+    )
+    threshold_target: float | None = Field(
+        None, gt=0, lt=1, description="Target sensitivity or specificity for those methods.")
+    bootstrap: int = Field(1000, ge=0, le=100_000,
+                           description="Bootstrap resamples for confidence intervals; 0: none.")
+    confidence: float = Field(0.95, ge=0.5, le=0.999, description="Confidence level of CIs.")
+    recalibration: Literal["none", "sigmoid", "isotonic"] = Field(
+        "none", description="Recalibrate probabilities (fitted on training folds only).")
+    subgroups: list[str] = Field(
+        default_factory=list,
+        description="Columns to report metrics by (e.g. sex, site, age_band).")
+    min_subgroup_n: int = Field(30, ge=1, description="Warn for subgroups smaller than this.")
+    min_subgroup_events: int = Field(10, ge=0,
+                                     description="Warn for subgroups with fewer events.")
+    plots: bool = Field(True, description="Save ROC, PR, calibration, confusion-matrix and "
+                                          "decision-curve (or residual) plots in plots/.")
+    importance_repeats: int = Field(5, ge=1, le=100,
+                                    description="Permutation-importance repeats per fold.")
     baseline: bool = Field(True, description="Report the trivial baseline beside the model.")
     voxel_logistic_baseline: bool = Field(
         True, description="Image tasks: also fit a logistic regression on the raw voxels, in "
                           "the same split, as a reference the CNN must beat.")
-    explain: Literal["none", "gradcam"] = Field(
-        "none", description="Image tasks: save Grad-CAM overlays of held-out images in plots/.")
+    explain: Literal["none", "gradcam", "permutation"] = Field(
+        "none",
+        description="gradcam (image tasks): Grad-CAM overlays of held-out images; permutation "
+                    "(tabular): permutation importance on held-out folds + partial dependence.")
     explain_n: int = Field(8, ge=1, le=200, description="How many Grad-CAM overlays to save.")
+
+    @model_validator(mode="after")
+    def _threshold_target(self) -> EvaluationConfig:
+        needs = self.threshold_method in ("sensitivity", "specificity")
+        if needs and self.threshold_target is None:
+            raise ValueError(f"threshold_method '{self.threshold_method}' needs "
+                             "threshold_target, e.g. 0.9")
+        if not needs and self.threshold_target is not None:
+            raise ValueError("threshold_target only applies to threshold_method "
+                             "sensitivity or specificity")
+        return self
 
 
 class ExperimentConfigBase(StrictModel):
@@ -135,6 +173,17 @@ def cross_field_problems(cfg: Any) -> list[str]:
             f"data.type: '{cfg.data.type}' is {kinds} data but task '{cfg.task}' is "
             f"{spec.problem}; pick a {spec.problem} task or other data"
         )
+    explain = cfg.evaluation.explain
+    if explain == "gradcam" and spec.data_kind != "image":
+        problems.append("evaluation.explain: gradcam is for image tasks; use permutation")
+    if explain == "permutation" and spec.data_kind != "tabular":
+        problems.append("evaluation.explain: permutation is for tabular tasks; use gradcam")
+    if spec.problem == "regression" and (cfg.evaluation.threshold_method != "fixed"
+                                         or cfg.evaluation.recalibration != "none"):
+        problems.append("evaluation.threshold_method / recalibration: only for classification")
+    if spec.data_kind == "image" and cfg.evaluation.recalibration != "none":
+        problems.append("evaluation.recalibration: not supported for image models yet; "
+                        "use none")
     if spec.data_kind == "image" and cfg.split.method != "holdout":
         problems.append("split.method: image tasks use `holdout` (a train/validation/test "
                         "split); k-fold CV of a CNN is not supported")

@@ -164,6 +164,13 @@ def run_image_training(
     score = estimator.predict_proba(X_test)[:, 1]
     prevalence = float(np.mean(y[split["train"]]))
     threshold = cfg.evaluation.threshold
+    if cfg.evaluation.threshold_method != "fixed":
+        from medml_cli.training import pick_threshold
+
+        # chosen on the validation images, never on the test images
+        threshold = pick_threshold(cfg, y[split["val"]], estimator.predict_proba(X_val)[:, 1])
+        run.log(f"threshold {threshold:.4f} chosen on the validation set "
+                f"({cfg.evaluation.threshold_method})")
     test = split["test"]
     predictions = pd.DataFrame({"id": dataset.ids[test]})
     if dataset.groups is not None:
@@ -189,6 +196,7 @@ def run_image_training(
                   "validation": len(split["val"]), "test": len(test),
                   "source": "file" if dataset.splits else "seeded, grouped by patient"},
         "threshold": threshold,
+        "threshold_method": cfg.evaluation.threshold_method,
         "metrics": score_predictions(spec.problem, y[test], score, threshold),
         "baseline": score_predictions(spec.problem, y[test], np.full(len(test), prevalence),
                                       threshold) if cfg.evaluation.baseline else {},
@@ -202,8 +210,17 @@ def run_image_training(
         "primary_metric": spec.primary_metric,
     }
 
+    from medml_cli.evaluation.clinical import assess
+
+    clinical = assess(spec.problem, y[test], score, threshold=threshold, ev=cfg.evaluation,
+                      seed=cfg.seed,
+                      groups=dataset.groups[test] if dataset.groups is not None else None,
+                      out_dir=run.path, synthetic=dataset.provenance.synthetic,
+                      labels=dataset.class_names)
+    clinical.pop("metrics")
+    metrics.update(clinical)
     save_keras_estimator(estimator, run.file("model"))
-    write_json(run.file("model") / "card.json", image_model_card(cfg, dataset))
+    write_json(run.file("model") / "card.json", image_model_card(cfg, dataset, threshold))
     predictions.to_csv(run.file("predictions.csv"), index=False)
     plots = run.file("plots")
     plot_learning_curves(estimator.history_, plots / "learning_curves.png",
@@ -225,7 +242,7 @@ def run_image_training(
     return metrics
 
 
-def image_model_card(cfg: Any, dataset: ImageDataset) -> dict[str, Any]:
+def image_model_card(cfg: Any, dataset: ImageDataset, threshold: float) -> dict[str, Any]:
     import medml_cli
 
     return {
@@ -238,7 +255,8 @@ def image_model_card(cfg: Any, dataset: ImageDataset) -> dict[str, Any]:
         "input_shape": list(dataset.input_shape),
         "spatial_dims": dataset.spatial_dims,
         "intensity": list(dataset.intensity),
-        "threshold": cfg.evaluation.threshold,
+        "threshold": threshold,
+        "threshold_method": cfg.evaluation.threshold_method,
         "classes": list(dataset.class_names),
         "trained_on_images": dataset.n_samples,
         "synthetic_data": dataset.provenance.synthetic,

@@ -22,7 +22,7 @@ from medml_cli.config import (
 from medml_cli.data.base import LoadedDataset, prepare_features
 from medml_cli.data.tabular_file import read_table
 from medml_cli.errors import ConfigError, DataError
-from medml_cli.evaluation.metrics import sample_counts, score_column, score_predictions
+from medml_cli.evaluation.metrics import sample_counts, score_column
 from medml_cli.evaluation.splits import make_folds
 from medml_cli.jsonio import read_json, write_json
 from medml_cli.registry import TASKS
@@ -90,6 +90,17 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -
     return validate_config_data(base, source=str(data_arg), base_dir=base_dir)
 
 
+def _evaluation_config(run_cfg: Any, overrides: list[str], run_path: Path) -> Any:
+    if not overrides:
+        return run_cfg
+    bad = [o for o in overrides if not o.split("=", 1)[0].startswith(("data.", "evaluation."))]
+    if bad:
+        raise ConfigError("--set", [f"'{b}': evaluate only accepts data.* and evaluation.* "
+                                    "overrides (the model is already trained)" for b in bad])
+    merged, applied = apply_overrides(run_cfg.model_dump(mode="json"), overrides)
+    return validate_config_data(merged, source=str(run_path / "config.yaml"), overrides=applied)
+
+
 def evaluate_run(
     run_path: Path,
     *,
@@ -98,97 +109,130 @@ def evaluate_run(
 ) -> EvaluationResult:
     """Re-score a run on its own held-out data, or score its model on new data.
 
-    Results go to a new folder ``<run>/evaluations/<stamp>-<label>-<id>/``; nothing in the run
-    is overwritten.
+    Results (metrics.json with intervals, predictions.csv, plots, report.md/html, and for
+    several sites a per-site table) go to a new folder
+    ``<run>/evaluations/<stamp>-<heldout|external>-<id>/``; nothing in the run is overwritten.
     """
     run_path = open_completed_run(Path(run_path))
     run_cfg = load_run_config(run_path)
     card = load_card(run_path)
-    problem = card["problem"]
-    notes: list[str] = []
-
-    if overrides:
-        bad = [o for o in overrides if not o.split("=", 1)[0].startswith(("data.", "evaluation."))]
-        if bad:
-            raise ConfigError("--set", [f"'{b}': evaluate only accepts data.* and evaluation.* "
-                                        "overrides (the model is already trained)" for b in bad])
-        merged, applied = apply_overrides(run_cfg.model_dump(mode="json"), overrides)
-        cfg = validate_config_data(merged, source=str(run_path / "config.yaml"),
-                                   overrides=applied)
-    else:
-        cfg = run_cfg
-    threshold = cfg.evaluation.threshold
+    overrides = overrides or []
+    cfg = _evaluation_config(run_cfg, overrides, run_path)
     if card.get("format") == "keras":
-        return _evaluate_image_run(run_path, cfg, card, data, overrides or [])
+        return _evaluate_image_run(run_path, cfg, card, data, overrides)
+    problem = card["problem"]
     schema = load_schema(run_path)
+    notes: list[str] = []
+    # the run's own operating threshold, unless the user sets one for this evaluation
+    new_threshold = any(o.startswith("evaluation.threshold") for o in overrides)
+    threshold: Any = cfg.evaluation.threshold if new_threshold else card.get("threshold", 0.5)
 
     if data is not None:
         data = Path(data)
         if not data.exists():
             raise DataError(f"--data {data}: file not found.", "check the path.")
         cfg = _external_data_config(cfg, data, schema)
-    external = data is not None or (overrides and any(o.startswith("data.") for o in overrides))
+    external = data is not None or any(o.startswith("data.") for o in overrides)
 
     model = load_sklearn_model(run_path / "model")
+    dataset = load_dataset(cfg)
+    X = None
     if external:
-        dataset = load_dataset(cfg)
-        X = prepare_features(_frame_of(dataset), schema, str(data or "data"),
-                             context="evaluation")
+        X = prepare_features(dataset.X, schema, str(data or "data"), context="evaluation")
         score = predict_scores(model, X, problem)
         predictions = _eval_frame(dataset, np.arange(dataset.n_samples), score, problem,
                                   threshold, fold=None)
         label = "external"
-        notes.append(f"model trained on the run's data, scored on {dataset.n_samples} new rows")
+        trained_on = run_cfg.data.type + (f" {', '.join(run_cfg.data.sites)}"
+                                          if hasattr(run_cfg.data, "sites") else "")
+        notes.append(f"the run's model (trained on {trained_on}) scored on "
+                     f"{dataset.n_samples} new rows")
     else:
-        dataset = load_dataset(cfg)
-        recorded = read_json(run_path / "environment.json").get("data_sha256", {})
-        if recorded and recorded != dataset.provenance.files:
-            raise DataError(
-                "the run's data have changed since training (sha256 differs), so its held-out "
-                "rows cannot be rebuilt.",
-                "restore the original file, or score the new data with --data.",
-            )
+        predictions = _heldout_predictions(run_path, cfg, dataset, model, problem, threshold,
+                                           notes)
+        if problem != "regression" and not new_threshold and "threshold" in predictions:
+            threshold = predictions["threshold"].to_numpy()  # per-fold, as at training
+        label = "heldout"
+
+    from medml_cli.evaluation.clinical import assess, site_table
+    from medml_cli.reporting import tabular_data_lines, write_reports
+    from medml_cli.training import subgroup_frame
+
+    out_tmp = _new_evaluation_tmp(run_path)
+    try:
+        truth = predictions["truth"].to_numpy()
+        id_name = dataset.schema.id_column or "row"
+        groups = predictions[schema.group_column].to_numpy() \
+            if schema.group_column and schema.group_column in predictions else None
+        clinical = assess(
+            problem, truth, predictions[score_column(problem)].to_numpy(), threshold=threshold,
+            ev=cfg.evaluation, seed=cfg.seed, groups=groups,
+            subgroup_frame=subgroup_frame(dataset, predictions[id_name].astype(str)),
+            out_dir=out_tmp, synthetic=dataset.provenance.synthetic,
+            labels=tuple(schema.classes) if schema.classes else ("0", "1"))
+        metrics = {
+            "task": run_cfg.task, "problem": problem, "run": run_path.name,
+            "evaluation": label, "data": cfg.data.model_dump(mode="json"),
+            "synthetic": bool(card.get("synthetic_data")) or dataset.provenance.synthetic,
+            "threshold": (float(np.mean(threshold)) if problem != "regression" else None),
+            "threshold_method": card.get("threshold_method"),
+            **clinical,
+            "n": sample_counts(problem, truth, groups),
+            "notes": notes,
+        }
+        if external and problem != "regression" and "site" in predictions and X is not None:
+            sites = site_table(predictions, X, by="site", threshold=float(np.mean(threshold)),
+                               ev=cfg.evaluation, seed=cfg.seed)
+            sites.to_csv(out_tmp / "sites.csv", index=False)
+            metrics["sites"] = sites.to_dict(orient="records")
+            metrics["missing_policy"] = missing_policy_text(run_cfg)
+        write_json(out_tmp / "metrics.json", metrics)
+        predictions.to_csv(out_tmp / "predictions.csv", index=False)
+        write_reports(out_tmp, cfg, dataset.provenance, tabular_data_lines(dataset), metrics,
+                      title=f"medml evaluation ({label}) of run {run_path.name}")
+        out = _finish_evaluation(run_path, out_tmp, label)
+    except BaseException:
+        shutil.rmtree(out_tmp, ignore_errors=True)
+        raise
+    return EvaluationResult(path=out, metrics=metrics, warnings=notes)
+
+
+def missing_policy_text(run_cfg: Any) -> str:
+    excluded = list(getattr(run_cfg.data, "exclude", []) or [])
+    text = ("Missing-data policy: a feature missing at an external site is imputed with the "
+            "training site's median (numeric) or most frequent value (categorical), learnt "
+            "inside the saved pipeline; no row is dropped.")
+    if excluded:
+        text += (f" Features excluded from the model by its config: {', '.join(excluded)} "
+                 "(mostly missing outside the training site).")
+    return text
+
+
+def _heldout_predictions(run_path: Path, cfg: Any, dataset: LoadedDataset, model: Any,
+                         problem: str, threshold: Any, notes: list[str]) -> pd.DataFrame:
+    recorded = read_json(run_path / "environment.json").get("data_sha256", {})
+    if recorded and recorded != dataset.provenance.files:
+        raise DataError(
+            "the run's data have changed since training (sha256 differs), so its held-out "
+            "rows cannot be rebuilt.",
+            "restore the original file, or score the new data with --data.",
+        )
+    if cfg.split.method == "holdout":
         y = dataset.y.to_numpy()
         groups = dataset.groups.to_numpy() if dataset.groups is not None else None
         folds = make_folds(y, method=cfg.split.method, n_splits=cfg.split.n_splits,
                            test_size=cfg.split.test_size, seed=cfg.seed,
                            classify=problem != "regression", stratify=cfg.split.stratify,
                            groups=groups)
-        if cfg.split.method == "holdout":
-            test_idx = folds[0][1]
-            score = predict_scores(model, dataset.X.iloc[test_idx], problem)
-            predictions = _eval_frame(dataset, test_idx, score, problem, threshold, fold=0)
-            notes.append("re-predicted the held-out test rows with the saved model")
-        else:
-            # k-fold: the saved model saw every row, so scoring it on them would be
-            # optimistic. The honest held-out scores are the out-of-fold predictions made
-            # during training, re-scored here.
-            recorded_pred = pd.read_csv(run_path / "predictions.csv")
-            score_col = score_column(problem)
-            predictions = recorded_pred.copy()
-            if problem != "regression":
-                predictions["predicted_class"] = (predictions[score_col] >= threshold).astype(int)
-            notes.append("re-scored the out-of-fold predictions recorded at training "
-                         "(the final model was refit on all rows)")
-        label = "heldout"
-
-    score_col = score_column(problem)
-    truth = predictions["truth"].to_numpy()
-    metrics = {
-        "task": cfg.task if not external else run_cfg.task,
-        "problem": problem,
-        "run": run_path.name,
-        "data": cfg.data.model_dump(mode="json"),
-        "synthetic": bool(card.get("synthetic_data")) or dataset.provenance.synthetic,
-        "threshold": threshold if problem != "regression" else None,
-        "metrics": score_predictions(problem, truth, predictions[score_col].to_numpy(),
-                                     threshold),
-        "intervals": {},
-        "n": sample_counts(problem, truth),
-        "notes": notes,
-    }
-    out = _write_evaluation(run_path, label, metrics, predictions)
-    return EvaluationResult(path=out, metrics=metrics, warnings=notes)
+        test_idx = folds[0][1]
+        score = predict_scores(model, dataset.X.iloc[test_idx], problem)
+        notes.append("re-predicted the held-out test rows with the saved model")
+        return _eval_frame(dataset, test_idx, score, problem, threshold, fold=0)
+    # k-fold: the saved model saw every row, so scoring it on them would be optimistic.
+    # The honest held-out scores are the out-of-fold predictions made during training.
+    notes.append("re-scored the out-of-fold predictions recorded at training (the final "
+                 "model was refit on all rows)")
+    return pd.read_csv(run_path / "predictions.csv")
 
 
 def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Path | None,
@@ -221,27 +265,38 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
         notes.append("re-predicted the held-out test images with the saved model")
     images = dataset.images[index]
     score = model.predict_proba(images)[:, 1]
-    threshold = cfg.evaluation.threshold
-    predictions = pd.DataFrame({"id": dataset.ids[index], "truth": dataset.labels[index],
-                                "score": score,
-                                "predicted_class": (score >= threshold).astype(int)})
+    new_threshold = any(o.startswith("evaluation.threshold") for o in overrides)
+    threshold = cfg.evaluation.threshold if new_threshold else card.get("threshold", 0.5)
     truth = dataset.labels[index]
-    metrics = {
-        "task": cfg.task, "problem": "binary-classification", "run": run_path.name,
-        "data": cfg.data.model_dump(mode="json"),
-        "synthetic": dataset.provenance.synthetic, "threshold": threshold,
-        "metrics": score_predictions("binary-classification", truth, score, threshold),
-        "intervals": {},
-        "n": sample_counts("binary-classification", truth,
-                           dataset.groups[index] if dataset.groups is not None else None),
-        "notes": notes,
-    }
-    out = _write_evaluation(run_path, label, metrics, predictions)
+    groups = dataset.groups[index] if dataset.groups is not None else None
+    predictions = pd.DataFrame({"id": dataset.ids[index], "truth": truth, "score": score,
+                                "predicted_class": (score >= threshold).astype(int)})
+    if groups is not None:
+        predictions.insert(1, "patient", groups)
+    from medml_cli.evaluation.clinical import assess
+    from medml_cli.reporting import image_data_lines, write_reports
+
+    out_tmp = _new_evaluation_tmp(run_path)
+    try:
+        clinical = assess("binary-classification", truth, score, threshold=threshold,
+                          ev=cfg.evaluation, seed=cfg.seed, groups=groups, out_dir=out_tmp,
+                          synthetic=dataset.provenance.synthetic, labels=dataset.class_names)
+        metrics = {
+            "task": cfg.task, "problem": "binary-classification", "run": run_path.name,
+            "evaluation": label, "data": cfg.data.model_dump(mode="json"),
+            "synthetic": dataset.provenance.synthetic, "threshold": threshold,
+            "threshold_method": card.get("threshold_method"), **clinical,
+            "n": sample_counts("binary-classification", truth, groups), "notes": notes,
+        }
+        write_json(out_tmp / "metrics.json", metrics)
+        predictions.to_csv(out_tmp / "predictions.csv", index=False)
+        write_reports(out_tmp, cfg, dataset.provenance, image_data_lines(dataset), metrics,
+                      title=f"medml evaluation ({label}) of run {run_path.name}")
+        out = _finish_evaluation(run_path, out_tmp, label)
+    except BaseException:
+        shutil.rmtree(out_tmp, ignore_errors=True)
+        raise
     return EvaluationResult(path=out, metrics=metrics, warnings=notes)
-
-
-def _frame_of(dataset: LoadedDataset) -> pd.DataFrame:
-    return dataset.X
 
 
 def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray, problem: str,
@@ -260,23 +315,21 @@ def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray, prob
     return frame
 
 
-def _write_evaluation(run_path: Path, label: str, metrics: dict, predictions: pd.DataFrame
-                      ) -> Path:
+def _new_evaluation_tmp(run_path: Path) -> Path:
     parent = run_path / "evaluations"
     parent.mkdir(exist_ok=True)
     tmp = parent / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
-    try:
-        write_json(tmp / "metrics.json", metrics)
-        predictions.to_csv(tmp / "predictions.csv", index=False)
-        while True:
-            final = parent / f"{_stamp()}-{label}-{uuid.uuid4().hex[:6]}"
-            if not final.exists():
-                os.rename(tmp, final)
-                return final
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+    return tmp
+
+
+def _finish_evaluation(run_path: Path, tmp: Path, label: str) -> Path:
+    """Rename a fully written evaluation folder into place (never over an existing one)."""
+    while True:
+        final = run_path / "evaluations" / f"{_stamp()}-{label}-{uuid.uuid4().hex[:6]}"
+        if not final.exists():
+            os.rename(tmp, final)
+            return final
 
 
 # --------------------------------------------------------------------------- predict

@@ -1,7 +1,15 @@
-"""report.md: a human-readable summary of a run, readable without opening code."""
+"""report.md and a self-contained report.html: what a reviewer needs to judge a run.
+
+The report is built once as a list of sections (paragraphs, bullet lists, tables, images) and
+rendered twice, so the Markdown and the HTML always say the same thing. Its last section maps
+each TRIPOD+AI item to where the report (or the run directory) answers it.
+"""
 
 from __future__ import annotations
 
+import base64
+import html
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -10,45 +18,76 @@ import numpy as np
 from medml_cli.jsonio import write_text_atomic
 
 SYNTHETIC_BANNER = (
-    "> **SYNTHETIC DATA.** Every figure in this report comes from generated data, not from "
+    "SYNTHETIC DATA. Every figure in this report comes from generated data, not from "
     "patients. It shows that the pipeline works, not how a model performs clinically."
 )
+
+PLOT_TITLES = {
+    "roc.png": "ROC curve with 95% bootstrap band",
+    "precision_recall.png": "Precision-recall curve",
+    "calibration.png": "Calibration (reliability) plot",
+    "confusion_matrix.png": "Confusion matrix at the operating threshold",
+    "decision_curve.png": "Decision curve (net benefit)",
+    "predicted_vs_observed.png": "Predicted against observed",
+    "residuals.png": "Residuals",
+    "learning_curves.png": "Learning curves",
+    "permutation_importance.png": "Permutation importance (held-out folds)",
+    "partial_dependence.png": "Partial dependence of the top features",
+}
 
 
 def _fmt(value: Any) -> str:
     if value is None:
         return "n/a"
-    if isinstance(value, float):
+    if isinstance(value, (float, np.floating)):
         return f"{value:.3f}" if value == value else "n/a"
     return str(value)
 
 
-def metric_table(metrics: dict[str, Any]) -> str:
+@dataclass
+class Section:
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+    tables: list[tuple[list[str], list[list[str]]]] = field(default_factory=list)
+    images: list[tuple[str, Path]] = field(default_factory=list)
+
+
+def metric_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     model, baseline = metrics["metrics"], metrics.get("baseline") or {}
     references = metrics.get("reference") or {}
     intervals = metrics.get("intervals") or {}
-    header = ["metric", "model", "95% CI", "baseline", *references]
-    rows = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    level = metrics.get("confidence") or 0.95
+    header = ["metric", "model", f"{level:.0%} CI", "baseline", *references]
+    rows = []
     for name, value in model.items():
         ci = intervals.get(name)
-        ci_text = f"{_fmt(ci[0])} – {_fmt(ci[1])}" if ci else "—"
-        cells = [name, _fmt(value), ci_text, _fmt(baseline.get(name)),
-                 *(_fmt(ref.get(name)) for ref in references.values())]
-        rows.append("| " + " | ".join(cells) + " |")
-    return "\n".join(rows)
+        rows.append([name, _fmt(value), f"{_fmt(ci[0])} – {_fmt(ci[1])}" if ci else "—",
+                     _fmt(baseline.get(name)) if baseline else "—",
+                     *(_fmt(ref.get(name)) for ref in references.values())])
+    return header, rows
+
+
+def metric_table(metrics: dict[str, Any]) -> str:
+    return _md_table(*metric_rows(metrics))
 
 
 def tabular_data_lines(dataset: Any) -> list[str]:
     missing = dataset.X.isna().sum()
     missing = missing[missing > 0]
+    n = len(dataset.X)
     return [
-        f"- Target: `{dataset.schema.target}`",
-        f"- Features ({len(dataset.schema.columns)}): "
+        f"Target: `{dataset.schema.target}`"
+        + (f" (positive class: {dataset.schema.classes[1]})" if dataset.schema.classes else ""),
+        f"Rows: {n}" + (f", events {int((dataset.y == 1).sum())}"
+                        if dataset.schema.classes else ""),
+        f"Features ({len(dataset.schema.columns)}): "
         + ", ".join(f"{c.name} ({c.kind})" for c in dataset.schema.columns),
-        "- Missing values: "
-        + (", ".join(f"{c} {int(v)}" for c, v in missing.items()) if len(missing) else "none")
-        + " — imputed inside each training fold (median for numeric, most frequent for "
-        "categorical columns).",
+        "Missing values: "
+        + (", ".join(f"{c} {int(v)} ({v / n:.0%})" for c, v in missing.items())
+           if len(missing) else "none")
+        + ". Handling: imputed inside each training fold only (median for numeric, most "
+        "frequent for categorical columns); no row was dropped for a missing feature.",
     ]
 
 
@@ -57,49 +96,237 @@ def image_data_lines(dataset: Any) -> list[str]:
     patients = len(np.unique(dataset.groups)) if dataset.groups is not None else None
     mode, low, high = dataset.intensity
     return [
-        f"- Images: {dataset.n_samples} ({positives} positive), input shape "
+        f"Images: {dataset.n_samples} ({positives} positive), input shape "
         f"{tuple(dataset.input_shape)}" + (f", {patients} patients" if patients else ""),
-        f"- Intensity: {mode} clipped to [{low:g}, {high:g}] and scaled to [0, 1]",
-        f"- Classes: {dataset.class_names[0]} (0) / {dataset.class_names[1]} (1)",
+        f"Intensity: {mode} clipped to [{low:g}, {high:g}] and scaled to [0, 1]",
+        f"Classes: {dataset.class_names[0]} (0) / {dataset.class_names[1]} (1)",
+        "Missing values: none (images are complete arrays).",
     ]
 
 
-def write_run_report(run_path: Path, cfg: Any, provenance: Any, data_lines: list[str],
-                     metrics: dict[str, Any]) -> None:
-    n = metrics["n"]
-    lines = [f"# medml run: {cfg.run_name}", ""]
-    if provenance.synthetic:
-        lines += [SYNTHETIC_BANNER, ""]
-    counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in n.items())
+def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
     split = cfg.split
-    if split.method == "kfold":
-        split_text = f"kfold, {split.n_splits} folds"
+    if metrics.get("split", {}).get("train") is not None:
+        s = metrics["split"]
+        text = (f"holdout: train {s['train']}, validation {s['validation']} (early stopping, "
+                f"threshold), test {s['test']} images; {s.get('source', '')}")
+    elif split.method == "kfold":
+        text = f"{split.n_splits}-fold cross-validation"
     else:
-        split_text = f"holdout, test share {split.test_size}"
-    lines += [
-        "## Data",
-        f"- Source: {provenance.source}",
-        f"- Licence: {provenance.licence}",
-        *([f"- Citation: {provenance.citation}"] if provenance.citation else []),
-        f"- Task: `{cfg.task}` ({metrics['problem']})",
-        *data_lines,
-        f"- Held-out rows scored: {counts}",
-        "",
-        "## Split and model",
-        f"- Split: {split_text}"
-        + (", stratified" if split.stratify and metrics["problem"] != "regression" else "")
-        + f"; seed {cfg.seed}",
-        f"- Model: `{cfg.model.type}` with "
-        + ", ".join(f"{k}={v}" for k, v in cfg.model.model_dump().items() if k != "type"),
-        *([f"- Decision threshold: {metrics['threshold']}"] if metrics.get("threshold") else []),
-        "",
-        "## Held-out metrics",
-        "The baseline predicts the training "
-        + ("prevalence" if metrics["problem"] != "regression" else "mean") + "."
-        + (" References are simpler models fitted on the same split."
-           if metrics.get("reference") else ""),
-        "",
-        metric_table(metrics),
-        "",
+        text = f"holdout, test share {split.test_size}"
+    if split.stratify and metrics["problem"] != "regression":
+        text += ", stratified"
+    if getattr(cfg.data, "group_column", None):
+        text += f", grouped by `{cfg.data.group_column}`"
+    return text + f"; seed {cfg.seed}"
+
+
+def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: dict[str, Any],
+                   run_path: Path) -> list[Section]:
+    problem = metrics["problem"]
+    sections: list[Section] = []
+    counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in metrics["n"].items())
+    sections.append(Section("Data", bullets=[
+        f"Source: {provenance.source}", f"Licence: {provenance.licence}",
+        *([f"Citation: {provenance.citation}"] if provenance.citation else []),
+        f"Task: `{cfg.task}` ({problem})", *data_lines,
+        f"Held-out predictions scored: {counts}",
+    ]))
+    model_params = ", ".join(f"{k}={v}" for k, v in cfg.model.model_dump().items()
+                             if k != "type")
+    sections.append(Section("Split and model", bullets=[
+        f"Split: {_split_text(cfg, metrics)}",
+        f"Model: `{cfg.model.type}` — {model_params}",
+        "Preprocessing and any recalibration "
+        f"({cfg.evaluation.recalibration}) were fitted on training data only.",
+    ]))
+    level = metrics.get("confidence") or 0.95
+    ci_note = (f"{level:.0%} CIs from {metrics.get('bootstrap_resamples')} stratified bootstrap "
+               "resamples" + (" of patients" if metrics["n"].get("patients") else "")
+               if metrics.get("intervals") else "no confidence intervals (bootstrap: 0)")
+    sections.append(Section(
+        "Performance on held-out data",
+        paragraphs=[f"Pooled over every held-out prediction; {ci_note}. The baseline predicts "
+                    "the training " + ("prevalence" if problem != "regression" else "mean")
+                    + "." + (" References are simpler models fitted on the same split."
+                             if metrics.get("reference") else "")],
+        tables=[metric_rows(metrics)],
+    ))
+    if problem != "regression":
+        threshold = metrics.get("threshold")
+        method = metrics.get("threshold_method") or cfg.evaluation.threshold_method
+        where = {"fixed": "fixed in the config",
+                 "youden": "maximising Youden's J",
+                 "sensitivity": f"reaching sensitivity {cfg.evaluation.threshold_target}",
+                 "specificity": f"reaching specificity {cfg.evaluation.threshold_target}"}
+        sections.append(Section("Operating threshold", bullets=[
+            f"Threshold used by `medml predict`: {_fmt(threshold)} ({where.get(method, method)})",
+            "Chosen on training data only: inner cross-validation within each training fold "
+            "(per-fold thresholds classify that fold's held-out rows), on the out-of-fold "
+            "predictions for the final model, or on the validation set for image models; "
+            "never on test data." if method != "fixed" else
+            "A fixed threshold involves no data.",
+        ]))
+        calibration = metrics.get("calibration") or {}
+        if calibration:
+            sections.append(Section("Calibration", bullets=[
+                f"Calibration slope {_fmt(calibration.get('calibration_slope'))} "
+                "(1 is ideal; < 1 means over-confident predictions)",
+                f"Calibration-in-the-large (intercept, slope fixed at 1) "
+                f"{_fmt(calibration.get('calibration_intercept'))} (0 is ideal)",
+                f"Brier score {_fmt(calibration.get('brier'))}, expected calibration error "
+                f"{_fmt(calibration.get('ece'))}",
+            ]))
+        curve = run_path / "decision_curve.csv"
+        if curve.exists():
+            import pandas as pd
+
+            frame = pd.read_csv(curve)
+            picks = frame[frame["threshold"].round(2).isin([0.1, 0.2, 0.3, 0.5])]
+            sections.append(Section(
+                "Clinical utility (decision curve)",
+                paragraphs=["Net benefit = true positives/n − false positives/n × pt/(1 − pt)"
+                            " at threshold probability pt; full curve in decision_curve.csv."],
+                tables=[(["threshold", "model", "treat all", "treat none"],
+                         [[f"{r.threshold:.2f}", _fmt(r.model), _fmt(r.treat_all),
+                           _fmt(r.treat_none)] for r in picks.itertuples()])],
+            ))
+    subgroups = metrics.get("subgroups") or []
+    if subgroups:
+        key = "auroc" if problem != "regression" else "r2"
+        rows = [[str(r.get("variable")), str(r.get("subgroup")), str(r.get("n")),
+                 str(r.get("events", "")), _fmt(r.get(key)),
+                 f"{_fmt(r.get(key + '_low'))} – {_fmt(r.get(key + '_high'))}",
+                 str(r.get("warning") or "")] for r in subgroups]
+        sections.append(Section("Subgroups", tables=[(
+            ["variable", "subgroup", "n", "events", key, "CI", "warning"], rows)]))
+    sites = metrics.get("sites") or []
+    if sites:
+        rows = [[str(r["site"]), str(r["n"]), str(r["events"]), f"{r['missing_share']:.0%}",
+                 f"{_fmt(r['auroc'])} ({_fmt(r.get('auroc_low'))} – {_fmt(r.get('auroc_high'))})",
+                 _fmt(r["accuracy"]), _fmt(r["calibration_slope"]),
+                 r.get("mostly_missing_features") or "—"] for r in sites]
+        sections.append(Section(
+            "External validation by site",
+            paragraphs=[metrics.get("missing_policy", "")],
+            tables=[(["site", "n", "events", "missing", "AUROC (CI)", "accuracy",
+                      "calibration slope", "features >50% missing"], rows)]))
+    explanations = metrics.get("explanations")
+    if explanations:
+        rows = [[r["feature"], _fmt(r["importance_mean"]),
+                 _fmt(r.get("importance_std_across_folds"))]
+                for r in explanations["importance"]]
+        sections.append(Section("Explanations", paragraphs=[explanations["method"]],
+                                tables=[(["feature", "mean drop in score", "SD across folds"],
+                                         rows)]))
+    plots_dir = run_path / "plots"
+    images = [(PLOT_TITLES.get(p.name, p.stem), p) for p in sorted(plots_dir.glob("*.png"))] \
+        if plots_dir.exists() else []
+    gradcam = sorted((plots_dir / "gradcam").glob("*.png")) if plots_dir.exists() else []
+    images += [(f"Grad-CAM: {p.stem}", p) for p in gradcam[:8]]
+    if images:
+        sections.append(Section("Plots", images=images))
+    sections.append(Section("TRIPOD+AI checklist", tables=[tripod_rows(metrics)]))
+    return sections
+
+
+def tripod_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Where each TRIPOD+AI item is answered (section of this report or run file)."""
+    rows = [
+        ["Title / abstract (1-2)", "Report header; run name; metrics.json"],
+        ["Background and objectives (3)", "Data: task"],
+        ["Data source, dates, setting (4-5)", "Data: source, licence, citation"],
+        ["Participants, eligibility (5)", "Data: rows used; config.yaml data filters"],
+        ["Outcome (6)", "Data: target and positive class"],
+        ["Predictors (7)", "Data: features and their types"],
+        ["Sample size (8)", "Data and Performance: n, events, patients"],
+        ["Missing data (9)", "Data: missing values and how they were handled"],
+        ["Analytical methods: preprocessing, model, tuning (10)",
+         "Split and model; config.yaml"],
+        ["Performance measures and their uncertainty (12)",
+         "Performance on held-out data (with bootstrap CIs); Calibration"],
+        ["Class imbalance, fairness, subgroups (13-14)",
+         "Subgroups" if metrics.get("subgroups") else "Subgroups: none configured"],
+        ["Model updating / recalibration (15)", "Split and model: recalibration"],
+        ["Threshold and clinical utility (16)", "Operating threshold; Clinical utility"],
+        ["Development vs evaluation data (17)", "Split and model: split"],
+        ["External validation (18)", "External validation by site" if metrics.get("sites")
+         else "run `medml evaluate RUN --data ...` on data from another site"],
+        ["Model explanation (19)", "Explanations / Grad-CAM plots"
+         if metrics.get("explanations") or metrics.get("task") == "lung-ct"
+         else "not requested (evaluation.explain)"],
+        ["Software, code and reproducibility (20-22)",
+         "environment.json (versions, git commit, data sha256); config.yaml; seed"],
+        ["Limitations (23)", "Synthetic-data banner where applicable; subgroup warnings"],
     ]
-    write_text_atomic(run_path / "report.md", "\n".join(lines) + "\n")
+    return ["TRIPOD+AI item", "where this report answers it"], rows
+
+
+# --------------------------------------------------------------------------- renderers
+def _md_table(header: list[str], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(c.replace("|", "/") for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def render_markdown(title: str, sections: list[Section], synthetic: bool,
+                    run_path: Path) -> str:
+    out = [f"# {title}", ""]
+    if synthetic:
+        out += [f"> **{SYNTHETIC_BANNER}**", ""]
+    for section in sections:
+        out += [f"## {section.title}", ""]
+        for paragraph in section.paragraphs:
+            if paragraph:
+                out += [paragraph, ""]
+        if section.bullets:
+            out += [f"- {b}" for b in section.bullets] + [""]
+        for header, rows in section.tables:
+            out += [_md_table(header, rows), ""]
+        for caption, path in section.images:
+            out += [f"![{caption}]({path.relative_to(run_path).as_posix()})", ""]
+    return "\n".join(out)
+
+
+def render_html(title: str, sections: list[Section], synthetic: bool) -> str:
+    esc = html.escape
+    parts = [
+        "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",
+        f"<title>{esc(title)}</title><style>",
+        "body{font-family:system-ui,sans-serif;max-width:1000px;margin:2em auto;padding:0 1em;"
+        "color:#222}table{border-collapse:collapse;margin:0.5em 0 1.5em}td,th{border:1px solid"
+        " #ccc;padding:3px 8px;text-align:left}th{background:#f2f2f2}.banner{background:#fff3"
+        "cd;border:2px solid #d39e00;padding:0.8em;font-weight:bold}img{max-width:100%;"
+        "border:1px solid #ddd}figure{margin:1em 0}",
+        "</style></head><body>",
+        f"<h1>{esc(title)}</h1>",
+    ]
+    if synthetic:
+        parts.append(f"<div class='banner'>{esc(SYNTHETIC_BANNER)}</div>")
+    for section in sections:
+        parts.append(f"<h2>{esc(section.title)}</h2>")
+        parts += [f"<p>{esc(p)}</p>" for p in section.paragraphs if p]
+        if section.bullets:
+            parts.append("<ul>" + "".join(f"<li>{esc(b)}</li>" for b in section.bullets)
+                         + "</ul>")
+        for header, rows in section.tables:
+            parts.append("<table><tr>" + "".join(f"<th>{esc(h)}</th>" for h in header)
+                         + "</tr>" + "".join("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in row)
+                                             + "</tr>" for row in rows) + "</table>")
+        for caption, path in section.images:
+            data = base64.b64encode(path.read_bytes()).decode("ascii")
+            parts.append(f"<figure><img alt='{esc(caption)}' src='data:image/png;base64,"
+                         f"{data}'><figcaption>{esc(caption)}</figcaption></figure>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_reports(run_path: Path, cfg: Any, provenance: Any, data_lines: list[str],
+                  metrics: dict[str, Any], title: str | None = None) -> None:
+    """Write report.md and the self-contained report.html into ``run_path``."""
+    sections = build_sections(cfg, provenance, data_lines, metrics, run_path)
+    title = title or f"medml run: {cfg.run_name}"
+    synthetic = bool(metrics.get("synthetic"))
+    write_text_atomic(run_path / "report.md",
+                      render_markdown(title, sections, synthetic, run_path) + "\n")
+    write_text_atomic(run_path / "report.html", render_html(title, sections, synthetic))
