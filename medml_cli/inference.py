@@ -188,7 +188,9 @@ def evaluate_run(
             metrics["missing_policy"] = missing_policy_text(run_cfg)
         write_json(out_tmp / "metrics.json", metrics)
         predictions.to_csv(out_tmp / "predictions.csv", index=False)
-        write_reports(out_tmp, cfg, dataset.provenance, tabular_data_lines(dataset), metrics,
+        model_X = X if X is not None else dataset.X[schema.feature_names]
+        write_reports(out_tmp, cfg, dataset.provenance,
+                      tabular_data_lines(dataset, model_X, external=external), metrics,
                       title=f"medml evaluation ({label}) of run {run_path.name}")
         out = _finish_evaluation(run_path, out_tmp, label)
     except BaseException:

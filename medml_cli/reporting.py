@@ -72,22 +72,27 @@ def metric_table(metrics: dict[str, Any]) -> str:
     return _md_table(*metric_rows(metrics))
 
 
-def tabular_data_lines(dataset: Any) -> list[str]:
-    missing = dataset.X.isna().sum()
+def tabular_data_lines(dataset: Any, X: Any = None, *, external: bool = False) -> list[str]:
+    """Data bullets; ``X`` (the model's feature columns) replaces ``dataset.X`` if given."""
+    X = dataset.X if X is None else X
+    missing = X.isna().sum()
     missing = missing[missing > 0]
-    n = len(dataset.X)
+    n = len(X)
+    handling = ("imputed with the training data's median / most frequent value, learnt inside "
+                "the saved pipeline" if external else
+                "imputed inside each training fold only (median for numeric, most frequent "
+                "for categorical columns)")
+    columns = [c for c in dataset.schema.columns if c.name in X.columns]
     return [
         f"Target: `{dataset.schema.target}`"
         + (f" (positive class: {dataset.schema.classes[1]})" if dataset.schema.classes else ""),
         f"Rows: {n}" + (f", events {int((dataset.y == 1).sum())}"
                         if dataset.schema.classes else ""),
-        f"Features ({len(dataset.schema.columns)}): "
-        + ", ".join(f"{c.name} ({c.kind})" for c in dataset.schema.columns),
+        f"Features ({len(columns)}): " + ", ".join(f"{c.name} ({c.kind})" for c in columns),
         "Missing values: "
         + (", ".join(f"{c} {int(v)} ({v / n:.0%})" for c, v in missing.items())
            if len(missing) else "none")
-        + ". Handling: imputed inside each training fold only (median for numeric, most "
-        "frequent for categorical columns); no row was dropped for a missing feature.",
+        + f". Handling: {handling}; no row was dropped for a missing feature.",
     ]
 
 
@@ -106,6 +111,9 @@ def image_data_lines(dataset: Any) -> list[str]:
 
 def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
     split = cfg.split
+    if metrics.get("evaluation") == "external":
+        return ("external evaluation: the saved model scored every row of these data "
+                "(none was used for training or for choosing the threshold)")
     if metrics.get("split", {}).get("train") is not None:
         s = metrics["split"]
         text = (f"holdout: train {s['train']}, validation {s['validation']} (early stopping, "

@@ -44,9 +44,17 @@ def load_dataset(cfg: Any) -> LoadedDataset:
 
 
 def build_estimator(cfg: Any, dataset: LoadedDataset) -> Any:
+    """The model's pipeline; with ``evaluation.recalibration`` wrapped so that the calibrator
+    is fitted by internal cross-validation on the training rows it is given, and nothing else."""
     spec = TASKS.get(cfg.task)
-    return MODELS.create(cfg.model.type, cfg.model, problem=spec.problem, schema=dataset.schema,
-                         seed=cfg.seed)
+    estimator = MODELS.create(cfg.model.type, cfg.model, problem=spec.problem,
+                              schema=dataset.schema, seed=cfg.seed)
+    method = cfg.evaluation.recalibration
+    if method != "none" and spec.problem != "regression":
+        from sklearn.calibration import CalibratedClassifierCV
+
+        estimator = CalibratedClassifierCV(estimator, method=method, cv=3)
+    return estimator
 
 
 def predict_scores(estimator: Any, X: pd.DataFrame, problem: str) -> np.ndarray:

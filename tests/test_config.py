@@ -33,7 +33,8 @@ BAD_CONFIGS = [
     ("task: heart-disease\nmodel:\n  type: random-forest\n  n_estimator: 5\n",
      "model.n_estimator: unknown key for model type 'random-forest' (given 5); did you mean "
      "'n_estimators'?"),
-    ("task: heart-disease\nmodle: {type: svm}\n", "modle: unknown key (given {'type': 'svm'}); did you mean 'model'?"),
+    ("task: heart-disease\nmodle: {type: svm}\n",
+     "modle: unknown key (given {'type': 'svm'}); did you mean 'model'?"),
     ("task: heart-disease\nmodel: {type: random-forest, n_estimators: many}\n",
      "model.n_estimators"),
     ("task: heart-disease\nmodel: {type: random-forest, n_estimators: -3}\n",
