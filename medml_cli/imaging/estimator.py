@@ -49,10 +49,9 @@ _FORMAT_VERSION = 1
 
 
 def _import_keras() -> tuple[Any, Any]:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    from medml_cli.imaging.tf_runtime import import_tensorflow
 
+    tf, keras = import_tensorflow()
     return keras, tf
 
 

@@ -7,7 +7,6 @@ prediction (p ~ 1) has a vanishing sigmoid gradient, which would give an empty m
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -43,10 +42,9 @@ def gradcam_heatmaps(
     batch_size: int = 16,
 ) -> np.ndarray:
     """Grad-CAM maps (N, *spatial) in [0, 1] for normalised inputs (N, *spatial, C)."""
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
-    import tensorflow as tf
+    from medml_cli.imaging.tf_runtime import import_tensorflow
 
+    tf, keras = import_tensorflow()
     x_all = np.asarray(images_normalised, dtype=np.float32)
     in_shape = tuple(model.input_shape[1:])
     if x_all.shape[1:] != in_shape and x_all.shape[1:] == in_shape[:-1]:

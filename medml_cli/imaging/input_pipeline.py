@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -221,9 +220,9 @@ def make_dataset(
     back to back, each shuffled with ``seed + epoch``, and ``model.fit`` must be given
     ``steps_per_epoch=math.ceil(len(images) / batch_size)``.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import tensorflow as tf
+    from medml_cli.imaging.tf_runtime import import_tensorflow
 
+    tf, _ = import_tensorflow()
     intensity = check_intensity(intensity)
     augment = check_augment(augment)
     if batch_size < 1:

@@ -9,7 +9,6 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
-import os
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -65,9 +64,9 @@ def build_network(
     ``input_shape`` is (H, W, C) for the 2D networks and (D, H, W, C) for the 3D ones.
     ``resnet*`` always uses batch normalisation; ``batch_norm`` applies to ``cnn*`` only.
     """
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    import keras
+    from medml_cli.imaging.tf_runtime import import_tensorflow
 
+    _, keras = import_tensorflow()
     dims = spatial_dims(architecture)
     input_shape = tuple(int(s) for s in input_shape)
     if len(input_shape) != dims + 1:
