@@ -92,7 +92,7 @@ def test_youden_threshold_is_stored_and_used_by_predict(cli, runs_dir, tmp_path)
 
 
 def test_sensitivity_target_and_recalibration(cli, runs_dir):
-    run = train(cli, runs_dir, CONFIGS / "heart_disease_rf.yaml",
+    run = train(cli, runs_dir, CONFIGS / "heart_disease_svm.yaml",
                 "--set", "evaluation.threshold_method=sensitivity",
                 "--set", "evaluation.threshold_target=0.9",
                 "--set", "evaluation.recalibration=sigmoid",
