@@ -29,10 +29,14 @@ def suggest(name: str, candidates: Iterable[str], n: int = 3) -> list[str]:
     lowered = {c.lower(): c for c in candidates}
     key = str(name).lower()
     matches = difflib.get_close_matches(key, list(lowered), n=n, cutoff=0.6)
-    # initials ('rf' -> 'random-forest') and parts ('forest' -> 'random-forest')
+    # initials ('rf' -> 'random-forest'), parts ('forest' -> 'random-forest') and the
+    # reverse ('C_value' -> 'C', 'age_group' -> 'age')
+    key_parts = [p for p in re.split(r"[-_.]", key) if p]
     for low in lowered:
         parts = re.split(r"[-_]", low)
-        if len(key) >= 2 and (key == "".join(p[0] for p in parts if p) or key in parts):
+        initials = "".join(p[0] for p in parts if p)
+        if (len(key) >= 2 and (key == initials or key in parts)) or (
+                len(key_parts) > 1 and low in key_parts):
             if low not in matches:
                 matches.append(low)
     return [lowered[m] for m in matches[:n]]
