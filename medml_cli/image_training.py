@@ -51,7 +51,7 @@ def image_split(dataset: ImageDataset, cfg: Any) -> dict[str, np.ndarray]:
         if val is None or len(val) == 0:
             inner_train, inner_val = holdout_split(
                 y[train], test_size=cfg.split.val_size, seed=cfg.seed + 1, classify=True,
-                stratify=cfg.split.stratify, groups=None)
+                stratify=cfg.split.stratify, groups=None, setting="split.val_size")
             train, val = train[inner_train], train[inner_val]
         return {"train": np.asarray(train), "val": np.asarray(val), "test": np.asarray(test)}
     groups = dataset.groups
@@ -60,7 +60,7 @@ def image_split(dataset: ImageDataset, cfg: Any) -> dict[str, np.ndarray]:
     inner_groups = groups[train_full] if groups is not None else None
     inner_train, inner_val = holdout_split(
         y[train_full], test_size=cfg.split.val_size, seed=cfg.seed + 1, classify=True,
-        stratify=cfg.split.stratify, groups=inner_groups)
+        stratify=cfg.split.stratify, groups=inner_groups, setting="split.val_size")
     return {"train": train_full[inner_train], "val": train_full[inner_val], "test": test}
 
 

@@ -72,15 +72,19 @@ def holdout_split(
     classify: bool,
     stratify: bool = True,
     groups: np.ndarray | None = None,
+    setting: str = "split.test_size",
 ) -> Fold:
-    """One train/test split with ``test_size`` of the rows (or patients) held out."""
+    """One train/test split with ``test_size`` of the rows (or patients) held out.
+
+    ``setting`` names the config key behind ``test_size``, for the error message.
+    """
     X_dummy = np.zeros((len(y), 1))
     n_units = len(np.unique(groups)) if groups is not None else len(y)
     if n_units * test_size < 1 or n_units * (1 - test_size) < 2:
         raise DataError(
             f"{n_units} {'patients' if groups is not None else 'rows'} are too few for a "
-            f"test share of {test_size}.",
-            "adjust `split.test_size` or add data.",
+            f"held-out share of {test_size} (`{setting}`).",
+            f"adjust `{setting}` or add data.",
         )
     if groups is not None:
         if classify and stratify:

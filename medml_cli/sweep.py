@@ -1,0 +1,1140 @@
+"""Reproducible sweeps: many trials from one YAML file, run locally or on Dask, resumable.
+
+A sweep file is an ordinary experiment config (optionally ``base: other.yaml``, read relative
+to the sweep file and merged *under* the file's own keys) plus a top-level ``sweep:`` block::
+
+    task: heart-disease
+    data: {type: uci-heart-disease, sites: [cleveland]}
+    model: {type: random-forest}
+    sweep:
+      name: heart-disease-models        # default: the file's stem
+      grid:                             # cartesian product of dotted parameters
+        model.type: [svm, random-forest]
+        model.C: [0.1, 1.0]             # not a random-forest field: dropped for those trials
+      random:                           # random search, drawn once with its own seed
+        trials: 4
+        seed: 0
+        parameters:
+          model.C: {distribution: log-uniform, low: 0.01, high: 10}
+          model.n_estimators: {distribution: choice, values: [100, 300]}
+      seeds: [0, 1, 2]                  # every trial once per seed (sets `seed`)
+      metric: auroc                     # leaderboard metric; default: the task's primary one
+      conditions:                       # parameters that only apply to some trials
+        model.C: {model.type: [svm, logistic-regression]}
+
+Distributions: ``uniform`` and ``log-uniform`` (``low``, ``high``), ``int-uniform``
+(``low``..``high`` inclusive) and ``choice`` (``values``). Trials = grid points x random
+draws x seeds. A swept ``model.*`` key that is not a field of a trial's model type is dropped
+for that trial (and recorded), as are base ``model`` keys when the grid changes
+``model.type``. Every trial is a complete, validated config; its id is the first 12 hex
+digits of the sha256 of its resolved YAML, so identical trials collapse into one and ids are
+stable across machines and invocations. Relative paths (``data.path``) resolve against the
+sweep file's folder.
+
+Each trial runs ``python -m medml_cli --quiet train configs/<id>.yaml --runs-dir trials
+--name t-<id> --json`` in its own process, so a crashing trial cannot take the sweep down.
+The sweep folder ``<runs_dir>/<YYYYmmdd-HHMMSS>-sweep-<name>/`` holds ``sweep.yaml`` (the
+file as given, overrides applied), ``configs/<id>.yaml``, ``trials/`` (ordinary run folders),
+``logs/<id>.log`` (each trial's stdout and stderr), ``sweep.json`` (the manifest, rewritten
+atomically after every change), ``summary.csv`` and ``leaderboard.csv``.
+
+Executors
+---------
+``local`` (default): a thread pool of ``workers`` threads, each driving one trial process.
+When ``workers > 1`` each trial's BLAS/OpenMP thread count is capped at cores / workers
+(unless already set), so parallel trials do not oversubscribe the CPU.
+
+``dask``: one task per trial on a ``distributed`` cluster; the task runs the same command on
+the worker. Without ``scheduler`` medml starts a ``LocalCluster(n_workers=workers,
+threads_per_worker=1, processes=True)`` and stops it afterwards. With ``scheduler`` it
+connects to an existing one: ``tcp://host:8786`` or a scheduler file (``dask scheduler
+--scheduler-file sched.json``). Workers must see the sweep folder at the same path (a shared
+filesystem) and have medml installed.
+
+Slurm / PBS via dask-jobqueue (not a medml dependency; ``pip install dask-jobqueue``)::
+
+    # on the login node, in a long-lived Python session or script
+    from dask_jobqueue import SLURMCluster          # or PBSCluster
+    cluster = SLURMCluster(cores=1, processes=1, memory="4GB", walltime="02:00:00",
+                           queue="short", job_extra_directives=["--cpus-per-task=1"])
+    cluster.scale(jobs=16)                           # or cluster.adapt(maximum_jobs=32)
+    print(cluster.scheduler_address)                 # tcp://10.0.0.5:8786
+
+    medml sweep sweep.yaml --executor dask --scheduler tcp://10.0.0.5:8786 --runs-dir /shared/runs
+
+or without Python: ``dask scheduler --scheduler-file /shared/sched.json`` on the login node,
+``sbatch --array=1-16 --wrap "dask worker --scheduler-file /shared/sched.json --nthreads 1"``,
+then ``--scheduler /shared/sched.json``.
+
+Resume
+------
+``resume=SWEEP_DIR`` re-reads ``sweep.json``: completed trials whose run folder still holds a
+completed run are skipped; failed, interrupted, pending and running-but-dead trials run
+again (a completed run folder left by a trial whose sweep was killed before it could record
+it is adopted instead of re-run). ``fail_fast`` stops starting trials after the first
+failure; trials not started stay ``pending``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import csv
+import hashlib
+import io
+import itertools
+import json
+import math
+import os
+import random
+import re
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import CancelledError
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+import yaml
+from pydantic import Field, ValidationError, model_validator
+
+from medml_cli.errors import ConfigError, MedmlUsageError, RunNotUsableError
+from medml_cli.jsonio import read_json, write_json, write_text_atomic
+from medml_cli.schemas import StrictModel
+
+#: Metrics where smaller is better; every other metric is maximised.
+LOWER_IS_BETTER = frozenset({"brier", "log_loss", "rmse", "mae"})
+STATES = ("pending", "running", "completed", "failed", "interrupted")
+MAX_TRIALS = 10_000
+ID_LENGTH = 12
+_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+# --------------------------------------------------------------------------- the sweep block
+class _Uniform(StrictModel):
+    distribution: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self) -> _Uniform:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class _LogUniform(_Uniform):
+    distribution: Literal["log-uniform"]  # type: ignore[assignment]
+    low: float = Field(gt=0)
+
+
+class _IntUniform(StrictModel):
+    distribution: Literal["int-uniform"]
+    low: int
+    high: int
+
+    @model_validator(mode="after")
+    def _order(self) -> _IntUniform:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+class _Choice(StrictModel):
+    distribution: Literal["choice"]
+    values: list[Any] = Field(min_length=1)
+
+
+DISTRIBUTIONS = {"uniform": _Uniform, "log-uniform": _LogUniform, "int-uniform": _IntUniform,
+                 "choice": _Choice}
+Distribution = Annotated[Union[_Uniform, _LogUniform, _IntUniform, _Choice],  # noqa: UP007
+                         Field(discriminator="distribution")]
+
+
+class RandomSearch(StrictModel):
+    """Random search: ``trials`` draws of ``parameters``, reproducible from ``seed``."""
+
+    trials: int = Field(ge=1, le=MAX_TRIALS, description="Number of random draws.")
+    seed: int = Field(0, ge=0, description="Seed of the draws (not the trials' `seed`).")
+    parameters: dict[str, Distribution] = Field(min_length=1)
+
+
+class SweepBlock(StrictModel):
+    """The ``sweep:`` block of a sweep file."""
+
+    name: str | None = Field(None, pattern=_NAME.pattern, description="Default: file stem.")
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    random: RandomSearch | None = None
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] | None = Field(None, min_length=1)
+    metric: str | None = None
+    conditions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Trial:
+    """One complete experiment of a sweep."""
+
+    id: str
+    params: dict[str, Any]
+    seed: int
+    config_yaml: str
+    dropped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Sweep:
+    """An expanded sweep: its trials and how to rank them."""
+
+    name: str
+    metric: str
+    trials: list[Trial]
+    task: str = ""
+    source: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    sweep_yaml: str = ""
+    duplicates: int = 0
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in LOWER_IS_BETTER
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did."""
+
+    path: Path
+    manifest: dict[str, Any]
+    counts: dict[str, int]
+    leaderboard: dict[str, Any]
+
+    @property
+    def all_succeeded(self) -> bool:
+        return self.counts.get("completed", 0) == len(self.manifest["trials"])
+
+
+# --------------------------------------------------------------------------- expansion
+def _sweep_error(source: str, exc: ValidationError, lines: dict[tuple, int],
+                 data: dict[str, Any]) -> ConfigError:
+    """pydantic errors in the sweep block -> one line per problem, naming sweep.* paths."""
+    from medml_cli.registry import did_you_mean
+
+    problems = []
+    for err in exc.errors(include_url=False):
+        loc = list(err["loc"])
+        # tagged unions put the tag in loc: (random, parameters, model.C, uniform, low)
+        if loc[:2] == ["random", "parameters"] and len(loc) > 3 and loc[3] in DISTRIBUTIONS:
+            del loc[3]
+        if loc and isinstance(loc[-1], str) and loc[-1].startswith("function-"):
+            loc.pop()
+        path = ".".join(["sweep", *map(str, loc)])
+        kind = err["type"]
+        if kind == "extra_forbidden":
+            owner: Any = SweepBlock
+            if loc[:1] == ["random"]:
+                owner = RandomSearch
+                if len(loc) > 3:
+                    spec = ((data.get("random") or {}).get("parameters") or {}).get(loc[2])
+                    owner = DISTRIBUTIONS.get((spec or {}).get("distribution"), _Uniform)
+            valid = list(owner.model_fields)
+            text = (f"{path}: unknown key{did_you_mean(str(loc[-1]), valid)} "
+                    f"(valid keys: {', '.join(valid)})")
+        elif kind in ("union_tag_invalid", "union_tag_not_found"):
+            tag = err.get("ctx", {}).get("tag")
+            names = list(DISTRIBUTIONS)
+            text = (f"{path}.distribution: " + (
+                "missing" if kind == "union_tag_not_found"
+                else f"'{tag}' is not a distribution{did_you_mean(str(tag), names)}")
+                + f" (valid: {', '.join(names)})")
+        else:
+            message = str(err.get("ctx", {}).get("error", err["msg"])).rstrip(".")
+            text = f"{path}: {message}; got {err.get('input')!r}"[:300]
+        full = ("sweep", *loc)
+        line = next((lines[full[:n]] for n in range(len(full), 0, -1) if full[:n] in lines),
+                    None)
+        problems.append(text + (f" [line {line}]" if line else ""))
+    return ConfigError(source, problems)
+
+
+def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
+    """Deep-merge ``top`` over ``base``; a section whose ``type`` changes is replaced whole,
+    since another type's keys would not be valid for it."""
+    out = copy.deepcopy(base)
+    for key, value in top.items():
+        old = out.get(key)
+        if isinstance(old, dict) and isinstance(value, dict) and \
+                value.get("type", old.get("type")) == old.get("type"):
+            out[key] = _merge(old, value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
+    from medml_cli.config import read_config_file
+
+    data, _ = read_config_file(path)
+    base_ref = data.pop("base", None)
+    if base_ref is None:
+        return data
+    return _merge(_resolve_base(path, base_ref, seen), data)
+
+
+def _resolve_base(path: Path, base_ref: Any, seen: tuple[Path, ...]) -> dict[str, Any]:
+    if not isinstance(base_ref, str) or not base_ref.strip():
+        raise ConfigError(str(path), [f"base: expected a file name, got {base_ref!r}"])
+    base_path = (path.resolve().parent / base_ref).resolve()
+    if base_path in seen or base_path == path.resolve():
+        raise ConfigError(str(path), [f"base: '{base_ref}' includes itself (a cycle)"])
+    if not base_path.exists():
+        raise ConfigError(str(path), [f"base: '{base_ref}' not found (looked for {base_path}; "
+                                      "relative to the sweep file's folder)"])
+    data = _read_with_base(base_path, (*seen, path.resolve()))
+    if "sweep" in data:
+        raise ConfigError(str(base_path), ["sweep: a base is a plain experiment config; move "
+                                           "the sweep block into the sweep file"])
+    return data
+
+
+def _get(data: dict[str, Any], parts: list[str]) -> Any:
+    node: Any = data
+    for part in parts:
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _set(data: dict[str, Any], parts: list[str], value: Any, source: str, key: str) -> None:
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise ConfigError(source, [f"sweep parameter {key}: '{'.'.join(parts[:depth + 1])}' "
+                                       f"holds a value ({child!r}), not a section"])
+        node = child
+    node[parts[-1]] = copy.deepcopy(value)
+
+
+def _section_type(data: dict[str, Any], section: str, task: Any) -> str | None:
+    """model.type / data.type of a config mapping, falling back on the task preset."""
+    from medml_cli.registry import TASKS
+
+    value = _get(data, [section, "type"])
+    if value is None and isinstance(task, str) and task in TASKS:
+        spec = TASKS.get(task)
+        default = spec.default_model if section == "model" else spec.default_data
+        value = (default or {}).get("type")
+    return value
+
+
+def _candidate_types(section: str, data: dict[str, Any], block: SweepBlock) -> set[str]:
+    types = {_section_type(data, section, data.get("task"))}
+    types.update(block.grid.get(f"{section}.type", []))
+    if block.random is not None:
+        spec = block.random.parameters.get(f"{section}.type")
+        if isinstance(spec, _Choice):
+            types.update(spec.values)
+    return {t for t in types if isinstance(t, str)}
+
+
+def _check_path(key: str, where: str, data: dict[str, Any], block: SweepBlock) -> str | None:
+    """Why a dotted parameter path cannot be a config key, or None when it can."""
+    from medml_cli.config import experiment_config_class
+    from medml_cli.registry import DATASETS, MODELS, did_you_mean
+
+    parts = key.split(".")
+    if not all(_KEY.match(p) for p in parts):
+        return f"{where}.{key}: '{key}' is not a dotted path of keys (e.g. model.C)"
+    root = experiment_config_class()
+    top = list(root.model_fields)
+    if parts[0] not in top:
+        return (f"{where}.{key}: '{parts[0]}' is not a config key"
+                f"{did_you_mean(parts[0], top)} (valid: {', '.join(top)})")
+    if len(parts) == 1:
+        return None
+    if parts[0] in ("model", "data"):
+        registry = MODELS if parts[0] == "model" else DATASETS
+        fields: list[str] = []
+        for name in sorted(_candidate_types(parts[0], data, block)):
+            if name in registry:
+                fields += [f for f in registry.entry(name).config.model_fields if f not in fields]
+        if fields and parts[1] not in fields:
+            return (f"{where}.{key}: '{parts[1]}' is not a field of any {parts[0]} type in this "
+                    f"sweep{did_you_mean(parts[1], fields)} (fields: {', '.join(fields)})")
+        return None
+    annotation = root.model_fields[parts[0]].annotation
+    fields = list(getattr(annotation, "model_fields", {}))
+    if not fields:
+        return f"{where}.{key}: '{parts[0]}' is a single value; sweep it as '{parts[0]}'"
+    if parts[1] not in fields:
+        return (f"{where}.{key}: '{parts[1]}' is not a key of {parts[0]}"
+                f"{did_you_mean(parts[1], fields)} (valid: {', '.join(fields)})")
+    return None
+
+
+def _draw(spec: Any, rng: random.Random) -> Any:
+    if isinstance(spec, _Choice):
+        return copy.deepcopy(rng.choice(spec.values))
+    if isinstance(spec, _IntUniform):
+        return rng.randint(spec.low, spec.high)
+    if isinstance(spec, _LogUniform):
+        value = math.exp(rng.uniform(math.log(spec.low), math.log(spec.high)))
+    else:
+        value = rng.uniform(spec.low, spec.high)
+    # 6 significant digits: readable in tables and file names, still a fine-grained search
+    return float(f"{value:.6g}")
+
+
+def _describe(params: dict[str, Any], seed: int | None = None) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in params.items()) or "base config"
+    return text + (f", seed={seed}" if seed is not None else "")
+
+
+def trial_id(config_yaml: str) -> str:
+    """A trial's id: the start of the sha256 of its resolved config."""
+    return hashlib.sha256(config_yaml.encode("utf-8")).hexdigest()[:ID_LENGTH]
+
+
+def expand_sweep(path: Path, overrides: list[str] | None = None) -> Sweep:
+    """Read a sweep file and expand it into complete, validated, de-duplicated trials.
+
+    Raises ConfigError (exit 2) for a bad sweep block or any invalid trial, before anything
+    runs.
+    """
+    from medml_cli.config import (
+        apply_overrides,
+        config_to_yaml,
+        read_config_file,
+        validate_config_data,
+    )
+    from medml_cli.registry import MODELS, TASKS, did_you_mean, load_builtins
+
+    load_builtins()
+    path = Path(path)
+    source = str(path)
+    overrides = list(overrides or [])
+    raw, lines = read_config_file(path)
+    raw, applied = apply_overrides(raw, overrides)
+    block_data = raw.pop("sweep", None)
+    if block_data is None:
+        raise ConfigError(source, ["sweep: missing; a sweep file is an experiment config plus "
+                                   "a `sweep:` block (e.g. `sweep: {grid: {model.type: [svm, "
+                                   "random-forest]}}`); for one run use `medml train`"])
+    if not isinstance(block_data, dict):
+        raise ConfigError(source, [f"sweep: expected a mapping, got {block_data!r}"])
+    try:
+        block = SweepBlock.model_validate(block_data)
+    except ValidationError as exc:
+        raise _sweep_error(source, exc, lines, block_data) from None
+
+    base_ref = raw.pop("base", None)
+    data = _merge(_resolve_base(path, base_ref, ()), raw) if base_ref is not None else raw
+
+    random_keys = list(block.random.parameters) if block.random else []
+    problems = []
+    def at(*loc: str) -> str:
+        line = lines.get(tuple(loc))
+        return f" [line {line}]" if line else ""
+
+    for where, keys in (("sweep.grid", block.grid), ("sweep.random.parameters", random_keys),
+                        ("sweep.conditions", block.conditions)):
+        for key in keys:
+            problem = _check_path(key, where, data, block)
+            if problem:
+                problems.append(problem + at(*where.split("."), key))
+    swept = [*block.grid, *random_keys]
+    both = [k for k in block.grid if k in random_keys]
+    if both:
+        problems.append(f"sweep.grid.{both[0]}: also in sweep.random.parameters; sweep it in one")
+    for key, condition in block.conditions.items():
+        if key not in swept:
+            problems.append(f"sweep.conditions.{key}: not a swept parameter"
+                            f"{did_you_mean(key, swept)} (swept: {', '.join(swept) or 'none'})")
+        for on in condition:
+            problem = _check_path(on, f"sweep.conditions.{key}", data, block)
+            if problem:
+                problems.append(problem + at("sweep", "conditions", key, on))
+    if block.seeds and "seed" in swept:
+        problems.append("sweep.seeds: `seed` is also swept as a parameter; use one of them")
+    if problems:
+        raise ConfigError(source, problems)
+
+    grid_points = [dict(zip(block.grid, values, strict=True))
+                   for values in itertools.product(*block.grid.values())]
+    draws: list[dict[str, Any]] = [{}]
+    if block.random is not None:
+        rng = random.Random(block.random.seed)
+        draws = [{k: _draw(spec, rng) for k, spec in block.random.parameters.items()}
+                 for _ in range(block.random.trials)]
+    seeds: list[int | None] = list(block.seeds) if block.seeds else [None]
+    total = len(grid_points) * len(draws) * len(seeds)
+    if total > MAX_TRIALS:
+        raise ConfigError(source, [f"sweep: {total} trials (grid {len(grid_points)} x random "
+                                   f"{len(draws)} x seeds {len(seeds)}) is over the limit of "
+                                   f"{MAX_TRIALS}; narrow the grid"])
+
+    trials: list[Trial] = []
+    seen: set[str] = set()
+    duplicates = 0
+    base_model_type = _section_type(data, "model", data.get("task"))
+    for point, draw, seed in itertools.product(grid_points, draws, seeds):
+        params = {**point, **draw}
+        merged = copy.deepcopy(data)
+        dropped = []
+
+        def value_of(key: str, params: dict[str, Any] = params,
+                     merged: dict[str, Any] = merged) -> Any:
+            if key in params:
+                return params[key]
+            parts = key.split(".")
+            if parts[-1] == "type" and len(parts) == 2:
+                return _section_type(merged, parts[0], merged.get("task"))
+            return _get(merged, parts)
+
+        for key, condition in block.conditions.items():
+            if key in params and not all(
+                    value_of(on) in (allowed if isinstance(allowed, list) else [allowed])
+                    for on, allowed in condition.items()):
+                params.pop(key)
+                dropped.append(key)
+        model_type = value_of("model.type")
+        model_fields: Any = MODELS.entry(model_type).config.model_fields \
+            if model_type in MODELS else None
+        if model_fields is not None:
+            for key in [k for k in params if k.startswith("model.")]:
+                if key.split(".")[1] not in model_fields:
+                    params.pop(key)
+                    dropped.append(key)
+            if model_type != base_model_type and isinstance(merged.get("model"), dict):
+                # base hyperparameters of another model type would make this trial invalid
+                for key in [k for k in merged["model"] if k not in model_fields]:
+                    merged["model"].pop(key)
+                    dropped.append(f"model.{key}")
+        for key, value in params.items():
+            _set(merged, key.split("."), value, source, key)
+        if seed is not None:
+            merged["seed"] = seed
+        label = f"{source} (trial {_describe(params, seed)})"
+        cfg = validate_config_data(merged, source=label, lines=lines, overrides=applied,
+                                   base_dir=path.resolve().parent)
+        text = config_to_yaml(cfg)
+        tid = trial_id(text)
+        if tid in seen:
+            duplicates += 1
+            continue
+        seen.add(tid)
+        trials.append(Trial(id=tid, params=params, seed=cfg.seed, config_yaml=text,
+                            dropped=list(dict.fromkeys(dropped))))
+
+    task = yaml.safe_load(trials[0].config_yaml)["task"]
+    spec = TASKS.get(task)
+    metric = block.metric or spec.primary_metric
+    if metric not in spec.metrics:
+        raise ConfigError(source, [f"sweep.metric: '{metric}' is not a metric of task '{task}'"
+                                   f"{did_you_mean(metric, spec.metrics)} "
+                                   f"(valid: {', '.join(spec.metrics)})"])
+    name = block.name or re.sub(r"[^A-Za-z0-9_.-]", "-", path.stem)[:64] or "sweep"
+    file_data = {**({"base": str((path.resolve().parent / base_ref).resolve())}
+                    if base_ref is not None else {}),
+                 **raw, "sweep": block_data}
+    header = f"# medml sweep from {path.resolve()}\n"
+    if overrides:
+        header += "# overrides applied: " + " ".join(overrides) + "\n"
+    return Sweep(name=name, metric=metric, trials=trials, task=task, source=path.resolve(),
+                 overrides=overrides, duplicates=duplicates,
+                 sweep_yaml=header + yaml.safe_dump(file_data, sort_keys=False,
+                                                    allow_unicode=True))
+
+
+# --------------------------------------------------------------------------- one trial
+def _utc_now() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="seconds")
+
+
+def trial_command(config_path: Path | str, trials_dir: Path | str, tid: str) -> list[str]:
+    """The command that runs one trial: an ordinary ``medml train`` in a fresh interpreter."""
+    return [sys.executable, "-m", "medml_cli", "--quiet", "train", str(config_path),
+            "--runs-dir", str(trials_dir), "--name", f"t-{tid}", "--json"]
+
+
+def _trial_env(threads: int | None) -> dict[str, str]:
+    env = dict(os.environ)
+    # the child must import the same medml_cli as this process, installed or not
+    package_parent = str(Path(__file__).resolve().parents[1])
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (package_parent, env.get("PYTHONPATH"))
+                                        if p)
+    if threads:
+        for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+            env.setdefault(var, str(threads))
+    return env
+
+
+def _error_summary(stderr: str) -> str:
+    """The message of a failed trial: its first line, joined to the next when that only
+    introduces a list (``error: invalid config X:``)."""
+    lines = [ln.strip() for ln in stderr.splitlines() if ln.strip()]
+    lines = [ln for ln in lines if not ln.startswith(("Traceback", "File "))] or lines
+    if not lines:
+        return ""
+    text = re.sub(r"^(error|failed|internal error): ", "", lines[0])
+    if text.endswith(":") and len(lines) > 1:
+        text += " " + lines[1].lstrip("- ")
+    return text[:500]
+
+
+def _find_run_dir(trials_dir: Path, tid: str, known: set[str]) -> Path | None:
+    """The run folder a trial's process left, when it did not print it (failures)."""
+    candidates = [p for p in trials_dir.glob(f"*t-{tid}-*") if p.is_dir() and p.name not in known]
+    return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
+
+
+def execute_trial(task: dict[str, Any], on_start: Callable[[subprocess.Popen], None] | None = None
+                  ) -> dict[str, Any]:
+    """Run one trial's process to the end and describe the outcome (never raises for a
+    failing trial). ``task`` holds id, config, trials_dir, log, timeout, threads, known."""
+    tid = task["id"]
+    trials_dir = Path(task["trials_dir"])
+    started, t0 = _utc_now(), time.perf_counter()
+    proc = subprocess.Popen(trial_command(task["config"], trials_dir, tid),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=_trial_env(task.get("threads")))
+    if on_start is not None:
+        on_start(proc)
+    timed_out = False
+    try:
+        out, err = proc.communicate(timeout=task.get("timeout"))
+    except subprocess.TimeoutExpired:
+        timed_out = True
+        proc.kill()
+        out, err = proc.communicate()
+    except BaseException:
+        proc.kill()
+        proc.communicate()
+        raise
+    result: dict[str, Any] = {
+        "id": tid, "returncode": proc.returncode, "pid": proc.pid, "host": socket.gethostname(),
+        "started": started, "ended": _utc_now(),
+        "seconds": round(time.perf_counter() - t0, 3), "error": None, "run_dir": None,
+        "metrics": None, "intervals": None,
+    }
+    if task.get("log"):
+        with contextlib.suppress(OSError), open(task["log"], "a", encoding="utf-8") as handle:
+            handle.write(f"--- trial {tid} started {started}, exit code {proc.returncode}\n"
+                         f"--- stdout\n{out}--- stderr\n{err}")
+    payload = None
+    for line in reversed(out.splitlines()):
+        if line.startswith("{"):
+            with contextlib.suppress(ValueError):
+                payload = json.loads(line)
+            break
+    if proc.returncode == 0 and isinstance(payload, dict) and payload.get("run_dir"):
+        result.update(status="completed", run_dir=payload["run_dir"],
+                      metrics=payload.get("metrics"), intervals=payload.get("intervals"))
+        return result
+    found = _find_run_dir(trials_dir, tid, set(task.get("known") or ()))
+    result["run_dir"] = str(found) if found else None
+    if timed_out:
+        result.update(status="failed", error=f"timed out after {task['timeout']:g} s; the "
+                                             "trial's process was killed")
+    elif proc.returncode in (130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
+        result.update(status="interrupted",
+                      error=_error_summary(err) or f"killed (exit code {proc.returncode})")
+    else:
+        result.update(status="failed",
+                      error=_error_summary(err) or f"exit code {proc.returncode}")
+    return result
+
+
+def _dask_trial(task: dict[str, Any]) -> dict[str, Any]:
+    """Dask task: skip if the sweep has stopped (fail-fast), else run the trial process."""
+    from distributed import Event, get_worker
+
+    worker = get_worker()
+    if Event(task["stop_event"]).is_set():
+        return {"id": task["id"], "status": "cancelled"}
+    result = execute_trial(task)
+    result["worker"] = worker.address
+    return result
+
+
+# --------------------------------------------------------------------------- the manifest
+class Manifest:
+    """sweep.json: rewritten atomically (temp file + os.replace) after every change; all
+    changes go through one lock because trial threads report their start themselves."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+        self.lock = threading.RLock()
+        self.by_id = {t["id"]: t for t in data["trials"]}
+
+    def update(self, tid: str, **fields: Any) -> None:
+        with self.lock:
+            self.by_id[tid].update(fields)
+            self.save()
+
+    def save(self) -> None:
+        with self.lock:
+            self.data["updated"] = _utc_now()
+            self.data["counts"] = count_states(self.data["trials"])
+            write_json(self.path, self.data)
+
+
+def count_states(trials: list[dict[str, Any]]) -> dict[str, int]:
+    counts = {state: 0 for state in STATES}
+    for trial in trials:
+        counts[trial["status"]] = counts.get(trial["status"], 0) + 1
+    return counts
+
+
+def _rel(path: str | Path | None, root: Path) -> str | None:
+    if not path:
+        return None
+    with contextlib.suppress(ValueError):
+        return str(Path(path).resolve().relative_to(root.resolve()))
+    return str(path)
+
+
+def _new_sweep_dir(runs_dir: Path, name: str) -> Path:
+    from medml_cli.runs import ensure_runs_dir
+
+    ensure_runs_dir(runs_dir)
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    for n in range(1, 100):
+        path = runs_dir / f"{stamp}-sweep-{name}{'' if n == 1 else f'-{n}'}"
+        try:
+            path.mkdir()
+            return path
+        except FileExistsError:
+            continue
+    raise RunNotUsableError(f"could not create a sweep folder in {runs_dir}")
+
+
+def _create(sweep: Sweep, runs_dir: Path) -> tuple[Path, dict[str, Any]]:
+    path = _new_sweep_dir(Path(runs_dir), sweep.name)
+    for sub in ("configs", "trials", "logs"):
+        (path / sub).mkdir()
+    write_text_atomic(path / "sweep.yaml", sweep.sweep_yaml)
+    for trial in sweep.trials:
+        write_text_atomic(path / "configs" / f"{trial.id}.yaml", trial.config_yaml)
+    manifest = {
+        "format": 1, "name": sweep.name, "created": _utc_now(), "updated": None,
+        "source": str(sweep.source) if sweep.source else None, "overrides": sweep.overrides,
+        "task": sweep.task, "metric": sweep.metric, "higher_is_better": sweep.higher_is_better,
+        "duplicates_removed": sweep.duplicates, "state": "pending", "sessions": [],
+        "trials": [{
+            "id": t.id, "params": t.params, "seed": t.seed, "dropped": t.dropped,
+            "config": f"configs/{t.id}.yaml", "status": "pending", "run_dir": None,
+            "error": None, "worker": None, "host": None, "pid": None, "started": None,
+            "ended": None, "seconds": None, "metrics": None, "intervals": None,
+            "attempts": [],
+        } for t in sweep.trials],
+    }
+    return path, manifest
+
+
+def _completed_run(run_dir: Path, config_text: str | None = None) -> bool:
+    from medml_cli.runs import read_status
+
+    if not (run_dir.is_dir() and (run_dir / "metrics.json").exists()
+            and read_status(run_dir).get("state") == "completed"):
+        return False
+    if config_text is None:
+        return True
+    with contextlib.suppress(OSError):
+        return (run_dir / "config.yaml").read_text(encoding="utf-8") == config_text
+    return False
+
+
+def _prepare_resume(path: Path) -> dict[str, Any]:
+    """Read a sweep folder's manifest and decide which trials must run again."""
+    from medml_cli.runs import _alive
+
+    path = Path(path)
+    if not (path / "sweep.json").exists():
+        raise RunNotUsableError(f"{path} is not a medml sweep folder (no sweep.json). Pass the "
+                                "folder `medml sweep` printed.")
+    try:
+        manifest = read_json(path / "sweep.json")
+    except (OSError, ValueError) as exc:
+        raise RunNotUsableError(f"cannot read {path / 'sweep.json'}: {exc}") from None
+    here = socket.gethostname()
+    if manifest.get("state") == "running" and manifest.get("host") == here \
+            and _alive(manifest.get("pid")):
+        raise RunNotUsableError(f"sweep {path.name} is still running (pid {manifest['pid']}); "
+                                "wait for it or stop it before resuming.")
+    for trial in manifest["trials"]:
+        config = path / trial["config"]
+        if not config.exists():
+            raise RunNotUsableError(f"sweep {path.name}: {trial['config']} is missing, so trial "
+                                    f"{trial['id']} cannot be re-run.")
+        text = config.read_text(encoding="utf-8")
+        run_dir = path / trial["run_dir"] if trial.get("run_dir") else None
+        if trial["status"] == "completed" and run_dir is not None and _completed_run(run_dir):
+            continue
+        if trial["status"] == "running" and trial.get("host") == here and \
+                _alive(trial.get("pid")):
+            raise RunNotUsableError(
+                f"trial {trial['id']} of sweep {path.name} is still running as pid "
+                f"{trial['pid']} (left by the stopped sweep); wait for it or kill it, then "
+                "resume.")
+        # a trial that finished after its sweep was killed left a complete run: adopt it
+        adopted = [p for p in (path / "trials").glob(f"*-t-{trial['id']}-*")
+                   if not p.name.startswith(".") and _completed_run(p, text)]
+        if adopted:
+            best = max(adopted, key=lambda p: p.stat().st_mtime)
+            metrics = read_json(best / "metrics.json")
+            trial.update(status="completed", run_dir=_rel(best, path), error=None,
+                         metrics=metrics.get("metrics"), intervals=metrics.get("intervals"))
+            continue
+        if trial["status"] == "running":
+            trial["status"] = "interrupted"
+            trial["error"] = trial.get("error") or "the sweep stopped while this trial ran"
+        if trial["status"] != "pending":
+            trial["attempts"].append({k: trial.get(k) for k in
+                                      ("status", "run_dir", "error", "started", "ended")})
+        trial["status"] = "pending"
+    return manifest
+
+
+# --------------------------------------------------------------------------- running
+def run_sweep(
+    sweep: Sweep | None = None,
+    *,
+    runs_dir: Path = Path("runs"),
+    executor: Literal["local", "dask"] = "local",
+    workers: int = 1,
+    scheduler: str | None = None,
+    resume: Path | None = None,
+    fail_fast: bool = False,
+    timeout: float | None = None,
+    progress: ProgressFn | None = None,
+) -> SweepResult:
+    """Run every trial of ``sweep`` (or the unfinished ones of the sweep folder ``resume``)
+    in separate processes; write the manifest, summary.csv and leaderboard.
+
+    A failing trial is recorded and the rest go on (unless ``fail_fast``). Ctrl-C marks the
+    running trials interrupted, leaves the rest pending, and re-raises KeyboardInterrupt.
+    """
+    if (sweep is None) == (resume is None):
+        raise MedmlUsageError("give either a sweep (a sweep file) or resume=SWEEP_DIR")
+    if executor not in ("local", "dask"):
+        raise MedmlUsageError(f"unknown executor '{executor}'; use local or dask")
+    if workers < 1:
+        raise MedmlUsageError(f"workers must be at least 1, got {workers}")
+    if timeout is not None and timeout <= 0:
+        raise MedmlUsageError(f"timeout must be positive, got {timeout}")
+    if sweep is not None:
+        path, data = _create(sweep, Path(runs_dir))
+    else:
+        path = Path(resume).resolve()  # type: ignore[arg-type]
+        data = _prepare_resume(path)
+    # trials sharing this machine get an even share of its cores (not on a remote cluster)
+    threads = max(1, (os.cpu_count() or 1) // workers) \
+        if workers > 1 and (executor == "local" or scheduler is None) else None
+    data.update(state="running", pid=os.getpid(), host=socket.gethostname(),
+                executor={"kind": executor, "workers": workers, "scheduler": scheduler,
+                          "timeout": timeout, "threads_per_trial": threads})
+    data["sessions"].append({"started": _utc_now(), "ended": None, "executor": executor,
+                             "workers": workers, "resumed": resume is not None})
+    manifest = Manifest(path / "sweep.json", data)
+    manifest.save()
+    todo = [t for t in data["trials"] if t["status"] != "completed"]
+    runner = _SweepRunner(manifest, path, todo, fail_fast=fail_fast, timeout=timeout,
+                          threads=threads, progress=progress)
+    state = "interrupted"
+    try:
+        if executor == "local":
+            runner.run_local(workers)
+        else:
+            runner.run_dask(workers, scheduler)
+        state = "completed" if all(t["status"] == "completed" for t in data["trials"]) \
+            else "failed"
+    except BaseException as exc:
+        exc.sweep_path = path  # type: ignore[attr-defined]  # the CLI says how to resume
+        raise
+    finally:
+        with manifest.lock:
+            for trial in data["trials"]:
+                if trial["status"] == "running":  # only after Ctrl-C or a crash of ours
+                    trial.update(status="interrupted", ended=_utc_now(),
+                                 error=trial.get("error") or "the sweep was interrupted")
+            data["state"] = state
+            data["sessions"][-1]["ended"] = _utc_now()
+            data["leaderboard"] = leaderboard(data)
+            manifest.save()
+        write_summary(path, data)
+    return SweepResult(path=path, manifest=data, counts=count_states(data["trials"]),
+                       leaderboard=data["leaderboard"])
+
+
+class _SweepRunner:
+    """Drives the trials of one sweep session through an executor."""
+
+    def __init__(self, manifest: Manifest, path: Path, todo: list[dict[str, Any]], *,
+                 fail_fast: bool, timeout: float | None, threads: int | None,
+                 progress: ProgressFn | None) -> None:
+        self.manifest = manifest
+        self.path = path
+        self.todo = todo
+        self.fail_fast = fail_fast
+        self.timeout = timeout
+        self.threads = threads
+        self.progress = progress
+        self.done = len(manifest.data["trials"]) - len(todo)
+        self.total = len(manifest.data["trials"])
+
+    def task(self, trial: dict[str, Any]) -> dict[str, Any]:
+        known = [Path(a["run_dir"]).name for a in trial["attempts"] if a.get("run_dir")]
+        return {"id": trial["id"], "config": str(self.path / trial["config"]),
+                "trials_dir": str(self.path / "trials"),
+                "log": str(self.path / "logs" / f"{trial['id']}.log"),
+                "timeout": self.timeout, "threads": self.threads, "known": known}
+
+    def record(self, result: dict[str, Any]) -> bool:
+        """Store a finished trial; True when the sweep should stop (fail-fast)."""
+        fields = {k: result.get(k) for k in ("status", "error", "host", "pid", "started",
+                                             "ended", "seconds", "metrics", "intervals")}
+        fields["run_dir"] = _rel(result.get("run_dir"), self.path)
+        if result.get("worker") is not None:
+            fields["worker"] = result["worker"]
+        self.manifest.update(result["id"], **fields)
+        self.done += 1
+        if self.progress:
+            self.progress(self.done, self.total, f"trial {result['id']} {result['status']}")
+        return self.fail_fast and result["status"] != "completed"
+
+    def _report_start(self) -> None:
+        if self.progress:
+            self.progress(self.done, self.total, f"{self.done}/{self.total} trials")
+
+    # ----------------------------------------------------------------- local threads
+    def run_local(self, workers: int) -> None:
+        from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+
+        stop = threading.Event()  # start no more trials (fail-fast, Ctrl-C)
+        abort = threading.Event()  # and kill the running ones (Ctrl-C)
+        procs: dict[str, subprocess.Popen] = {}
+
+        def work(trial: dict[str, Any]) -> dict[str, Any] | None:
+            if stop.is_set():
+                return None
+
+            def on_start(proc: subprocess.Popen) -> None:
+                procs[trial["id"]] = proc
+                if abort.is_set():  # Ctrl-C came between the check above and this start
+                    proc.kill()
+                self.manifest.update(trial["id"], status="running", pid=proc.pid,
+                                     host=socket.gethostname(), started=_utc_now(),
+                                     worker=threading.current_thread().name, error=None,
+                                     run_dir=None, ended=None)
+
+            try:
+                return execute_trial(self.task(trial), on_start=on_start)
+            finally:
+                procs.pop(trial["id"], None)
+
+        self._report_start()
+        queue = iter(self.todo)
+        pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="local")
+        running: set[Future] = set()
+
+        def submit_next() -> None:
+            # one trial per free worker: with fail-fast nothing new starts after a failure
+            trial = next(queue, None)
+            if trial is not None and not stop.is_set():
+                running.add(pool.submit(work, trial))
+
+        try:
+            for _ in range(workers):
+                submit_next()
+            while running:
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    running.discard(future)
+                    result = future.result()
+                    if result is not None and self.record(result):
+                        stop.set()
+                    submit_next()
+        except BaseException:
+            stop.set()
+            abort.set()
+            for proc in list(procs.values()):
+                with contextlib.suppress(OSError):
+                    proc.kill()
+            raise
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    # ----------------------------------------------------------------- dask
+    def run_dask(self, workers: int, scheduler: str | None) -> None:
+        try:
+            from distributed import Client, Event, LocalCluster, as_completed
+        except ImportError:
+            raise MedmlUsageError("--executor dask needs dask.distributed: pip install "
+                                  "'dask[distributed]'") from None
+        cluster = None
+        try:
+            if scheduler is None:
+                import logging
+
+                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
+                                       processes=True, dashboard_address=None,
+                                       silence_logs=logging.ERROR)
+                client = Client(cluster)
+            elif Path(scheduler).is_file():
+                client = Client(scheduler_file=scheduler, timeout="30s")
+            else:
+                client = Client(scheduler, timeout="30s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            if cluster is not None:
+                cluster.close()
+            raise MedmlUsageError(f"cannot connect to the Dask scheduler {scheduler}: {exc}. "
+                                  "Check the address (tcp://host:8786) or scheduler file."
+                                  ) from None
+        stop_name = f"medml-sweep-stop-{uuid.uuid4().hex}"
+        futures: dict[Any, dict[str, Any]] = {}
+        try:
+            stop = Event(stop_name, client=client)
+            self._report_start()
+            for trial in self.todo:
+                spec = {**self.task(trial), "stop_event": stop_name}
+                key = f"medml-trial-{trial['id']}-{uuid.uuid4().hex[:8]}"
+                futures[client.submit(_dask_trial, spec, key=key, pure=False)] = trial
+                # dask does not tell the client when a task starts: "running" means submitted
+                self.manifest.update(trial["id"], status="running", error=None, run_dir=None,
+                                     worker=None, pid=None, started=None, ended=None)
+            for future in as_completed(list(futures)):
+                trial = futures[future]
+                try:
+                    result = future.result()
+                except CancelledError:
+                    self.manifest.update(trial["id"], status="pending")
+                    continue
+                except Exception as exc:  # the worker died, or the task could not run
+                    result = {"id": trial["id"], "status": "failed", "ended": _utc_now(),
+                              "error": f"dask: {type(exc).__name__}: {exc}"[:500]}
+                if result.get("status") == "cancelled":
+                    self.manifest.update(trial["id"], status="pending")
+                    continue
+                if self.record(result) and not stop.is_set():
+                    stop.set()  # queued tasks see it and return without starting
+        except BaseException:
+            with contextlib.suppress(Exception):
+                Event(stop_name, client=client).set()
+                client.cancel(list(futures))
+            raise
+        finally:
+            with contextlib.suppress(Exception):
+                client.close()
+            if cluster is not None:
+                with contextlib.suppress(Exception):
+                    cluster.close()
+
+
+# --------------------------------------------------------------------------- summaries
+def _metric_value(trial: dict[str, Any], metric: str) -> float | None:
+    value = (trial.get("metrics") or {}).get(metric)
+    if isinstance(value, (int, float)) and math.isfinite(value):
+        return float(value)
+    return None
+
+
+def leaderboard(manifest: dict[str, Any], top: int = 10) -> dict[str, Any]:
+    """Best trials by the sweep's metric, and mean and SD across seeds per parameter set."""
+    metric = manifest["metric"]
+    higher = metric not in LOWER_IS_BETTER
+    scored = [(t, v) for t in manifest["trials"] if t["status"] == "completed"
+              and (v := _metric_value(t, metric)) is not None]
+    scored.sort(key=lambda tv: -tv[1] if higher else tv[1])
+    ranked = [{"id": t["id"], "params": t["params"], "seed": t["seed"], "value": v,
+               "ci": (t.get("intervals") or {}).get(metric), "run_dir": t["run_dir"]}
+              for t, v in scored]
+    groups: dict[str, dict[str, Any]] = {}
+    for trial, value in scored:
+        key = json.dumps(trial["params"], sort_keys=True, default=str)
+        group = groups.setdefault(key, {"params": trial["params"], "values": [], "ids": []})
+        group["values"].append(value)
+        group["ids"].append(trial["id"])
+    per_params = []
+    for group in groups.values():
+        values = group.pop("values")
+        per_params.append({**group, "n": len(values), "mean": statistics.fmean(values),
+                           "sd": statistics.stdev(values) if len(values) > 1 else None})
+    per_params.sort(key=lambda g: -g["mean"] if higher else g["mean"])
+    return {"metric": metric, "higher_is_better": higher,
+            "best": ranked[0] if ranked else None, "top": ranked[:top],
+            "per_params": per_params}
+
+
+def summary_rows(manifest: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:
+    """summary.csv: one row per trial; params as columns; every metric with its CI."""
+    param_cols: list[str] = []
+    metric_cols: list[str] = []
+    for trial in manifest["trials"]:
+        param_cols += [k for k in trial["params"] if k not in param_cols]
+        metric_cols += [m for m in (trial.get("metrics") or {}) if m not in metric_cols]
+    columns = ["id", *param_cols, "seed", "status", "run_dir"]
+    with_ci = {m for t in manifest["trials"] for m in (t.get("intervals") or {})}
+    for metric in metric_cols:
+        columns.append(metric)
+        if metric in with_ci:
+            columns += [f"{metric}_ci_low", f"{metric}_ci_high"]
+    columns += ["seconds", "worker", "error"]
+    rows = []
+    for trial in manifest["trials"]:
+        row: dict[str, Any] = {"id": trial["id"], "seed": trial["seed"],
+                               "status": trial["status"], "run_dir": trial.get("run_dir"),
+                               "seconds": trial.get("seconds"), "worker": trial.get("worker"),
+                               "error": trial.get("error")}
+        for key in param_cols:
+            value = trial["params"].get(key)
+            row[key] = json.dumps(value) if isinstance(value, (list, dict)) else value
+        metrics, intervals = trial.get("metrics") or {}, trial.get("intervals") or {}
+        for metric in metric_cols:
+            row[metric] = metrics.get(metric)
+            if metric in with_ci and intervals.get(metric):
+                row[f"{metric}_ci_low"], row[f"{metric}_ci_high"] = intervals[metric][:2]
+        rows.append(row)
+    return columns, rows
+
+
+def write_summary(path: Path, manifest: dict[str, Any]) -> None:
+    """summary.csv and leaderboard.csv (mean and SD across seeds per parameter set)."""
+    columns, rows = summary_rows(manifest)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=columns, extrasaction="ignore")
+    writer.writeheader()
+    writer.writerows(rows)
+    write_text_atomic(path / "summary.csv", buffer.getvalue())
+    board = manifest.get("leaderboard") or leaderboard(manifest)
+    buffer = io.StringIO()
+    metric = board["metric"]
+    param_cols = [c for c in columns[1:columns.index("seed")]]
+    writer = csv.writer(buffer)
+    writer.writerow(["rank", *param_cols, "n_seeds", f"{metric}_mean", f"{metric}_sd", "trials"])
+    for rank, group in enumerate(board["per_params"], 1):
+        writer.writerow([rank, *(group["params"].get(c) for c in param_cols), group["n"],
+                         group["mean"], group["sd"], " ".join(group["ids"])])
+    write_text_atomic(path / "leaderboard.csv", buffer.getvalue())
+
+
+def describe_trials(sweep: Sweep) -> list[dict[str, Any]]:
+    """The trials as plain records (for --dry-run)."""
+    return [{"id": t.id, "params": t.params, "seed": t.seed, "dropped": t.dropped}
+            for t in sweep.trials]
