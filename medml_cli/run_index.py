@@ -18,8 +18,8 @@ import yaml
 
 from medml_cli.errors import MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import read_json
-from medml_cli.runs import _alive, read_status
-from medml_cli.sweep import LOWER_IS_BETTER
+from medml_cli.runs import read_status
+from medml_cli.sweep import LOWER_IS_BETTER, pid_alive
 
 BASE_COLUMNS = ["run", "path", "state", "task", "model", "data", "name", "seed", "started",
                 "ended", "sweep"]
@@ -61,7 +61,7 @@ def run_state(run: Path, status: dict[str, Any] | None = None) -> str:
     status = read_status(run) if status is None else status
     state = status.get("state") or "unknown"
     if state == "running":
-        return "running" if _alive(status.get("pid")) else "interrupted"
+        return "running" if pid_alive(status.get("pid")) else "interrupted"
     if state == "unknown":
         if run.name.endswith("-failed"):
             return "failed"

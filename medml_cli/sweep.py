@@ -672,6 +672,20 @@ def _dask_trial(task: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def pid_alive(pid: object) -> bool:
+    """Whether a process of this machine still runs: :func:`medml_cli.runs._alive`, but a
+    zombie (killed, not yet reaped by its parent) counts as gone."""
+    from medml_cli.runs import _alive
+
+    if not _alive(pid):
+        return False
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (macOS) or no access: trust kill(pid, 0)
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
+
+
 # --------------------------------------------------------------------------- the manifest
 class Manifest:
     """sweep.json: rewritten atomically (temp file + os.replace) after every change; all
@@ -763,8 +777,6 @@ def _completed_run(run_dir: Path, config_text: str | None = None) -> bool:
 
 def _prepare_resume(path: Path) -> dict[str, Any]:
     """Read a sweep folder's manifest and decide which trials must run again."""
-    from medml_cli.runs import _alive
-
     path = Path(path)
     if not (path / "sweep.json").exists():
         raise RunNotUsableError(f"{path} is not a medml sweep folder (no sweep.json). Pass the "
@@ -775,7 +787,7 @@ def _prepare_resume(path: Path) -> dict[str, Any]:
         raise RunNotUsableError(f"cannot read {path / 'sweep.json'}: {exc}") from None
     here = socket.gethostname()
     if manifest.get("state") == "running" and manifest.get("host") == here \
-            and _alive(manifest.get("pid")):
+            and pid_alive(manifest.get("pid")):
         raise RunNotUsableError(f"sweep {path.name} is still running (pid {manifest['pid']}); "
                                 "wait for it or stop it before resuming.")
     for trial in manifest["trials"]:
@@ -788,7 +800,7 @@ def _prepare_resume(path: Path) -> dict[str, Any]:
         if trial["status"] == "completed" and run_dir is not None and _completed_run(run_dir):
             continue
         if trial["status"] == "running" and trial.get("host") == here and \
-                _alive(trial.get("pid")):
+                pid_alive(trial.get("pid")):
             raise RunNotUsableError(
                 f"trial {trial['id']} of sweep {path.name} is still running as pid "
                 f"{trial['pid']} (left by the stopped sweep); wait for it or kill it, then "
@@ -810,6 +822,32 @@ def _prepare_resume(path: Path) -> dict[str, Any]:
                                       ("status", "run_dir", "error", "started", "ended")})
         trial["status"] = "pending"
     return manifest
+
+
+def connect_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:
+    """A ``distributed.Client``: to ``scheduler`` (address or scheduler file), or to a
+    LocalCluster of ``workers`` single-threaded worker processes started here. Returns
+    (client, cluster or None); the caller closes both."""
+    try:
+        from distributed import Client, LocalCluster
+    except ImportError:
+        raise MedmlUsageError("--executor dask needs dask.distributed: pip install "
+                              "'dask[distributed]'") from None
+    if scheduler is None:
+        import logging
+
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                               dashboard_address=None, silence_logs=logging.ERROR)
+        return Client(cluster), cluster
+    try:
+        # the connect timeout is dask's distributed.comm.timeouts.connect (default 30 s)
+        if Path(scheduler).is_file():
+            return Client(scheduler_file=scheduler), None
+        return Client(scheduler), None
+    except (OSError, TimeoutError, ValueError) as exc:
+        raise MedmlUsageError(f"cannot connect to the Dask scheduler {scheduler}: {exc}. "
+                              "Check the address (tcp://host:8786) or the scheduler file."
+                              ) from None
 
 
 # --------------------------------------------------------------------------- running
@@ -839,11 +877,29 @@ def run_sweep(
         raise MedmlUsageError(f"workers must be at least 1, got {workers}")
     if timeout is not None and timeout <= 0:
         raise MedmlUsageError(f"timeout must be positive, got {timeout}")
-    if sweep is not None:
-        path, data = _create(sweep, Path(runs_dir))
-    else:
-        path = Path(resume).resolve()  # type: ignore[arg-type]
-        data = _prepare_resume(path)
+    if resume is not None:
+        data = _prepare_resume(Path(resume))
+    client, cluster = connect_dask(workers, scheduler) if executor == "dask" else (None, None)
+    try:
+        if sweep is not None:
+            path, data = _create(sweep, Path(runs_dir))
+        else:
+            path = Path(resume).resolve()  # type: ignore[arg-type]
+        return _run(path, data, client, executor=executor, workers=workers,
+                    scheduler=scheduler, resumed=resume is not None, fail_fast=fail_fast,
+                    timeout=timeout, progress=progress)
+    finally:
+        if client is not None:
+            with contextlib.suppress(Exception):
+                client.close()
+        if cluster is not None:
+            with contextlib.suppress(Exception):
+                cluster.close()
+
+
+def _run(path: Path, data: dict[str, Any], client: Any, *, executor: str, workers: int,
+         scheduler: str | None, resumed: bool, fail_fast: bool, timeout: float | None,
+         progress: ProgressFn | None) -> SweepResult:
     # trials sharing this machine get an even share of its cores (not on a remote cluster)
     threads = max(1, (os.cpu_count() or 1) // workers) \
         if workers > 1 and (executor == "local" or scheduler is None) else None
@@ -851,7 +907,7 @@ def run_sweep(
                 executor={"kind": executor, "workers": workers, "scheduler": scheduler,
                           "timeout": timeout, "threads_per_trial": threads})
     data["sessions"].append({"started": _utc_now(), "ended": None, "executor": executor,
-                             "workers": workers, "resumed": resume is not None})
+                             "workers": workers, "resumed": resumed})
     manifest = Manifest(path / "sweep.json", data)
     manifest.save()
     todo = [t for t in data["trials"] if t["status"] != "completed"]
@@ -862,7 +918,7 @@ def run_sweep(
         if executor == "local":
             runner.run_local(workers)
         else:
-            runner.run_dask(workers, scheduler)
+            runner.run_dask(client)
         state = "completed" if all(t["status"] == "completed" for t in data["trials"]) \
             else "failed"
     except BaseException as exc:
@@ -982,31 +1038,9 @@ class _SweepRunner:
             pool.shutdown(wait=True, cancel_futures=True)
 
     # ----------------------------------------------------------------- dask
-    def run_dask(self, workers: int, scheduler: str | None) -> None:
-        try:
-            from distributed import Client, Event, LocalCluster, as_completed
-        except ImportError:
-            raise MedmlUsageError("--executor dask needs dask.distributed: pip install "
-                                  "'dask[distributed]'") from None
-        cluster = None
-        try:
-            if scheduler is None:
-                import logging
+    def run_dask(self, client: Any) -> None:
+        from distributed import Event, as_completed
 
-                cluster = LocalCluster(n_workers=workers, threads_per_worker=1,
-                                       processes=True, dashboard_address=None,
-                                       silence_logs=logging.ERROR)
-                client = Client(cluster)
-            elif Path(scheduler).is_file():
-                client = Client(scheduler_file=scheduler, timeout="30s")
-            else:
-                client = Client(scheduler, timeout="30s")
-        except (OSError, TimeoutError, ValueError) as exc:
-            if cluster is not None:
-                cluster.close()
-            raise MedmlUsageError(f"cannot connect to the Dask scheduler {scheduler}: {exc}. "
-                                  "Check the address (tcp://host:8786) or scheduler file."
-                                  ) from None
         stop_name = f"medml-sweep-stop-{uuid.uuid4().hex}"
         futures: dict[Any, dict[str, Any]] = {}
         try:
@@ -1039,12 +1073,6 @@ class _SweepRunner:
                 Event(stop_name, client=client).set()
                 client.cancel(list(futures))
             raise
-        finally:
-            with contextlib.suppress(Exception):
-                client.close()
-            if cluster is not None:
-                with contextlib.suppress(Exception):
-                    cluster.close()
 
 
 # --------------------------------------------------------------------------- summaries

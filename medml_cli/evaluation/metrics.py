@@ -1,53 +1,29 @@
-"""Held-out metrics with the names DESIGN.md fixes, computed with scikit-learn."""
+"""Held-out metrics with the names DESIGN.md fixes.
+
+They are computed by the bootstrap's vectorised code (one pass, no per-call parameter
+validation), which ``tests/test_metrics.py`` checks against scikit-learn's functions.
+"""
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn import metrics as skm
 
-
-def _safe_div(a: float, b: float) -> float:
-    return float(a / b) if b else float("nan")
-
-
-def classification_metrics(y_true: np.ndarray, score: np.ndarray, threshold: float) -> dict:
-    """Binary metrics: threshold-free ones on the score, the others at ``threshold``."""
-    y_true = np.asarray(y_true).astype(int)
-    score = np.clip(np.asarray(score, dtype=float), 0.0, 1.0)
-    pred = (score >= threshold).astype(int)
-    tn, fp, fn, tp = skm.confusion_matrix(y_true, pred, labels=[0, 1]).ravel()
-    both = len(np.unique(y_true)) == 2
-    return {
-        "auroc": float(skm.roc_auc_score(y_true, score)) if both else float("nan"),
-        "auprc": float(skm.average_precision_score(y_true, score)) if both else float("nan"),
-        "accuracy": float(skm.accuracy_score(y_true, pred)),
-        "balanced_accuracy": float(np.mean([_safe_div(tp, tp + fn), _safe_div(tn, tn + fp)]))
-        if both else float("nan"),
-        "sensitivity": _safe_div(tp, tp + fn),
-        "specificity": _safe_div(tn, tn + fp),
-        "ppv": _safe_div(tp, tp + fp),
-        "npv": _safe_div(tn, tn + fn),
-        "f1": float(skm.f1_score(y_true, pred, zero_division=0.0)),
-        "brier": float(skm.brier_score_loss(y_true, score)),
-        "log_loss": float(skm.log_loss(y_true, score, labels=[0, 1])),
-    }
-
-
-def regression_metrics(y_true: np.ndarray, prediction: np.ndarray) -> dict:
-    y_true = np.asarray(y_true, dtype=float)
-    prediction = np.asarray(prediction, dtype=float)
-    return {
-        "r2": float(skm.r2_score(y_true, prediction)),
-        "rmse": float(np.sqrt(skm.mean_squared_error(y_true, prediction))),
-        "mae": float(skm.mean_absolute_error(y_true, prediction)),
-    }
+from medml_cli.evaluation.bootstrap import _metrics_for_weights
 
 
 def score_predictions(problem: str, y_true: np.ndarray, score: np.ndarray,
-                      threshold: float = 0.5) -> dict:
-    if problem == "regression":
-        return regression_metrics(y_true, score)
-    return classification_metrics(y_true, score, threshold)
+                      threshold: float | np.ndarray = 0.5) -> dict[str, float]:
+    """Every metric of ``problem`` for one set of predictions.
+
+    Classification: threshold-free metrics on the score (clipped to [0, 1]); the others call
+    ``score >= threshold`` positive (``threshold`` may be one value per row). A ratio with a
+    zero denominator is NaN. Computed by the same vectorised code as the bootstrap, which the
+    tests check against scikit-learn's own functions metric by metric.
+    """
+    y = np.asarray(y_true)
+    values = _metrics_for_weights(problem, y, np.asarray(score, dtype=float),
+                                  np.ones((1, len(y))), threshold)
+    return {name: float(v[0]) for name, v in values.items()}
 
 
 def sample_counts(problem: str, y_true: np.ndarray, groups: np.ndarray | None = None) -> dict:
