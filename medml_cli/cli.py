@@ -36,6 +36,17 @@ app.add_typer(models_app, name="models")
 app.add_typer(tasks_app, name="tasks")
 app.add_typer(data_app, name="data")
 
+
+def _register_sweeps() -> None:
+    # cli_sweep imports cli lazily inside its commands, so this import is not circular
+    from medml_cli.cli_sweep import runs_app, sweep_command
+
+    app.command("sweep")(sweep_command)
+    app.add_typer(runs_app, name="runs")
+
+
+_register_sweeps()
+
 stderr = Console(stderr=True, highlight=False, soft_wrap=True)
 stdout = Console(highlight=False, soft_wrap=True)
 

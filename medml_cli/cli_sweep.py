@@ -114,7 +114,7 @@ def sweep_command(
                                  f"removed); dry run: nothing was run or written.")
             return
         try:
-            with _sweep_progress(state, stderr) as progress:
+            with _SweepProgress(state, stderr) as progress:
                 result = run_sweep(sweep, runs_dir=runs_dir, executor=executor.value,
                                    workers=workers, scheduler=scheduler, resume=resume,
                                    fail_fast=fail_fast, timeout=timeout, progress=progress)
@@ -155,7 +155,7 @@ def sweep_command(
         raise typer.Exit(1)
 
 
-class _sweep_progress:  # noqa: N801 - used like a contextmanager function
+class _SweepProgress:
     """A rich progress bar on stderr, only on a terminal and without --quiet."""
 
     def __init__(self, state: Any, console: Console) -> None:

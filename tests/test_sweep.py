@@ -298,6 +298,16 @@ def test_fail_fast_stops_starting_trials(tmp_path: Path) -> None:
     assert not list((Path(data["sweep_dir"]) / "trials").iterdir())
 
 
+def test_timeout_kills_a_trial(tmp_path: Path) -> None:
+    path = write(tmp_path, "s.yaml", SMALL.replace("[ridge, svr]", "[ridge]")
+                 .replace("seeds: [0, 1]", "seeds: [0]"))
+    result = invoke("--quiet", "sweep", path, "--runs-dir", tmp_path / "runs", "--timeout",
+                    "0.3", "--json")
+    assert result.exit_code == 1
+    (trial,) = json.loads(result.stdout)["trials"]
+    assert trial["status"] == "failed" and "timed out after 0.3 s" in trial["error"]
+
+
 def test_resume_after_sigkill(tmp_path: Path) -> None:
     from medml_cli.run_index import list_runs
 
@@ -451,7 +461,7 @@ def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     killed.mkdir()
     (killed / "config.yaml").write_text("task: diabetes\nmodel: {type: ridge}\nseed: 3\n")
     write_json(killed / "status.json", {"state": "running", "name": "killed", "pid": gone.pid,
-                                        "started": "2026-01-02T03:04:05+00:00"})
+                                        "started": "2026-01-02T12:00:00+00:00"})
     failed = runs / "20260101-000000-broken-abcdef-failed"
     failed.mkdir()
     (failed / "config.yaml").write_text("task: diabetes\nmodel: {type: svr}\nseed: 4\n")
