@@ -327,25 +327,38 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return parts, value
 
 
+class NotASectionError(ValueError):
+    """A dotted path runs through a plain value (``seed.x`` when ``seed`` is a number)."""
+
+    def __init__(self, path: str, value: Any, key: str) -> None:
+        self.path, self.value, self.key = path, value, key
+        super().__init__(f"'{path}' holds a value ({value!r}), not a section, so it has no "
+                         f"key '{key}'")
+
+
+def set_by_path(data: dict[str, Any], parts: list[str], value: Any) -> None:
+    """``data[a][b][c] = value`` for parts [a, b, c], creating sections that are missing."""
+    node = data
+    for depth, part in enumerate(parts[:-1]):
+        child = node.get(part)
+        if child is None:
+            child = node[part] = {}
+        elif not isinstance(child, dict):
+            raise NotASectionError(".".join(parts[: depth + 1]), child, parts[depth + 1])
+        node = child
+    node[parts[-1]] = value
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> tuple[dict, dict]:
     """Apply ``--set`` overrides to a copy; returns the new mapping and path -> override text."""
     data = copy.deepcopy(data)
     applied: dict[tuple, str] = {}
     for text in overrides:
         parts, value = parse_override(text)
-        node = data
-        for depth, part in enumerate(parts[:-1]):
-            child = node.get(part)
-            if child is None:
-                child = node[part] = {}
-            elif not isinstance(child, dict):
-                path = ".".join(parts[: depth + 1])
-                raise ConfigError("--set", [
-                    f"'{text}': '{path}' holds a value ({child!r}), not a section, so it has "
-                    f"no key '{parts[depth + 1]}'"
-                ])
-            node = child
-        node[parts[-1]] = value
+        try:
+            set_by_path(data, parts, value)
+        except NotASectionError as exc:
+            raise ConfigError("--set", [f"'{text}': {exc}"]) from None
         applied[tuple(parts)] = text
     return data, applied
 

@@ -155,7 +155,7 @@ def evaluate_run(
         label = "heldout"
 
     from medml_cli.evaluation.clinical import assess, site_table
-    from medml_cli.reporting import tabular_data_lines, write_reports
+    from medml_cli.reporting import tabular_data_lines
     from medml_cli.training import subgroup_frame
 
     out_tmp = _new_evaluation_tmp(run_path)
@@ -186,13 +186,10 @@ def evaluate_run(
             sites.to_csv(out_tmp / "sites.csv", index=False)
             metrics["sites"] = sites.to_dict(orient="records")
             metrics["missing_policy"] = missing_policy_text(run_cfg)
-        write_json(out_tmp / "metrics.json", metrics)
-        predictions.to_csv(out_tmp / "predictions.csv", index=False)
         model_X = X if X is not None else dataset.X[schema.feature_names]
-        write_reports(out_tmp, cfg, dataset.provenance,
-                      tabular_data_lines(dataset, model_X, external=external), metrics,
-                      title=f"medml evaluation ({label}) of run {run_path.name}")
-        out = _finish_evaluation(run_path, out_tmp, label)
+        out = _save_evaluation(run_path, out_tmp, label, cfg, dataset.provenance,
+                               tabular_data_lines(dataset, model_X, external=external),
+                               metrics, predictions)
     except BaseException:
         shutil.rmtree(out_tmp, ignore_errors=True)
         raise
@@ -276,7 +273,7 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
     if groups is not None:
         predictions.insert(1, "patient", groups)
     from medml_cli.evaluation.clinical import assess
-    from medml_cli.reporting import image_data_lines, write_reports
+    from medml_cli.reporting import image_data_lines
 
     out_tmp = _new_evaluation_tmp(run_path)
     try:
@@ -290,11 +287,8 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
             "threshold_method": card.get("threshold_method"), **clinical,
             "n": sample_counts("binary-classification", truth, groups), "notes": notes,
         }
-        write_json(out_tmp / "metrics.json", metrics)
-        predictions.to_csv(out_tmp / "predictions.csv", index=False)
-        write_reports(out_tmp, cfg, dataset.provenance, image_data_lines(dataset), metrics,
-                      title=f"medml evaluation ({label}) of run {run_path.name}")
-        out = _finish_evaluation(run_path, out_tmp, label)
+        out = _save_evaluation(run_path, out_tmp, label, cfg, dataset.provenance,
+                               image_data_lines(dataset), metrics, predictions)
     except BaseException:
         shutil.rmtree(out_tmp, ignore_errors=True)
         raise
@@ -323,6 +317,19 @@ def _new_evaluation_tmp(run_path: Path) -> Path:
     tmp = parent / f".tmp-{uuid.uuid4().hex}"
     tmp.mkdir()
     return tmp
+
+
+def _save_evaluation(run_path: Path, tmp: Path, label: str, cfg: Any, provenance: Any,
+                     data_lines: list[str], metrics: dict[str, Any],
+                     predictions: pd.DataFrame) -> Path:
+    """Write metrics, predictions and reports into ``tmp``, then rename it into place."""
+    from medml_cli.reporting import write_reports
+
+    write_json(tmp / "metrics.json", metrics)
+    predictions.to_csv(tmp / "predictions.csv", index=False)
+    write_reports(tmp, cfg, provenance, data_lines, metrics,
+                  title=f"medml evaluation ({label}) of run {run_path.name}")
+    return _finish_evaluation(run_path, tmp, label)
 
 
 def _finish_evaluation(run_path: Path, tmp: Path, label: str) -> Path:

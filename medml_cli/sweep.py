@@ -106,6 +106,7 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
+from medml_cli.config import NotASectionError, set_by_path
 from medml_cli.errors import ConfigError, MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import read_json, write_json, write_text_atomic
 from medml_cli.schemas import StrictModel
@@ -318,16 +319,10 @@ def _get(data: dict[str, Any], parts: list[str]) -> Any:
 
 
 def _set(data: dict[str, Any], parts: list[str], value: Any, source: str, key: str) -> None:
-    node = data
-    for depth, part in enumerate(parts[:-1]):
-        child = node.get(part)
-        if child is None:
-            child = node[part] = {}
-        elif not isinstance(child, dict):
-            raise ConfigError(source, [f"sweep parameter {key}: '{'.'.join(parts[:depth + 1])}' "
-                                       f"holds a value ({child!r}), not a section"])
-        node = child
-    node[parts[-1]] = copy.deepcopy(value)
+    try:
+        set_by_path(data, parts, copy.deepcopy(value))
+    except NotASectionError as exc:
+        raise ConfigError(source, [f"sweep parameter {key}: {exc}"]) from None
 
 
 def _section_type(data: dict[str, Any], section: str, task: Any) -> str | None:
