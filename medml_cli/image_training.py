@@ -160,6 +160,7 @@ def run_image_training(
                           initial_epoch=int(state["epoch"]))
         run.log(f"resuming from epoch {state['epoch']}")
     estimator.fit(X_train, y[split["train"]], **fit_kwargs)
+    run.log(f"training finished; best epoch {int(estimator.best_epoch_) + 1}")
 
     score = estimator.predict_proba(X_test)[:, 1]
     prevalence = float(np.mean(y[split["train"]]))
@@ -186,6 +187,9 @@ def run_image_training(
         reference = voxel_reference(dataset, split, cfg.seed, threshold)
         if reference is None:
             run.log("voxel logistic-regression reference skipped: input too large")
+        else:
+            run.log("voxel logistic-regression reference: auroc "
+                    f"{reference['metrics']['auroc']:.4f}")
     metrics = {
         "task": cfg.task,
         "problem": spec.problem,
@@ -225,6 +229,7 @@ def run_image_training(
     plots = run.file("plots")
     plot_learning_curves(estimator.history_, plots / "learning_curves.png",
                          synthetic=dataset.provenance.synthetic)
+    run.log("evaluation and plots written")
     if cfg.evaluation.explain == "gradcam":
         from medml_cli.imaging.gradcam import save_gradcam_overlays
         from medml_cli.imaging.input_pipeline import normalise_array
