@@ -161,13 +161,13 @@ def evaluate_run(
     out_tmp = _new_evaluation_tmp(run_path)
     try:
         truth = predictions["truth"].to_numpy()
-        id_name = dataset.schema.id_column or "row"
         groups = predictions[schema.group_column].to_numpy() \
             if schema.group_column and schema.group_column in predictions else None
         clinical = assess(
             problem, truth, predictions[score_column(problem)].to_numpy(), threshold=threshold,
             ev=cfg.evaluation, seed=cfg.seed, groups=groups,
-            subgroup_frame=subgroup_frame(dataset, predictions[id_name].astype(str)),
+            subgroup_frame=subgroup_frame(dataset, predictions["id"].astype(str))
+            if cfg.evaluation.subgroups else None,
             out_dir=out_tmp, synthetic=dataset.provenance.synthetic,
             labels=tuple(schema.classes) if schema.classes else ("0", "1"))
         metrics = {
@@ -297,8 +297,7 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
 
 def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray, problem: str,
                 threshold: float, fold: int | None) -> pd.DataFrame:
-    id_name = dataset.schema.id_column or "row"
-    frame = pd.DataFrame({id_name: dataset.ids.iloc[idx].to_numpy(),
+    frame = pd.DataFrame({"id": dataset.ids.iloc[idx].to_numpy(),
                           "truth": dataset.y.iloc[idx].to_numpy()})
     frame[score_column(problem)] = score
     if problem != "regression":
@@ -370,7 +369,6 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
     X = prepare_features(frame, schema, str(input_path), context="input")
     model = load_sklearn_model(run_path / "model")
     score = predict_scores(model, X, card["problem"])
-    id_name = schema.id_column or "row"
     if schema.id_column and schema.id_column in frame.columns:
         ids = frame[schema.id_column].astype(str).to_numpy()
     else:
@@ -378,8 +376,7 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
         if schema.id_column:
             warnings.append(f"no '{schema.id_column}' column in the input; rows are numbered "
                             "from 1 instead")
-        id_name = "row"
-    out = pd.DataFrame({id_name: ids})
+    out = pd.DataFrame({"id": ids})
     if card["problem"] == "regression":
         out["prediction"] = score
     else:

@@ -275,7 +275,6 @@ def assess_run_predictions(cfg: Any, dataset: LoadedDataset, predictions: pd.Dat
     from medml_cli.evaluation.clinical import assess
 
     problem = TASKS.get(cfg.task).problem
-    id_name = dataset.schema.id_column or "row"
     threshold = predictions["threshold"].to_numpy() if "threshold" in predictions else \
         cfg.evaluation.threshold
     groups = predictions[dataset.schema.group_column].to_numpy() \
@@ -284,7 +283,8 @@ def assess_run_predictions(cfg: Any, dataset: LoadedDataset, predictions: pd.Dat
         problem, predictions["truth"].to_numpy(),
         predictions[score_column(problem)].to_numpy(), threshold=threshold,
         ev=cfg.evaluation, seed=cfg.seed, groups=groups,
-        subgroup_frame=subgroup_frame(dataset, predictions[id_name]), out_dir=out_dir,
+        subgroup_frame=subgroup_frame(dataset, predictions["id"])
+        if cfg.evaluation.subgroups else None, out_dir=out_dir,
         synthetic=dataset.provenance.synthetic,
         labels=tuple(dataset.schema.classes) if dataset.schema.classes else ("0", "1"),
     )
@@ -348,8 +348,8 @@ def _prediction_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray
                       base_score: np.ndarray, fold: int, problem: str,
                       threshold: float) -> pd.DataFrame:
     """Held-out rows of one fold: id, group, truth, score, class at the fold's threshold."""
-    id_name = dataset.schema.id_column or "row"
-    frame = pd.DataFrame({id_name: dataset.ids.iloc[idx].to_numpy()})
+    # DESIGN's contract: the first column is `id` (the user's id column, or row numbers)
+    frame = pd.DataFrame({"id": dataset.ids.iloc[idx].to_numpy()})
     if dataset.groups is not None:
         frame[dataset.schema.group_column or "group"] = dataset.groups.iloc[idx].to_numpy()
     frame["truth"] = dataset.y.iloc[idx].to_numpy()
