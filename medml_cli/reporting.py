@@ -68,10 +68,6 @@ def metric_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
-def metric_table(metrics: dict[str, Any]) -> str:
-    return _md_table(*metric_rows(metrics))
-
-
 def tabular_data_lines(dataset: Any, X: Any = None, *, external: bool = False) -> list[str]:
     """Data bullets; ``X`` (the model's feature columns) replaces ``dataset.X`` if given."""
     X = dataset.X if X is None else X

@@ -22,9 +22,6 @@ from typing import Any
 from medml_cli.errors import MedmlError, RunFailedError, RunNotUsableError
 from medml_cli.jsonio import read_json, write_json, write_text_atomic
 
-RUN_FILES = ("config.yaml", "status.json", "metrics.json", "predictions.csv", "model",
-             "environment.json", "log.txt")
-
 
 def utc_now() -> str:
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
@@ -248,13 +245,3 @@ def open_completed_run(run_path: Path) -> Path:
     return run_path
 
 
-def new_subdir(parent: Path, label: str) -> Path:
-    """A fresh, uniquely named folder inside a run (evaluations never overwrite)."""
-    parent.mkdir(parents=True, exist_ok=True)
-    while True:
-        path = parent / f"{_stamp()}-{label}-{uuid.uuid4().hex[:6]}"
-        try:
-            path.mkdir()
-            return path
-        except FileExistsError:
-            continue

@@ -12,7 +12,6 @@ from medml_cli.schemas import Provenance
 
 #: Intensity handling passed to the input pipeline: (mode, low, high).
 Intensity = tuple[str, float, float]
-LUNG_WINDOW: Intensity = ("hu", -1000.0, 400.0)
 
 
 @dataclass

@@ -15,12 +15,6 @@ import pandas as pd
 
 from medml_cli.evaluation.metrics import score_predictions
 
-PLOT_FILES = {
-    "binary-classification": ("roc.png", "precision_recall.png", "calibration.png",
-                              "confusion_matrix.png", "decision_curve.png"),
-    "regression": ("predicted_vs_observed.png", "residuals.png"),
-}
-
 
 def _intervals(problem: str, y: np.ndarray, score: np.ndarray, threshold: Any, ev: Any,
                groups: np.ndarray | None, seed: int) -> dict[str, list[float]]:

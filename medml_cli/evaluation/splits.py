@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import numpy as np
 from sklearn.model_selection import (
     GroupKFold,
@@ -126,9 +124,3 @@ def make_folds(
                         groups=groups)
 
 
-def iter_fold_ids(folds: list[Fold], n: int) -> Iterator[int]:
-    """Fold number of each row's test appearance (-1 if never held out)."""
-    fold_of = np.full(n, -1)
-    for k, (_, test) in enumerate(folds):
-        fold_of[test] = k
-    yield from fold_of

@@ -25,10 +25,3 @@ def register_model(
     return MODELS.register(name, config=config, summary=summary, tags={*problems, data_kind})
 
 
-def model_supports(name: str, problem: str) -> bool:
-    return problem in MODELS.entry(name).tags
-
-
-def model_data_kind(name: str) -> str:
-    tags = MODELS.entry(name).tags
-    return "image" if "image" in tags else "tabular"
