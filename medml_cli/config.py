@@ -189,8 +189,10 @@ def cross_field_problems(cfg: Any) -> list[str]:
                         "split); k-fold CV of a CNN is not supported")
     model_dims = getattr(cfg.model, "spatial_dims", None)
     data_dims = getattr(cfg.data, "dim", None) or (3 if cfg.data.type == "luna16" else None)
-    if cfg.data.type in ("dicom-series", "image-folder"):
+    if cfg.data.type == "image-folder":
         data_dims = 2
+    if cfg.data.type == "dicom-series":
+        data_dims = 3 if cfg.data.level == "series" else 2
     if model_dims and data_dims and model_dims != data_dims:
         problems.append(f"model.type: '{cfg.model.type}' takes {model_dims}D input but the "
                         f"data are {data_dims}D; use "

@@ -92,3 +92,21 @@ def test_luna16_patches(tmp_path, luna):  # noqa: F811
                "max_negatives_per_positive": None}, tmp_path, model="cnn3d")
     assert ds.images.shape == (5, 16, 16, 16)
     assert ds.labels.sum() == 2 and len(np.unique(ds.groups)) == 2
+
+
+def test_dicom_series_level_volumes(tmp_path):
+    for patient in range(4):
+        folder = tmp_path / "ct" / f"patient-{patient}"
+        folder.mkdir(parents=True)
+        for i in range(6):
+            write_slice(folder / f"{i}.dcm", i, series_uid=f"1.2.{patient}")
+    (tmp_path / "series.csv").write_text("series,label\n" + "".join(
+        f"patient-{p},{p % 2}\n" for p in range(4)))
+    ds = load({"type": "dicom-series", "root": "ct", "labels": "series.csv", "level": "series",
+               "volume_shape": [8, 16, 16]}, tmp_path, model="cnn3d")
+    assert ds.images.shape == (4, 8, 16, 16) and ds.spatial_dims == 3
+    assert ds.labels.tolist() == [0, 1, 0, 1]
+    assert ds.ids.tolist() == [f"patient-{p}" for p in range(4)]
+    with pytest.raises(Exception, match="2D input"):
+        load({"type": "dicom-series", "root": "ct", "labels": "series.csv", "level": "series"},
+             tmp_path, model="cnn2d")

@@ -48,16 +48,27 @@ def _hash_files(paths: list[Path], limit: int = 2000) -> dict[str, str]:
 
 # --------------------------------------------------------------------------- DICOM
 class DicomSeriesData(_PathsResolved):
-    """DICOM CT series, one image per axial slice, labelled per slice from a CSV."""
+    """DICOM CT series labelled per slice (2D images) or per series (3D volumes) from a CSV."""
 
     type: Literal["dicom-series"]
     root: Path = Field(description="A series folder, or a folder of series folders (one per "
                                    "patient).")
-    labels: Path = Field(description="CSV with `file` (or `sop_instance_uid`) and a 0/1 "
-                                     "`label` (or `has_tumor_box`) per slice.")
+    labels: Path = Field(description="CSV of 0/1 labels. level slice: `file` (or "
+                                     "`sop_instance_uid`) and `label` (or `has_tumor_box`); "
+                                     "level series: `series` (folder name) and `label`.")
+    level: Literal["slice", "series"] = Field(
+        "slice", description="slice: one 2D image per slice; series: one 3D volume per series.")
     label_column: str | None = Field(None, description="Label column name, if not `label`.")
     image_size: list[int] = Field(default_factory=lambda: [128, 128],
-                                  description="Slices are resized to [height, width].")
+                                  description="level slice: slices resized to [height, width].")
+    volume_shape: list[int] = Field(default_factory=lambda: [32, 64, 64],
+                                    description="level series: volumes resized to [depth, "
+                                                "height, width].")
+
+    @field_validator("volume_shape")
+    @classmethod
+    def _three(cls, value: list[int]) -> list[int]:
+        return _size_list(value, 3)
     hu_window: list[float] = HU_WINDOW_FIELD
 
     @field_validator("image_size")
@@ -94,6 +105,8 @@ def resize_stack(images: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 @DATASETS.register("dicom-series", config=DicomSeriesData, tags=IMAGE_TAGS,
                    summary="DICOM CT series, slice labels from a CSV (pydicom, HU)")
 def load_dicom_series(cfg: DicomSeriesData, *, problem: str) -> ImageDataset:
+    if cfg.level == "series":
+        return _load_dicom_volumes(cfg)
     from medml_cli.imaging.dicom_series import read_dicom_series, read_slice_labels
 
     labels_by_key = read_slice_labels(cfg.labels, label_column=cfg.label_column)
@@ -128,6 +141,52 @@ def load_dicom_series(cfg: DicomSeriesData, *, problem: str) -> ImageDataset:
         provenance=Provenance(source=f"DICOM series under {cfg.root.name}",
                               files=_hash_files([*files, cfg.labels])),
         intensity=hu_intensity(cfg.hu_window), spatial_dims=2,
+    ).check(str(cfg.root))
+
+
+def _series_labels(cfg: DicomSeriesData) -> dict[str, int]:
+    """Series-level labels: folder name -> 0/1."""
+    if not cfg.labels.is_file():
+        raise DataError(f"the labels CSV {cfg.labels} does not exist.", "check `data.labels`.")
+    table = pd.read_csv(cfg.labels, dtype=str)
+    key = next((c for c in ("series", "folder", "patient") if c in table.columns), None)
+    label = cfg.label_column or "label"
+    if key is None or label not in table.columns:
+        raise DataError(
+            f"{cfg.labels.name} needs a `series` column (the series folder names) and a "
+            f"`{label}` column for level series; it has {', '.join(table.columns)}.",
+            "add them, or use `data.level: slice` with per-slice labels.")
+    values = pd.to_numeric(table[label], errors="coerce")
+    if not values.isin([0, 1]).all():
+        raise DataError(f"the `{label}` column of {cfg.labels.name} must hold 0 or 1 on every "
+                        "row.", "fill in every row with 0 or 1.")
+    return dict(zip(table[key].astype(str), values.astype(int), strict=True))
+
+
+def _load_dicom_volumes(cfg: DicomSeriesData) -> ImageDataset:
+    """One HU volume per series folder, resized to ``volume_shape``, labelled per series."""
+    from medml_cli.imaging.dicom_series import read_dicom_series
+
+    labels_by_series = _series_labels(cfg)
+    volumes, labels, ids, files = [], [], [], []
+    for folder in series_folders(cfg.root):
+        if folder.name not in labels_by_series:
+            continue
+        volume = read_dicom_series(folder)
+        volumes.append(resize_stack(volume.hu[None], tuple(cfg.volume_shape))[0])
+        labels.append(labels_by_series[folder.name])
+        ids.append(folder.name)
+        files.extend(folder / name for name in volume.files)
+    if not volumes:
+        raise DataError(f"none of the series folders under {cfg.root} is listed in "
+                        f"{cfg.labels.name}.", "the `series` column must hold the folder names.")
+    names = np.asarray(ids)
+    return ImageDataset(
+        images=np.stack(volumes).astype(np.float32), labels=np.asarray(labels, dtype=int),
+        ids=names, groups=names,
+        provenance=Provenance(source=f"DICOM series under {cfg.root.name}",
+                              files=_hash_files([*files, cfg.labels])),
+        intensity=hu_intensity(cfg.hu_window), spatial_dims=3,
     ).check(str(cfg.root))
 
 
