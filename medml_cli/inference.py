@@ -67,6 +67,7 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -
         base["data"] = section
         base_dir = data_arg.resolve().parent
     elif suffix in {".csv", ".tsv", ".txt", ".parquet", ".pq"}:
+        _require_target_column(data_arg, schema)
         section = {
             "type": "parquet" if suffix in {".parquet", ".pq"} else "csv",
             "path": str(data_arg.resolve()),
@@ -99,6 +100,24 @@ def _evaluation_config(run_cfg: Any, overrides: list[str], run_path: Path) -> An
                                     "overrides (the model is already trained)" for b in bad])
     merged, applied = apply_overrides(run_cfg.model_dump(mode="json"), overrides)
     return validate_config_data(merged, source=str(run_path / "config.yaml"), overrides=applied)
+
+
+def _require_target_column(path: Path, schema: FeatureSchema) -> None:
+    """An evaluation table must carry the outcome; say which column, and how to make it."""
+    fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
+    columns = list(read_table(path, fmt, "\t" if path.suffix.lower() == ".tsv" else ",")
+                   .columns)
+    if schema.target in columns:
+        return
+    hint = (" For the heart-disease data it is 1 when the UCI `num` column is above 0."
+            if schema.target == "disease" else "")
+    raise DataError(
+        f"the evaluation table lacks the outcome column '{schema.target}' that the model was "
+        f"trained to predict (it has {', '.join(map(str, columns[:20]))}).{hint}",
+        f"add a '{schema.target}' column with the true outcomes, or use `medml predict` for "
+        "data without outcomes.",
+        source=str(path),
+    )
 
 
 def evaluate_run(

@@ -333,6 +333,13 @@ def test_gate_with_unknown_metric_and_missing_eval_data(tabular_run, tmp_path):
     assert_clean_failure(result, 2, ["unknown metric 'r_squared'"], Path("/nonexistent"))
     result = run_cli("evaluate", tabular_run, "--data", tmp_path / "none.csv")
     assert_clean_failure(result, 2, ["file not found"], Path("/nonexistent"))
+    from sklearn.datasets import load_diabetes
+
+    load_diabetes(scaled=False, as_frame=True).frame.drop(columns="target").to_csv(
+        tmp_path / "no_outcome.csv", index=False)
+    result = run_cli("evaluate", tabular_run, "--data", tmp_path / "no_outcome.csv")
+    assert_clean_failure(result, 2, ["lacks the outcome column 'progression'", "medml predict"],
+                         Path("/nonexistent"))
 
 
 @pytest.mark.tensorflow
