@@ -203,6 +203,9 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
     baseline = metrics.get("baseline") or {}
     if baseline:
         table.add_column("baseline", justify="right")
+    references = metrics.get("reference") or {}
+    for name in references:
+        table.add_column(name, justify="right")
     for metric, value in metrics["metrics"].items():
         row = [metric, _fmt(value)]
         if intervals:
@@ -210,6 +213,7 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
             row.append(f"{_fmt(ci[0])}–{_fmt(ci[1])}" if ci else "")
         if baseline:
             row.append(_fmt(baseline.get(metric)))
+        row.extend(_fmt(reference.get(metric)) for reference in references.values())
         table.add_row(*row)
     n = metrics.get("n", {})
     caption = ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in n.items())
