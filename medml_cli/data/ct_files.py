@@ -7,32 +7,16 @@ from typing import Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import Field, ValidationInfo, field_validator, model_validator
+from pydantic import Field, field_validator
 
 from medml_cli.data.base import sha256_file
 from medml_cli.data.image_base import HU_WINDOW_FIELD, ImageDataset, hu_intensity
-from medml_cli.data.tabular_file import resolve_config_path
+from medml_cli.data.tabular_file import FileDataConfig
 from medml_cli.errors import DataError
 from medml_cli.registry import DATASETS
-from medml_cli.schemas import Provenance, StrictModel
+from medml_cli.schemas import Provenance
 
 IMAGE_TAGS = {"image", "binary-classification"}
-
-
-class _PathsResolved(StrictModel):
-    """Resolves every Path field against the config file's folder."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _resolve_paths(cls, data: object, info: ValidationInfo) -> object:
-        if not isinstance(data, dict):
-            return data
-        data = dict(data)
-        for name, field in cls.model_fields.items():
-            value = data.get(name)
-            if "Path" in str(field.annotation) and isinstance(value, (str, Path)) and str(value):
-                data[name] = resolve_config_path(value, info)
-        return data
 
 
 def _size_list(value: list[int], n: int) -> list[int]:
@@ -47,7 +31,7 @@ def _hash_files(paths: list[Path], limit: int = 2000) -> dict[str, str]:
 
 
 # --------------------------------------------------------------------------- DICOM
-class DicomSeriesData(_PathsResolved):
+class DicomSeriesData(FileDataConfig):
     """DICOM CT series labelled per slice (2D images) or per series (3D volumes) from a CSV."""
 
     type: Literal["dicom-series"]
@@ -191,7 +175,7 @@ def _load_dicom_volumes(cfg: DicomSeriesData) -> ImageDataset:
 
 
 # --------------------------------------------------------------------------- LUNA16
-class Luna16Data(_PathsResolved):
+class Luna16Data(FileDataConfig):
     """LUNA16: .mhd/.raw CT volumes plus candidates.csv (world coordinates, mm)."""
 
     type: Literal["luna16"]
@@ -235,7 +219,7 @@ def load_luna16(cfg: Luna16Data, *, problem: str) -> ImageDataset:
 
 
 # --------------------------------------------------------------------------- image folder
-class ImageFolderData(_PathsResolved):
+class ImageFolderData(FileDataConfig):
     """PNG/JPEG images in one sub-folder per class, as Keras `flow_from_directory` reads."""
 
     type: Literal["image-folder"]
@@ -272,7 +256,7 @@ def load_image_folder_data(cfg: ImageFolderData, *, problem: str) -> ImageDatase
 
 
 # --------------------------------------------------------------------------- .npy arrays
-class NumpyArraysData(_PathsResolved):
+class NumpyArraysData(FileDataConfig):
     """A `.npy` image array opened memory-mapped (training streams it from disk) and a
     labels CSV. The way to train on more images than fit in memory."""
 

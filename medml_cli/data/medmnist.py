@@ -6,16 +6,16 @@ from pathlib import Path
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field
 
 from medml_cli.data.base import sha256_file
 from medml_cli.data.image_base import ImageDataset
-from medml_cli.data.tabular_file import resolve_config_path
+from medml_cli.data.tabular_file import FileDataConfig
 from medml_cli.registry import DATASETS
-from medml_cli.schemas import Provenance, StrictModel
+from medml_cli.schemas import Provenance
 
 
-class MedmnistData(StrictModel):
+class MedmnistData(FileDataConfig):
     """A MedMNIST archive: train/val/test images and labels; the file's splits are used."""
 
     type: Literal["medmnist-npz"]
@@ -24,11 +24,6 @@ class MedmnistData(StrictModel):
         None, description="For multi-class sets: labels counted as positive (others negative)."
     )
     use_file_splits: bool = Field(True, description="Use the file's train/val/test splits.")
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _resolve(cls, value: object, info: ValidationInfo) -> object:
-        return resolve_config_path(value, info) if isinstance(value, (str, Path)) else value
 
 
 @DATASETS.register(

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Literal
 
 import pandas as pd
-from pydantic import Field, ValidationInfo, field_validator
+from pydantic import Field, ValidationInfo, model_validator
 
 from medml_cli.data.base import (
     DEFAULT_NA_VALUES,
@@ -34,7 +34,24 @@ def resolve_config_path(value: str | Path, info: ValidationInfo) -> Path:
     return path.resolve() if path.is_absolute() or base is not None else path
 
 
-class TableFileData(StrictModel):
+class FileDataConfig(StrictModel):
+    """Base of data sections that name files: every Path field (and Path | None) resolves
+    against the config file's folder."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _resolve_paths(cls, data: object, info: ValidationInfo) -> object:
+        if not isinstance(data, dict):
+            return data
+        data = dict(data)
+        for name, field in cls.model_fields.items():
+            value = data.get(name)
+            if "Path" in str(field.annotation) and isinstance(value, (str, Path)) and str(value):
+                data[name] = resolve_config_path(value, info)
+        return data
+
+
+class TableFileData(FileDataConfig):
     """Your own table: one row per sample (or per visit, with a group column)."""
 
     type: Literal["csv", "parquet"] = Field(description="File format: csv or parquet.")
@@ -59,13 +76,6 @@ class TableFileData(StrictModel):
         False, description="Drop rows whose target is empty instead of stopping with an error."
     )
     separator: str = Field(",", min_length=1, description="CSV field separator.")
-
-    @field_validator("path", mode="before")
-    @classmethod
-    def _resolve(cls, value: object, info: ValidationInfo) -> object:
-        if isinstance(value, (str, Path)) and str(value):
-            return resolve_config_path(value, info)
-        return value
 
 
 def read_table(path: Path, fmt: str = "csv", separator: str = ",") -> pd.DataFrame:
