@@ -82,7 +82,7 @@ def assess(
     if out_dir is not None and ev.plots:
         result["plots"] = make_plots(problem, y, score, threshold, out_dir / "plots",
                                      groups=groups, seed=seed, synthetic=synthetic,
-                                     labels=labels)
+                                     labels=labels, intervals=result["intervals"])
     return result
 
 
@@ -114,7 +114,7 @@ def subgroup_table(problem: str, y: np.ndarray, score: np.ndarray, frame: pd.Dat
 
 def make_plots(problem: str, y: np.ndarray, score: np.ndarray, threshold: Any, folder: Path,
                *, groups: np.ndarray | None, seed: int, synthetic: bool,
-               labels: tuple[str, str]) -> list[str]:
+               labels: tuple[str, str], intervals: dict | None = None) -> list[str]:
     from medml_cli.evaluation import plots
 
     folder.mkdir(parents=True, exist_ok=True)
@@ -126,10 +126,12 @@ def make_plots(problem: str, y: np.ndarray, score: np.ndarray, threshold: Any, f
         return [p.name for p in made]
     if len(np.unique(y)) < 2:
         return []
+    intervals = intervals or {}
     made.append(plots.plot_roc(y, score, folder / "roc.png", seed=seed, groups=groups,
-                               synthetic=synthetic))
+                               synthetic=synthetic, ci=intervals.get("auroc")))
     made.append(plots.plot_precision_recall(y, score, folder / "precision_recall.png", seed=seed,
-                                            groups=groups, synthetic=synthetic))
+                                            groups=groups, synthetic=synthetic,
+                                            ci=intervals.get("auprc")))
     made.append(plots.plot_calibration(y, score, folder / "calibration.png", synthetic=synthetic))
     made.append(plots.plot_confusion_matrix(y, score, float(np.mean(threshold)),
                                             folder / "confusion_matrix.png", labels=labels,

@@ -57,27 +57,58 @@ def _binary(y_true, prob) -> tuple[np.ndarray, np.ndarray]:
 
 
 def _ci_text(name: str, value: float, ci: tuple[float, float]) -> str:
-    return f"{name} {value:.3f} (95% CI {ci[0]:.3f}-{ci[1]:.3f})"
+    return f"{name} {value:.3f} (CI {ci[0]:.3f}-{ci[1]:.3f})"
 
 
-def plot_roc(y_true, prob, path, *, n_boot: int = 200, seed: int = 0, groups=None,
-             synthetic: bool = False) -> Path:
-    """ROC curve with a bootstrap 95% band (TPR vertically averaged on a fixed FPR grid)."""
-    from sklearn.metrics import roc_auc_score, roc_curve
-
-    y, p = _binary(y_true, prob)
+def _bootstrap_band(y: np.ndarray, p: np.ndarray, curve, *, n_boot: int, seed: int,
+                    groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pointwise 95% band of ``curve(y, p, weights) -> values on GRID`` over resamples."""
     grid = np.linspace(0.0, 1.0, 101)
     weights = resample_weights("binary-classification", y, groups=groups, n_resamples=n_boot,
                                seed=seed)
-    curves = []
-    for w in weights:  # zero-weight rows are ignored by roc_curve: w is one resample
-        fpr, tpr, _ = roc_curve(y, p, sample_weight=w)
-        curve = np.interp(grid, fpr, tpr)
-        curve[0] = 0.0
-        curves.append(curve)
-    low, high = np.percentile(np.asarray(curves), [2.5, 97.5], axis=0)
-    ci = bootstrap_intervals("binary-classification", y, p, groups=groups, n_resamples=n_boot,
-                             seed=seed)["auroc"]
+    # zero-weight rows are ignored by sklearn's curves: each weight row is one resample
+    curves = np.asarray([curve(y, p, w, grid) for w in weights])
+    low, high = np.percentile(curves, [2.5, 97.5], axis=0)
+    return grid, low, high
+
+
+def _roc_on_grid(y, p, w, grid):
+    from sklearn.metrics import roc_curve
+
+    fpr, tpr, _ = roc_curve(y, p, sample_weight=w)
+    values = np.interp(grid, fpr, tpr)
+    values[0] = 0.0
+    return values
+
+
+def _precision_on_grid(y, p, w, grid):
+    from sklearn.metrics import precision_recall_curve
+
+    precision, recall, _ = precision_recall_curve(y, p, sample_weight=w)
+    # Interpolated precision: the best precision at recall >= r (recall is descending).
+    best = np.maximum.accumulate(precision)
+    return np.interp(grid, recall[::-1], best[::-1])
+
+
+def _metric_ci(metric: str, y, p, ci, *, n_boot: int, seed: int, groups) -> tuple[float, float]:
+    """The run's own interval when given (so plots and metrics.json agree), else a fresh one."""
+    if ci is not None:
+        return tuple(ci)
+    return bootstrap_intervals("binary-classification", y, p, groups=groups,
+                               n_resamples=n_boot, seed=seed)[metric]
+
+
+def plot_roc(y_true, prob, path, *, n_boot: int = 200, seed: int = 0, groups=None,
+             synthetic: bool = False, ci: tuple[float, float] | None = None) -> Path:
+    """ROC curve with a bootstrap 95% band (TPR vertically averaged on a fixed FPR grid).
+
+    ``ci`` is the AUROC interval to print (the run's own); without it one is computed."""
+    from sklearn.metrics import roc_auc_score, roc_curve
+
+    y, p = _binary(y_true, prob)
+    grid, low, high = _bootstrap_band(y, p, _roc_on_grid, n_boot=n_boot, seed=seed,
+                                      groups=groups)
+    ci = _metric_ci("auroc", y, p, ci, n_boot=n_boot, seed=seed, groups=groups)
     fpr, tpr, _ = roc_curve(y, p)
 
     plt = _pyplot()
@@ -92,23 +123,15 @@ def plot_roc(y_true, prob, path, *, n_boot: int = 200, seed: int = 0, groups=Non
 
 
 def plot_precision_recall(y_true, prob, path, *, n_boot: int = 200, seed: int = 0, groups=None,
-                          synthetic: bool = False) -> Path:
+                          synthetic: bool = False, ci: tuple[float, float] | None = None
+                          ) -> Path:
     """Precision-recall curve with a bootstrap 95% band and AUPRC (average precision) CI."""
     from sklearn.metrics import average_precision_score, precision_recall_curve
 
     y, p = _binary(y_true, prob)
-    grid = np.linspace(0.0, 1.0, 101)
-    weights = resample_weights("binary-classification", y, groups=groups, n_resamples=n_boot,
-                               seed=seed)
-    curves = []
-    for w in weights:
-        precision, recall, _ = precision_recall_curve(y, p, sample_weight=w)
-        # Interpolated precision: the best precision at recall >= r (recall is descending).
-        best = np.maximum.accumulate(precision)
-        curves.append(np.interp(grid, recall[::-1], best[::-1]))
-    low, high = np.percentile(np.asarray(curves), [2.5, 97.5], axis=0)
-    ci = bootstrap_intervals("binary-classification", y, p, groups=groups, n_resamples=n_boot,
-                             seed=seed)["auprc"]
+    grid, low, high = _bootstrap_band(y, p, _precision_on_grid, n_boot=n_boot, seed=seed,
+                                      groups=groups)
+    ci = _metric_ci("auprc", y, p, ci, n_boot=n_boot, seed=seed, groups=groups)
     precision, recall, _ = precision_recall_curve(y, p)
     prevalence = float(y.mean())
 
