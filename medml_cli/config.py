@@ -310,7 +310,7 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
 
 
 # --------------------------------------------------------------------------- overrides
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
+CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
@@ -320,7 +320,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
                                     "model.n_estimators=500"])
     key, raw = text.split("=", 1)
     parts = key.strip().split(".")
-    if not all(_KEY.match(p) for p in parts):
+    if not all(CONFIG_KEY.match(p) for p in parts):
         raise ConfigError("--set", [f"'{text}': '{key}' is not a dotted path of keys"])
     try:
         value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else None  # noqa: S506

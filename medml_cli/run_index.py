@@ -18,8 +18,8 @@ import yaml
 
 from medml_cli.errors import MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import read_json
-from medml_cli.runs import read_status
-from medml_cli.sweep import LOWER_IS_BETTER, pid_alive
+from medml_cli.runs import pid_alive, read_status
+from medml_cli.sweep import LOWER_IS_BETTER
 
 BASE_COLUMNS = ["run", "path", "state", "task", "model", "data", "name", "seed", "started",
                 "ended", "sweep"]

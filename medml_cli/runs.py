@@ -192,7 +192,7 @@ def resumable_run(run_path: Path) -> Path:
     state = read_status(run_path).get("state")
     if state == "completed":
         raise RunNotUsableError(f"run {run_path.name} is already completed; nothing to resume.")
-    if state == "running" and _alive(read_status(run_path).get("pid")):
+    if state == "running" and pid_alive(read_status(run_path).get("pid")):
         raise RunNotUsableError(f"run {run_path.name} is still running (pid "
                                 f"{read_status(run_path).get('pid')}).")
     if not (run_path / "checkpoints" / "last.keras").exists() or \
@@ -203,7 +203,9 @@ def resumable_run(run_path: Path) -> Path:
     return run_path
 
 
-def _alive(pid: object) -> bool:
+def pid_alive(pid: object) -> bool:
+    """Whether a process of this machine still runs; a zombie (killed, not yet reaped by its
+    parent) counts as gone, so its run shows as interrupted rather than running."""
     if not isinstance(pid, int) or pid == os.getpid():
         return False
     try:
@@ -212,7 +214,11 @@ def _alive(pid: object) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True  # no procfs (macOS) or no access: trust kill(pid, 0)
+    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 def open_completed_run(run_path: Path) -> Path:

@@ -106,9 +106,10 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import Field, ValidationError, model_validator
 
-from medml_cli.config import NotASectionError, set_by_path
+from medml_cli.config import CONFIG_KEY, NAME_PATTERN, NotASectionError, set_by_path
 from medml_cli.errors import ConfigError, MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import read_json, write_json, write_text_atomic
+from medml_cli.runs import pid_alive
 from medml_cli.schemas import StrictModel
 
 #: Metrics where smaller is better; every other metric is maximised.
@@ -116,8 +117,6 @@ LOWER_IS_BETTER = frozenset({"brier", "log_loss", "rmse", "mae"})
 STATES = ("pending", "running", "completed", "failed", "interrupted")
 MAX_TRIALS = 10_000
 ID_LENGTH = 12
-_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -174,7 +173,7 @@ class RandomSearch(StrictModel):
 class SweepBlock(StrictModel):
     """The ``sweep:`` block of a sweep file."""
 
-    name: str | None = Field(None, pattern=_NAME.pattern, description="Default: file stem.")
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="Default: file stem.")
     grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
     random: RandomSearch | None = None
     seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] | None = Field(None, min_length=1)
@@ -353,7 +352,7 @@ def _check_path(key: str, where: str, data: dict[str, Any], block: SweepBlock) -
     from medml_cli.registry import DATASETS, MODELS, did_you_mean
 
     parts = key.split(".")
-    if not all(_KEY.match(p) for p in parts):
+    if not all(CONFIG_KEY.match(p) for p in parts):
         return f"{where}.{key}: '{key}' is not a dotted path of keys (e.g. model.C)"
     root = experiment_config_class()
     top = list(root.model_fields)
@@ -665,20 +664,6 @@ def _dask_trial(task: dict[str, Any]) -> dict[str, Any]:
     result = execute_trial(task)
     result["worker"] = worker.address
     return result
-
-
-def pid_alive(pid: object) -> bool:
-    """Whether a process of this machine still runs: :func:`medml_cli.runs._alive`, but a
-    zombie (killed, not yet reaped by its parent) counts as gone."""
-    from medml_cli.runs import _alive
-
-    if not _alive(pid):
-        return False
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return True  # no procfs (macOS) or no access: trust kill(pid, 0)
-    return stat.rsplit(")", 1)[-1].split()[:1] != ["Z"]
 
 
 # --------------------------------------------------------------------------- the manifest

@@ -62,9 +62,9 @@ def test_sigkill_leaves_a_temporary_run_marked_running(tmp_path):
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "running" and status["pid"] == proc.pid
     assert not (run / "metrics.json").exists()
-    from medml_cli.runs import _alive
+    from medml_cli.runs import pid_alive
 
-    assert not _alive(status["pid"])
+    assert not pid_alive(status["pid"])
 
 
 def test_eight_runs_started_together_all_succeed(tmp_path):
