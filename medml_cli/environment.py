@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import os
 import platform
+import re
 import subprocess
 import sys
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 PACKAGES = (
     "medml", "scikit-learn", "numpy", "pandas", "scipy", "skops", "pydantic", "pyyaml",
@@ -26,20 +29,144 @@ def package_versions() -> dict[str, str | None]:
     return versions
 
 
-def git_commit(folder: Path) -> dict[str, Any] | None:
-    """Commit and dirty flag of the git checkout holding ``folder``, if any."""
+def _find_git_dir(folder: Path) -> tuple[Path, Path] | None:
+    """(work tree, git dir) of the checkout holding ``folder``, found without running git."""
+    for top in (folder, *folder.parents):
+        dot_git = top / ".git"
+        if dot_git.is_dir():
+            return top, dot_git
+        if dot_git.is_file():  # a worktree or submodule: "gitdir: <path>"
+            try:
+                text = dot_git.read_text(errors="replace").strip()
+            except OSError:
+                return None
+            if not text.startswith("gitdir:"):
+                return None
+            git_dir = Path(text[len("gitdir:"):].strip())
+            git_dir = git_dir if git_dir.is_absolute() else (top / git_dir)
+            return (top, git_dir.resolve()) if git_dir.is_dir() else None
+    return None
+
+
+def _read_ref(git_dir: Path, common_dir: Path, ref: str) -> str | None:
+    for base in (git_dir, common_dir):
+        loose = base / ref
+        if loose.is_file():
+            value = loose.read_text(errors="replace").strip()
+            return value if _SHA.fullmatch(value) else None
+    packed = common_dir / "packed-refs"
+    if packed.is_file():
+        for line in packed.read_text(errors="replace").splitlines():
+            sha, _, name = line.partition(" ")
+            if name.strip() == ref and _SHA.fullmatch(sha):
+                return sha
+    return None
+
+
+def _head_commit(git_dir: Path, common_dir: Path) -> str | None:
+    """The commit HEAD points at, read from the files (symbolic ref, loose or packed ref)."""
     try:
-        commit = subprocess.run(
-            ["git", "-C", str(folder), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-        dirty = subprocess.run(
-            ["git", "-C", str(folder), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=5, check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.SubprocessError):
+        head = (git_dir / "HEAD").read_text(errors="replace").strip()
+        for _ in range(5):  # a symbolic ref may point at another symbolic ref
+            if _SHA.fullmatch(head):
+                return head
+            if not head.startswith("ref:"):
+                return None
+            ref = head[len("ref:"):].strip()
+            value = _read_ref(git_dir, common_dir, ref)
+            if value is None:
+                return None
+            head = value
+    except OSError:
         return None
-    return {"commit": commit, "dirty": bool(dirty)}
+    return None
+
+
+def _neutral_git_dir(git_dir: Path, common_dir: Path, scratch: Path) -> Path:
+    """A stand-in git dir with the repository's objects, refs and a copy of its index but
+    none of its configuration, so no command it names (fsmonitor, filters, hooks) can run."""
+    import shutil
+
+    neutral = scratch / "git"
+    neutral.mkdir()
+    for name in ("objects", "refs", "packed-refs"):
+        if (common_dir / name).exists():
+            (neutral / name).symlink_to(common_dir / name)
+    shutil.copyfile(git_dir / "HEAD", neutral / "HEAD")
+    for index in git_dir.glob("*index*"):  # index and split-index parts (sharedindex.*)
+        if index.is_file():
+            shutil.copyfile(index, neutral / index.name)
+    lines = ["[core]", "\trepositoryformatversion = 0", "\tfsmonitor = false",
+             "\thooksPath = /dev/null"]
+    object_format = _config_value(common_dir / "config", "extensions", "objectformat")
+    if object_format in {"sha1", "sha256"}:  # the only setting needed to read the objects
+        lines = ["[core]", "\trepositoryformatversion = 1", *lines[2:],
+                 "[extensions]", f"\tobjectformat = {object_format}"]
+    (neutral / "config").write_text("\n".join(lines) + "\n")
+    return neutral
+
+
+def _config_value(path: Path, section: str, key: str) -> str | None:
+    """One plain ``key = value`` of a git config file, parsed as text (never run by git)."""
+    try:
+        text = path.read_text(errors="replace")
+    except OSError:
+        return None
+    current = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if line.startswith("["):
+            current = line.strip("[]").strip().lower()
+        elif current == section and "=" in line:
+            name, _, value = line.partition("=")
+            if name.strip().lower() == key:
+                return value.strip().lower()
+    return None
+
+
+def git_commit(folder: Path) -> dict[str, Any] | None:
+    """Commit and dirty flag of the git checkout holding ``folder``, if any.
+
+    The folder may come from someone else's archive, and a repository's own config can name
+    commands that git runs (core.fsmonitor, clean/smudge filters, hooks...). So the commit is
+    read from the files, and ``git status`` runs against a stand-in git dir that has the
+    repository's objects and index but no configuration of its own, with the user's global
+    and system configs switched off too.
+    """
+    import tempfile
+
+    found = _find_git_dir(Path(folder).resolve())
+    if found is None:
+        return None
+    work_tree, git_dir = found
+    common_dir = git_dir
+    if (git_dir / "commondir").is_file():  # linked worktrees share objects and refs
+        try:
+            relative = (git_dir / "commondir").read_text(errors="replace").strip()
+        except OSError:
+            return None
+        common_dir = (git_dir / relative).resolve()
+    commit = _head_commit(git_dir, common_dir)
+    if commit is None:
+        return None
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
+    env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_OPTIONAL_LOCKS="0",
+               GIT_TERMINAL_PROMPT="0", GIT_ATTR_NOSYSTEM="1")
+    dirty: bool | None
+    try:
+        with tempfile.TemporaryDirectory(prefix="medml-git-") as scratch:
+            neutral = _neutral_git_dir(git_dir, common_dir, Path(scratch))
+            status = subprocess.run(
+                ["git", f"--git-dir={neutral}", f"--work-tree={work_tree}",
+                 "-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}",
+                 "status", "--porcelain", "--untracked-files=no", "--ignore-submodules"],
+                capture_output=True, text=True, timeout=5, check=True, env=env,
+                cwd=scratch, stdin=subprocess.DEVNULL,
+            ).stdout.strip()
+            dirty = bool(status)
+    except (OSError, subprocess.SubprocessError):
+        dirty = None  # commit still known; cleanliness could not be checked
+    return {"commit": commit, "dirty": dirty}
 
 
 def capture_environment(data_files: dict[str, str], config_path: Path | None) -> dict[str, Any]:
