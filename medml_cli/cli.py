@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import sys
 import traceback
 from collections.abc import Iterator
@@ -94,7 +95,12 @@ def error_boundary(state: State) -> Iterator[None]:
         label = "error" if exc.exit_code == 2 else "failed"
         stderr.print(f"[bold red]{label}:[/] {_escape(str(exc))}", markup=True, highlight=False)
         raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
+        from medml_cli.errors import Terminated
+
+        if isinstance(exc, Terminated):
+            stderr.print("terminated (SIGTERM); nothing was completed.")
+            raise typer.Exit(Terminated.exit_code) from None
         stderr.print("interrupted (Ctrl-C); nothing was completed.")
         raise typer.Exit(130) from None
     except Exception as exc:  # an internal error: still one paragraph, exit 1
@@ -140,9 +146,11 @@ def train(
         from medml_cli.runs import read_status
         from medml_cli.training import run_experiment
 
-        if name is not None and not re.match(NAME_PATTERN, name):
-            raise ConfigError("--name", [f"'{name}': use letters, digits, '-', '_' or '.' "
-                                         "(at most 64 characters)"])
+        # fullmatch: with re.match, '$' also matches before a final newline ('ab\n')
+        if name is not None and not re.fullmatch(NAME_PATTERN, name):
+            raise ConfigError("--name", [f"{name!r}: use letters, digits, '-', '_' or '.', "
+                                         "starting with a letter or digit (at most 64 "
+                                         "characters; no spaces or control characters)"])
         if resume is not None:
             from medml_cli.runs import resumable_run
 
@@ -233,76 +241,36 @@ def evaluate(
     set_: Annotated[list[str] | None, typer.Option("--set", help="Override data.* or "
                                                                  "evaluation.* keys.")] = None,
     fail_under: Annotated[list[str] | None, typer.Option(
-        "--fail-under", help="Gate: metric=value; exit 1 if the metric is below it.")] = None,
+        "--fail-under", help="Gate: metric=value; exit 1 if the metric is worse than value "
+        "(below it, or above it for lower-is-better metrics such as brier, rmse).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Score a run on its held-out data or on new data, into a new folder of the run."""
     state = _state(ctx)
     with error_boundary(state):
+        from medml_cli.evaluation.gates import check_gates, parse_gates
         from medml_cli.inference import evaluate_run
 
-        gates = _parse_gates(fail_under or [])
+        gates = parse_gates(fail_under or [])
         result = evaluate_run(run_dir, data=data, overrides=set_ or [])
-        unmet = _check_gates(result.metrics, gates)
+        outcomes = check_gates(result.metrics, gates)
+    intervals = result.metrics.get("intervals") or {}
     if as_json:
-        intervals = result.metrics.get("intervals") or {}
         print(json.dumps({"evaluation_dir": str(result.path), **_jsonable(result.metrics),
-                          "gates": _jsonable([{"metric": m, "threshold": t, "value": v,
-                                               "ci": intervals.get(m), "passed": p}
-                                              for m, t, v, p in unmet[1]])}))
+                          "gates": _jsonable([o.as_json(intervals.get(o.gate.metric))
+                                              for o in outcomes])}))
     else:
         if not state.quiet:
             for note in result.warnings:
                 stderr.print(f"note: {note}")
             _print_metrics(result.metrics, title=f"evaluation: {result.path.name}")
         print(result.path)
-    failed = [g for g in unmet[1] if not g[3]]
+    failed = [o for o in outcomes if not o.passed]
     if failed:
-        intervals = result.metrics.get("intervals") or {}
-
-        def ci(metric: str) -> str:
-            bounds = intervals.get(metric)
-            return f" (95% CI {bounds[0]:.3f}–{bounds[1]:.3f})" if bounds else ""
-
-        lines = "; ".join(f"{m} = {'n/a' if v is None else f'{v:.4f}'}{ci(m)} is below {t}"
-                          for m, t, v, _ in failed)
-        stderr.print(f"[bold red]failed:[/] {len(failed)} metric gate(s) not met: {lines}")
+        lines = "; ".join(o.gate.explain(o.value, intervals.get(o.gate.metric)) for o in failed)
+        stderr.print(f"[bold red]failed:[/] {len(failed)} metric gate(s) not met: "
+                     f"{_escape(lines)}")
         raise typer.Exit(1)
-
-
-def _parse_gates(specs: list[str]) -> list[tuple[str, float]]:
-    from medml_cli.errors import ConfigError
-    from medml_cli.registry import did_you_mean
-    from medml_cli.tasks.base import CLASSIFICATION_METRICS, REGRESSION_METRICS
-
-    names = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
-    gates = []
-    for spec in specs:
-        metric, _, value = spec.partition("=")
-        metric = metric.strip()
-        if metric not in names:
-            raise ConfigError("--fail-under", [
-                f"'{spec}': unknown metric '{metric}'{did_you_mean(metric, names)}"])
-        try:
-            gates.append((metric, float(value)))
-        except ValueError:
-            raise ConfigError("--fail-under", [f"'{spec}': expected METRIC=NUMBER, "
-                                               "e.g. auroc=0.85"]) from None
-    return gates
-
-
-def _check_gates(metrics: dict, gates: list[tuple[str, float]]) -> tuple[bool, list]:
-    from medml_cli.errors import ConfigError
-
-    results = []
-    for metric, threshold in gates:
-        if metric not in metrics["metrics"]:
-            raise ConfigError("--fail-under", [f"metric '{metric}' is not computed for a "
-                                               f"{metrics['problem']} run"])
-        value = metrics["metrics"][metric]
-        passed = value is not None and value == value and value >= threshold
-        results.append((metric, threshold, value, passed))
-    return all(r[3] for r in results), results
 
 
 # --------------------------------------------------------------------------- predict
@@ -444,8 +412,17 @@ def data_list(
     _list(ctx, "data", pattern, as_json)
 
 
+def _on_sigterm(signum: int, frame: Any) -> None:
+    from medml_cli.errors import Terminated
+
+    # one exception per process: a second SIGTERM must not break the clean-up of the first
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    raise Terminated()
+
+
 def main() -> None:
     """Console-script entry point."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
     app()
 
 

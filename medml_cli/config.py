@@ -11,6 +11,7 @@ from __future__ import annotations
 import copy
 import functools
 import re
+import stat
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
@@ -20,6 +21,13 @@ from pydantic import Field, ValidationError, create_model, field_validator, mode
 from medml_cli.errors import ConfigError
 from medml_cli.registry import DATASETS, MODELS, TASKS, did_you_mean, load_builtins
 from medml_cli.schemas import StrictModel
+from medml_cli.yamlio import (
+    MAX_YAML_BYTES,
+    YamlTooLargeError,
+    dump_yaml,
+    load_yaml,
+    load_yaml_value,
+)
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
@@ -223,33 +231,6 @@ def experiment_config_class() -> type[ExperimentConfigBase]:
 
 
 # --------------------------------------------------------------------------- YAML
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """SafeLoader that refuses duplicate keys instead of keeping the last one."""
-
-
-def _construct_mapping(loader: _UniqueKeyLoader, node: yaml.MappingNode, deep: bool = False):
-    seen: dict[Any, int] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            raise yaml.constructor.ConstructorError(
-                None, None,
-                f"duplicate key '{key}' (first given on line {seen[key] + 1})",
-                key_node.start_mark,
-            )
-        try:
-            seen[key] = key_node.start_mark.line
-        except TypeError:
-            raise yaml.constructor.ConstructorError(
-                None, None, f"unhashable key {key!r}", key_node.start_mark) from None
-    return loader.construct_mapping(node, deep=deep)
-
-
-_UniqueKeyLoader.add_constructor(
-    yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping
-)
-
-
 def _line_map(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
     """Field path -> 1-based line, for pointing errors at the YAML."""
     lines: dict[tuple, int] = {}
@@ -269,8 +250,10 @@ def _line_map(node: yaml.Node | None, prefix: tuple = ()) -> dict[tuple, int]:
 def parse_yaml_text(text: str, source: str) -> tuple[dict[str, Any], dict[tuple, int]]:
     """Parse a config's text into a mapping and its line map, with clear errors."""
     try:
-        data = yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        data, node = load_yaml(text)
+    except YamlTooLargeError as exc:
+        raise ConfigError(source, [f"refused: {exc}. Write the values out, or split the "
+                                   "experiment into several configs or a sweep"]) from None
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown line"
@@ -303,6 +286,13 @@ def read_config_file(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
     if path.is_dir():
         raise ConfigError(source, ["this is a folder; give a YAML config file"])
     try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):  # /dev/zero or a FIFO would be read forever
+            raise ConfigError(source, ["not a regular file (a device, FIFO or socket); give "
+                                       "a YAML config file"])
+        if info.st_size > MAX_YAML_BYTES:
+            raise ConfigError(source, [f"the file is {info.st_size:,} bytes; configs are "
+                                       f"limited to {MAX_YAML_BYTES:,}. Is this the config?"])
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(source, [f"cannot read the file: {exc}"]) from None
@@ -323,7 +313,9 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if not all(CONFIG_KEY.match(p) for p in parts):
         raise ConfigError("--set", [f"'{text}': '{key}' is not a dotted path of keys"])
     try:
-        value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else None  # noqa: S506
+        value = load_yaml_value(raw) if raw.strip() else None
+    except YamlTooLargeError as exc:
+        raise ConfigError("--set", [f"'{text[:80]}': refused: {exc}"]) from None
     except yaml.YAMLError as exc:
         raise ConfigError("--set", [f"'{text}': the value is not valid YAML ({exc})"]) from None
     return parts, value
@@ -447,6 +439,9 @@ def format_validation_error(
             field = getattr(owner, "model_fields", {}).get(loc[-1]) if owner and loc else None
             desc = f" ({field.description})" if field is not None and field.description else ""
             text = f"{path}: required but missing{desc}"
+        elif kind == "bool_for_number":
+            loc = (*loc, err["ctx"]["field"])
+            text = f"{'.'.join(map(str, loc))}: {err['msg'].split(': ', 1)[1]}"
         elif kind == "value_error" and not loc:
             # cross-field checks: each line already names its own field path
             message = str(err.get("ctx", {}).get("error", err["msg"]))
@@ -507,7 +502,7 @@ def config_to_yaml(cfg: Any) -> str:
     data = cfg.model_dump(mode="json")
     order = ["name", "seed", "task", "data", "split", "model", "evaluation"]
     data = {k: data[k] for k in [*order, *(k for k in data if k not in order)] if k in data}
-    return yaml.safe_dump(data, sort_keys=False, allow_unicode=True)
+    return dump_yaml(data)
 
 
 def config_json_schema() -> dict[str, Any]:

@@ -71,3 +71,13 @@ class GateNotMetError(MedmlError):
     """A ``--fail-under`` metric gate was not met."""
 
     exit_code = 1
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (sent by schedulers, ``timeout``, ``kill``) handled like Ctrl-C: the run is
+    renamed ``-interrupted`` and trial processes are stopped; the exit code is 143."""
+
+    exit_code = 143
+
+    def __init__(self) -> None:
+        super().__init__("terminated by SIGTERM")

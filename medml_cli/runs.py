@@ -148,7 +148,8 @@ def create_run_dir(runs_dir: Path, name: str, config_text: str,
     except BaseException as exc:
         interrupted = isinstance(exc, KeyboardInterrupt)
         state = "interrupted" if interrupted else "failed"
-        message = "interrupted by the user (Ctrl-C)" if interrupted else _error_text(exc)
+        message = ((str(exc) or "interrupted by the user (Ctrl-C)") if interrupted
+                   else _error_text(exc))
         with contextlib.suppress(Exception):
             run.log(f"run {state}: {message}")
             run.status(state, error=message, error_type=type(exc).__name__)

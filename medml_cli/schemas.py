@@ -2,15 +2,42 @@
 
 from __future__ import annotations
 
-from typing import Literal
+import types
+import typing
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic_core import PydanticCustomError
+
+
+def _types_in(annotation: Any) -> set[Any]:
+    """The plain types (and Literal values' types) an annotation admits, through unions."""
+    origin = typing.get_origin(annotation)
+    if origin is Literal:
+        return {type(v) for v in typing.get_args(annotation)}
+    if origin in (typing.Union, types.UnionType):
+        return set().union(*(_types_in(a) for a in typing.get_args(annotation)))
+    if origin is typing.Annotated:
+        return _types_in(typing.get_args(annotation)[0])
+    return {origin or annotation}
+
+
+def _number_not_bool(annotation: Any) -> bool:
+    admitted = _types_in(annotation)
+    return bool(admitted & {int, float}) and bool not in admitted
 
 
 class StrictModel(BaseModel):
     """Base for every config section: unknown keys are errors, never silently dropped."""
 
     model_config = ConfigDict(extra="forbid", validate_default=True, protected_namespaces=())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, data: Any) -> Any:
+        # pydantic reads true as 1 for an int field: `n_estimators: true` would be one tree
+        if not isinstance(data, dict):
+            return data
 
 
 class ColumnSpec(StrictModel):

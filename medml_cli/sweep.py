@@ -111,9 +111,7 @@ from medml_cli.errors import ConfigError, MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import read_json, write_json, write_text_atomic
 from medml_cli.runs import pid_alive
 from medml_cli.schemas import StrictModel
-
-#: Metrics where smaller is better; every other metric is maximised.
-LOWER_IS_BETTER = frozenset({"brier", "log_loss", "rmse", "mae"})
+from medml_cli.tasks.base import LOWER_IS_BETTER
 STATES = ("pending", "running", "completed", "failed", "interrupted")
 MAX_TRIALS = 10_000
 ID_LENGTH = 12

@@ -52,6 +52,24 @@ def test_ctrl_c_marks_the_run_interrupted_with_one_clean_line(tmp_path):
     assert out.strip() == ""  # no run path printed: nothing to capture as a result
 
 
+def test_sigterm_is_handled_like_ctrl_c(tmp_path):
+    """What schedulers and `timeout` send: the run is renamed -interrupted, exit 143."""
+    runs = tmp_path / "runs"
+    proc = start(LONG_TABULAR, runs)
+    wait_for_tmp_run(runs)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in err
+    assert [line for line in err.splitlines() if line.strip()] == [
+        "terminated (SIGTERM); nothing was completed."]
+    (run,) = list(runs.iterdir())
+    assert run.name.endswith("-interrupted")
+    status = json.loads((run / "status.json").read_text())
+    assert status["state"] == "interrupted" and status["error"] == "terminated by SIGTERM"
+    assert not (run / "metrics.json").exists() and out.strip() == ""
+
+
 def test_sigkill_leaves_a_temporary_run_marked_running(tmp_path):
     runs = tmp_path / "runs"
     proc = start(LONG_TABULAR, runs)

@@ -20,8 +20,10 @@ class RandomForestConfig(StrictModel):
     n_estimators: int = Field(300, ge=1, le=100_000, description="Number of trees.")
     max_depth: int | None = Field(None, ge=1, description="Maximum tree depth; null = unlimited.")
     min_samples_leaf: int = Field(1, ge=1, description="Minimum samples in a leaf.")
-    max_features: Literal["sqrt", "log2"] | float | None = Field(
-        "sqrt", description="Features tried per split: sqrt, log2, a fraction in (0, 1], or null."
+    # int before float: scikit-learn reads 1 as one feature and 1.0 as all of them
+    max_features: Literal["sqrt", "log2"] | int | float | None = Field(
+        "sqrt", description="Features tried per split: sqrt, log2, a count (integer >= 1), a "
+                            "fraction in (0, 1] (written with a point: 0.5, 1.0), or null.",
     )
     class_weight: Literal["balanced", "balanced_subsample"] | None = Field(
         None, description="Class weighting (classification only)."
@@ -34,6 +36,9 @@ class RandomForestConfig(StrictModel):
             out.append("class_weight: only applies to classification; remove it")
         if isinstance(self.max_features, float) and not 0 < self.max_features <= 1:
             out.append(f"max_features: a fraction must lie in (0, 1], got {self.max_features}")
+        if isinstance(self.max_features, int) and self.max_features < 1:
+            out.append(f"max_features: a count of features must be at least 1, got "
+                       f"{self.max_features}")
         return out
 
 

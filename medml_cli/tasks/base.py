@@ -22,6 +22,15 @@ CLASSIFICATION_METRICS = (
 )
 REGRESSION_METRICS = ("r2", "rmse", "mae")
 
+#: Metrics where a smaller value is better; every other metric is higher-is-better. A
+#: per-horizon name such as ``brier@365`` takes the direction of its base name.
+LOWER_IS_BETTER = frozenset({"brier", "log_loss", "rmse", "mae", "ece", "integrated_brier"})
+
+
+def higher_is_better(metric: str) -> bool:
+    """Direction of a metric, used by gates, sweeps' leaderboards and run sorting."""
+    return metric.split("@", 1)[0] not in LOWER_IS_BETTER
+
 
 @dataclass(frozen=True)
 class TaskSpec:
