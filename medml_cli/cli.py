@@ -281,31 +281,28 @@ def predict(
     input_path: Annotated[Path, typer.Option("--input", "-i", help="Table (.csv/.parquet) to "
                                                                    "predict for.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write the "
-                                                                      "CSV (default: stdout).")]
+                                                "CSV (default or '-': stdout). An existing "
+                                                "file, the input or a path inside a run "
+                                                "folder needs --overwrite.")]
     = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --output to replace "
+                                                                "an existing file.")] = False,
 ) -> None:
     """Predict with a run's model: id, probability and class (or the predicted value)."""
     state = _state(ctx)
     with error_boundary(state):
         from medml_cli.inference import predict_with_run
-        from medml_cli.jsonio import write_text_atomic
+        from medml_cli.outputs import check_output
 
+        # checked before any work, so a refused path costs nothing and loses nothing
+        target = check_output(output, inputs=[input_path], overwrite=overwrite)
         result = predict_with_run(run_dir, input_path)
         for warning in result.warnings:
             stderr.print(f"warning: {_escape(warning)}")
         text = result.frame.to_csv(index=False)
-        if output is None:
-            sys.stdout.write(text)
-        else:
-            try:
-                write_text_atomic(output, text)
-            except OSError as exc:
-                from medml_cli.errors import MedmlUsageError
-
-                raise MedmlUsageError(f"cannot write {output}: {exc.strerror or exc}. "
-                                      "Choose a writable --output path.") from None
-            if not state.quiet:
-                stderr.print(f"wrote {len(result.frame)} predictions to {output}")
+        target.write(text)
+        if target.path is not None and not state.quiet:
+            stderr.print(f"wrote {len(result.frame)} predictions to {target.display}")
 
 
 # --------------------------------------------------------------------------- config
