@@ -128,6 +128,19 @@ TRAIN_CASES = [
     Case("image folder with one class", ["train", "exp.yaml"], ["class"],
          files={"exp.yaml": "task: image-classification\ndata: {type: image-folder, root: "
                             "imgs}\n"}),
+    # issue 9: resource exhaustion and silently changed meanings
+    Case("YAML alias bomb", ["train", "exp.yaml"], ["aliases", "billion laughs"],
+         files={"exp.yaml": HEART + "a: &a [x,x,x,x,x,x,x,x,x]\n" + "".join(
+             f"{n}: &{n} [{','.join([f'*{p}'] * 9)}]\n"
+             for p, n in zip("abcdefgh", "bcdefghi", strict=True))}),
+    Case("YAML nested too deeply", ["train", "exp.yaml"], ["nested too deeply"],
+         files={"exp.yaml": HEART + "x: " + "[" * 3000 + "]" * 3000 + "\n"}),
+    Case("config is a device", ["train", "/dev/zero"], ["not a regular file"]),
+    Case("boolean for a number", ["train", "exp.yaml", "--set", "model.n_estimators=true"],
+         ["model.n_estimators", "is a boolean", "write the number itself"],
+         files={"exp.yaml": "task: heart-disease\nmodel: {type: random-forest}\n"}),
+    Case("run name with a newline", ["train", "exp.yaml", "--name", "ab\n"],
+         ["--name", "control characters"], files={"exp.yaml": HEART}),
 ]
 
 
@@ -326,6 +339,16 @@ def test_unreadable_folder(tmp_path):
         assert_clean_failure(result, 2, ["imgs"], tmp_path / "runs")
     finally:
         folder.chmod(0o755)
+
+
+def test_gate_threshold_nan_and_output_onto_input(tabular_run, diabetes_input):
+    gate = run_cli("evaluate", tabular_run, "--fail-under", "rmse=nan")
+    nowhere = diabetes_input.parent / "no-runs"  # neither command makes a run
+    assert_clean_failure(gate, 2, ["--fail-under", "finite number"], nowhere)
+    before = diabetes_input.read_bytes()
+    same = run_cli("predict", tabular_run, "--input", diabetes_input, "--output", diabetes_input)
+    assert_clean_failure(same, 2, ["is the input file", "--overwrite"], nowhere)
+    assert diabetes_input.read_bytes() == before
 
 
 def test_gate_with_unknown_metric_and_missing_eval_data(tabular_run, tmp_path):
