@@ -63,20 +63,24 @@ def _state(ctx: typer.Context) -> State:
     return obj if isinstance(obj, State) else State()
 
 
+def _print_version(value: bool) -> None:
+    # eager: runs while the options are parsed, before click asks for a command
+    if value:
+        from medml_cli import __version__
+
+        print(f"medml {__version__}")
+        raise typer.Exit(0)
+
+
 @app.callback()
 def main_callback(
     ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks on errors.")] = False,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="Only print results.")] = False,
-    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.")]
-    = False,
+    version: Annotated[bool, typer.Option("--version", help="Print the version and exit.",
+                                          callback=_print_version, is_eager=True)] = False,
 ) -> None:
     """Reproducible medical machine-learning experiments from one YAML file."""
-    if version:
-        from medml_cli import __version__
-
-        print(f"medml {__version__}")
-        raise typer.Exit(0)
     ctx.obj = State(debug=debug, quiet=quiet)
 
 
