@@ -286,6 +286,8 @@ def runs_list(
     as_csv: Annotated[bool, typer.Option("--csv", help="Print CSV.")] = False,
 ) -> None:
     """List runs with their state, task, model, seed and metrics."""
+    from rich.markup import escape
+
     from medml_cli.cli import _state, error_boundary, stderr
 
     with error_boundary(_state(ctx)):
@@ -317,15 +319,21 @@ def runs_list(
         table.add_column(column, no_wrap=column == "run",
                          justify="right" if column in metrics or column == "seed" else "left")
     colours = {"completed": "green", "failed": "red", "interrupted": "yellow",
-               "running": "cyan"}
+               "running": "cyan", "broken": "magenta"}
     for row in frame.to_dict(orient="records"):
         state = row["state"]
         started = (row["started"] or "")[:19].replace("T", " ") if isinstance(
             row["started"], str) else ""
-        table.add_row(row["run"], f"[{colours.get(state, 'white')}]{state}[/]",
-                      _fmt(row["task"]), _fmt(row["model"]), _fmt(row["seed"]), started,
-                      *(_fmt(row[m]) for m in metrics))
+        # names come from files on disk: escaped, so a '[' in them is not read as markup
+        table.add_row(escape(row["run"]), f"[{colours.get(state, 'white')}]{state}[/]",
+                      escape(_fmt(row["task"])), escape(_fmt(row["model"])), _fmt(row["seed"]),
+                      started, *(_fmt(row[m]) for m in metrics))
     _results_console().print(table)
+    # why each broken run is broken: on stderr, so stdout stays the table
+    for row in frame.to_dict(orient="records"):
+        if row["state"] == "broken":
+            stderr.print(f"broken: {row['run']}: {row['reason']}", markup=False,
+                         highlight=False)
 
 
 @runs_app.command("show")

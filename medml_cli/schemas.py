@@ -57,6 +57,24 @@ class FeatureSchema(StrictModel):
     classes: list[str] = []
     #: The raw target value counted as positive (classification), e.g. "1".
     positive_value: str | None = None
+    #: Values (as strings) each categorical feature took in the rows the saved model was fitted
+    #: on, so predict can flag a value the model never saw. Empty in runs of earlier versions.
+    categories: dict[str, list[str]] = {}
+    #: [min, max] of each numeric feature in those rows (same purpose, same caveat).
+    ranges: dict[str, list[float]] = {}
+
+    def with_training_stats(self, X: Any) -> FeatureSchema:
+        """This schema plus the categories and numeric ranges of ``X`` (a DataFrame of the
+        rows the shipped model was fitted on, as :func:`prepare_features` makes them)."""
+        categories = {name: sorted({str(v) for v in X[name].dropna()})
+                      for name in self.names_of("categorical")}
+        ranges: dict[str, list[float]] = {}
+        for name in self.names_of("numeric"):
+            low, high = float(X[name].min()), float(X[name].max())
+            if math.isfinite(low) and math.isfinite(high):  # all-missing columns have none
+                ranges[name] = [low, high]
+        return self.model_copy(update={"categories": categories, "ranges": ranges})
+
 
     @property
     def feature_names(self) -> list[str]:

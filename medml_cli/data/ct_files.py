@@ -11,6 +11,7 @@ from pydantic import Field, field_validator
 
 from medml_cli.data.base import sha256_file
 from medml_cli.data.image_base import HU_WINDOW_FIELD, ImageDataset, hu_intensity
+from medml_cli.data.paths import require_regular_file
 from medml_cli.data.tabular_file import FileDataConfig
 from medml_cli.errors import DataError
 from medml_cli.registry import DATASETS
@@ -130,8 +131,9 @@ def load_dicom_series(cfg: DicomSeriesData, *, problem: str) -> ImageDataset:
 
 def _series_labels(cfg: DicomSeriesData) -> dict[str, int]:
     """Series-level labels: folder name -> 0/1."""
-    if not cfg.labels.is_file():
+    if not cfg.labels.exists() and not cfg.labels.is_symlink():
         raise DataError(f"the labels CSV {cfg.labels} does not exist.", "check `data.labels`.")
+    require_regular_file(cfg.labels, "`data.labels`")
     table = pd.read_csv(cfg.labels, dtype=str)
     key = next((c for c in ("series", "folder", "patient") if c in table.columns), None)
     label = cfg.label_column or "label"
@@ -272,15 +274,17 @@ class NumpyArraysData(FileDataConfig):
 @DATASETS.register("numpy-arrays", config=NumpyArraysData, tags=IMAGE_TAGS,
                    summary=".npy image array (memory-mapped, streamed) + labels CSV")
 def load_numpy_arrays(cfg: NumpyArraysData, *, problem: str) -> ImageDataset:
-    for path in (cfg.images, cfg.labels):
-        if not path.is_file():
+    for path, role in ((cfg.images, "`data.images`"), (cfg.labels, "`data.labels`")):
+        if not path.exists() and not path.is_symlink():
             raise DataError(f"file not found: {path}.", "check the paths under `data`.")
+        require_regular_file(path, role)  # np.load / read_csv of a FIFO would never return
     try:
         images = np.load(cfg.images, mmap_mode="r", allow_pickle=False)
     except (ValueError, OSError) as exc:
         raise DataError(f"{cfg.images.name} is not a readable .npy array ({exc}).",
                         "save the images with numpy.save (no object arrays).") from None
-    table = pd.read_csv(cfg.labels)
+    # ids and patients are text: "00002" must not become 2
+    table = pd.read_csv(cfg.labels, dtype={"id": str, "patient": str})
     if "label" not in table.columns:
         raise DataError(f"{cfg.labels.name} has no `label` column "
                         f"(columns: {', '.join(table.columns)}).", "add one 0/1 per image.")

@@ -9,7 +9,8 @@ Which files are read (one rule, applied to the files directly inside the folder)
   says they are not DICOM (``.txt``, ``.csv``, ``.xml``, ``.json``, ``.png`` ... see
   ``NON_DICOM_SUFFIXES``);
 - every other file must be DICOM, or the read fails naming it (a truncated download is
-  better reported than silently dropped);
+  better reported than silently dropped); it must also be a regular file (or a link to one):
+  a FIFO, device, socket or broken link is refused before anything is opened;
 - DICOM files without pixel data (structured reports, presentation states, RT structures)
   are skipped and listed in ``CtVolume.skipped``.
 
@@ -26,6 +27,7 @@ from typing import Any
 
 import numpy as np
 
+from medml_cli.data.paths import require_regular_file
 from medml_cli.errors import DataError
 from medml_cli.imaging.hu import to_hu
 from medml_cli.imaging.types import CtVolume
@@ -153,12 +155,13 @@ def read_dicom_file(path: Path | str) -> tuple[np.ndarray, dict[str, Any]]:
     SOPInstanceUID, position, orientation, spacing, rescale values), never patient tags.
     """
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise DataError(
             f"DICOM file {path} does not exist.",
             "check the path.",
             source=str(path),
         )
+    require_regular_file(path, "the DICOM path")
     ds = _read_dataset(path)
     if "PixelData" not in ds:
         raise DataError(
@@ -195,11 +198,15 @@ def _candidate_files(folder: Path) -> tuple[list[Path], list[str]]:
         ) from exc
     files, skipped = [], []
     for entry in entries:
-        if not entry.is_file() or entry.name.startswith("."):
+        if entry.name.startswith(".") or entry.is_dir():
             continue
         if entry.name.upper() == "DICOMDIR" or entry.suffix.lower() in NON_DICOM_SUFFIXES:
             skipped.append(entry.name)
             continue
+        # a FIFO would block the read forever and a device never ends: refuse, never open
+        require_regular_file(entry, f"the DICOM folder {folder}",
+                             fix="remove it from the series folder (or replace it with the "
+                                 "real slice file).")
         files.append(entry)
     if not files:
         subfolders = [e.name for e in entries if e.is_dir() and not e.name.startswith(".")]
@@ -377,10 +384,11 @@ def read_slice_labels(
     """
     path = Path(csv_path)
     source = str(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise DataError(
             f"the slice-label CSV {path} does not exist.", "check the path.", source=source
         )
+    require_regular_file(path, "`data.labels`")
     try:
         with open(path, newline="", encoding="utf-8-sig") as handle:
             reader = csv.DictReader(handle)

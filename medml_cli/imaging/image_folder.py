@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medml_cli.data.paths import require_regular_file
 from medml_cli.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"})
@@ -61,6 +62,9 @@ def _to_float(image, size_hw: tuple[int, int], color_mode: str) -> np.ndarray:
 def _open(path: Path, size_hw: tuple[int, int], color_mode: str, source: str) -> np.ndarray:
     from PIL import Image, UnidentifiedImageError
 
+    # a FIFO named .png would block Image.open forever: refuse it before opening
+    require_regular_file(path, f"the image {path.name}",
+                         fix="replace it with a real image file, or delete it.")
     try:
         with Image.open(path) as image:
             image.load()  # decode now, so a truncated file fails here and is named
@@ -81,7 +85,7 @@ def load_single_image(
     """One image as float32 (H, W, C) in [0, 1]; C is 1 for grayscale, 3 for rgb."""
     size_hw = _check_args(image_size, color_mode)
     path = Path(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise DataError(f"the image {path} does not exist.", "check the path.", source=str(path))
     return _open(path, size_hw, color_mode, str(path))
 

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medml_cli.data.paths import require_regular_file
 from medml_cli.errors import DataError
 from medml_cli.imaging.types import CtVolume, PatchSet
 
@@ -52,8 +53,9 @@ def read_mhd(path: Path | str) -> CtVolume:
 
     path = Path(path)
     source = str(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise DataError(f"the volume {path} does not exist.", "check the path.", source=source)
+    require_regular_file(path, "the .mhd header")
     header = _mhd_header(path)
     data_file = header.get("ElementDataFile")
     if not data_file:
@@ -70,6 +72,8 @@ def read_mhd(path: Path | str) -> CtVolume:
         and "%" not in data_file
     ):
         raw = path.parent / data_file
+        if raw.exists():  # SimpleITK would read a FIFO or /dev/zero named .raw forever
+            require_regular_file(raw, f"the voxel file of {path.name}")
         if not raw.is_file():
             raise DataError(
                 f"{path.name} stores its voxels in '{data_file}', which is missing from "
@@ -244,10 +248,11 @@ def _find_candidates_csv(root: Path) -> Path:
 def _read_candidates(path: Path) -> pd.DataFrame:
     import pandas as pd
 
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise DataError(
             f"the candidates file {path} does not exist.", "check the path.", source=str(path)
         )
+    require_regular_file(path, "`data.candidates`")
     try:
         frame = pd.read_csv(path)
     except (OSError, ValueError, pd.errors.ParserError) as exc:

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from medml_cli.data.paths import require_regular_file
 from medml_cli.errors import DataError
 
 SPLITS = ("train", "val", "test")
@@ -38,13 +39,14 @@ def load_medmnist_npz(
     """
     path = Path(path)
     source = str(path)
-    if not path.is_file():
+    if not path.exists() and not path.is_symlink():
         raise DataError(
             f"the MedMNIST file {path} does not exist.",
             "download it (e.g. `python -m medmnist save --flag=nodulemnist3d`, or from the "
             "MedMNIST Zenodo record) and give its path.",
             source=source,
         )
+    require_regular_file(path, "`data.path`")  # /dev/zero or a FIFO: never opened
     if not zipfile.is_zipfile(path):
         raise DataError(
             f"{path.name} is not an .npz archive (not a zip file); it is probably truncated "
