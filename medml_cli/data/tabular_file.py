@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Literal
 
@@ -12,7 +13,9 @@ from medml_cli.data.base import (
     DEFAULT_NA_VALUES,
     LoadedDataset,
     as_categorical,
+    as_text,
     binary_target,
+    check_no_identifier_features,
     check_not_all_missing,
     check_unique_ids,
     coerce_numeric_column,
@@ -20,6 +23,7 @@ from medml_cli.data.base import (
     make_schema,
     sha256_file,
 )
+from medml_cli.data.paths import require_regular_file
 from medml_cli.errors import DataError
 from medml_cli.registry import DATASETS, did_you_mean
 from medml_cli.schemas import Provenance, StrictModel
@@ -76,28 +80,56 @@ class TableFileData(FileDataConfig):
         False, description="Drop rows whose target is empty instead of stopping with an error."
     )
     separator: str = Field(",", min_length=1, description="CSV field separator.")
+    na_values: list[str] = Field(
+        default_factory=list,
+        description="Extra cell values read as missing, e.g. [unknown, not done] (empty, ?, "
+                    "NA, N/A and NaN always are).",
+    )
 
 
-def read_table(path: Path, fmt: str = "csv", separator: str = ",") -> pd.DataFrame:
-    """Read a CSV/Parquet file with clear errors for missing, empty and malformed files."""
+def _is_parquet(path: Path, fmt: str) -> bool:
+    return fmt == "parquet" or path.suffix.lower() in {".parquet", ".pq"}
+
+
+def read_table(
+    path: Path,
+    fmt: str = "csv",
+    separator: str = ",",
+    *,
+    text_columns: Iterable[str | None] = (),
+    na_values: Iterable[str] = (),
+    role: str = "`data.path`",
+) -> pd.DataFrame:
+    """Read a CSV/Parquet file with clear errors for missing, empty and malformed files.
+
+    ``text_columns`` (ids, patient groups) are read as text, so "00002" stays "00002" and
+    never becomes 2 or 2.0; names not in the file are ignored. ``na_values`` are extra cell
+    values read as missing, compared after stripping spaces. ``role`` names where the path
+    came from ("`data.path`", "--input") in messages.
+    """
     source = str(path)
-    if not path.exists():
-        raise DataError(
-            f"file not found: {path}.",
-            "check `data.path` (relative paths are read from the config file's folder).",
-        )
+    if not path.exists() and not path.is_symlink():
+        where = " (relative paths are read from the config file's folder)" \
+            if role.startswith("`data.") else ""
+        raise DataError(f"file not found: {path}.", f"check {role}{where}.")
     if path.is_dir():
-        raise DataError(f"{path} is a folder, not a {fmt} file.", "point `data.path` at a file.")
+        raise DataError(f"{path} is a folder, not a {fmt} file.", f"point {role} at a file.")
+    # before any open: a FIFO would block forever and /dev/zero would fill the memory
+    require_regular_file(path, role)
+    text = [c for c in dict.fromkeys(text_columns) if c]
+    extra_na = [str(v).strip() for v in na_values]
+    parquet = _is_parquet(path, fmt)
     try:
-        if fmt == "parquet" or path.suffix.lower() in {".parquet", ".pq"}:
+        if parquet:
             frame = pd.read_parquet(path)
         else:
             frame = pd.read_csv(
                 path,
                 sep=separator,
-                na_values=DEFAULT_NA_VALUES,
+                na_values=[*DEFAULT_NA_VALUES, *extra_na],
                 keep_default_na=True,
                 skipinitialspace=True,
+                dtype=dict.fromkeys(text, str) or None,
             )
     except pd.errors.EmptyDataError:
         raise DataError("the file is empty.", "give a file with a header row and data rows.",
@@ -117,7 +149,7 @@ def read_table(path: Path, fmt: str = "csv", separator: str = ",") -> pd.DataFra
             source=source,
         )
     header = frame.columns
-    if fmt != "parquet" and path.suffix.lower() not in {".parquet", ".pq"}:
+    if not parquet:
         # pandas renames a repeated header 'a' to 'a.1'; read the raw header to catch it
         header = pd.read_csv(path, sep=separator, header=None, nrows=1).iloc[0].astype(str)
     frame.columns = [str(c).strip() for c in frame.columns]
@@ -126,7 +158,27 @@ def read_table(path: Path, fmt: str = "csv", separator: str = ",") -> pd.DataFra
     if duplicated:
         raise DataError(f"duplicated column name(s): {', '.join(duplicated)}.",
                         "give every column a distinct name.", source=source)
+    if extra_na:
+        _mark_missing(frame, set(extra_na))
+    for name in text:
+        if name in frame.columns:
+            frame[name] = as_text(frame[name])  # parquet numbers; CSV columns are str already
     return frame
+
+
+def _mark_missing(frame: pd.DataFrame, words: set[str]) -> None:
+    """Cells equal to one of ``words`` (after stripping) become missing, in text columns.
+
+    pandas compares na_values exactly, so "unknown " and Parquet text need this pass; a
+    column left with only numbers is then read as numeric like any other.
+    """
+    for column in frame.columns:
+        values = frame[column]
+        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
+            continue
+        hits = values.notna() & values.astype(str).str.strip().isin(words)
+        if hits.any():
+            frame[column] = values.mask(hits)
 
 
 def _require_columns(frame: pd.DataFrame, names: list[str], role: str, source: str) -> None:
@@ -152,6 +204,7 @@ def frame_to_dataset(
     meta_columns: tuple[str, ...] = (),
 ) -> LoadedDataset:
     """Turn a raw table into a checked LoadedDataset (shared by every tabular source)."""
+    notes: list[str] = []
     _require_columns(frame, [cfg.target], "target", source)
     for role, name in (("id", cfg.id_column), ("group", cfg.group_column)):
         if name is not None:
@@ -205,7 +258,7 @@ def frame_to_dataset(
         y = coerce_numeric_column(frame, cfg.target, source)
         classes: list[str] = []
     else:
-        y, classes = binary_target(target, cfg.target, source, cfg.positive_class)
+        y, classes = binary_target(target, cfg.target, source, cfg.positive_class, notes=notes)
 
     categorical = list(cfg.categorical) if cfg.categorical is not None else [
         c for c in feature_names if not looks_numeric(frame[c])
@@ -218,16 +271,16 @@ def frame_to_dataset(
             columns[name] = coerce_numeric_column(frame, name, source)
     X = pd.DataFrame(columns, index=frame.index)
     check_not_all_missing(X, source)
+    check_no_identifier_features(X, [c for c in feature_names if c in categorical], source,
+                                 explicit=cfg.categorical is not None)
 
     if cfg.id_column:
-        ids = frame[cfg.id_column].astype(str)
+        ids = _text_column(frame, cfg.id_column, "id", source)
         check_unique_ids(ids, cfg.id_column, source)
     else:
         ids = pd.Series([str(i + 1) for i in range(len(frame))], index=frame.index)
-    groups = frame[cfg.group_column].astype(str) if cfg.group_column else None
-    if groups is not None and groups.isna().any():
-        raise DataError(f"the group column '{cfg.group_column}' has empty cells.",
-                        "give every row its patient id.", source=source)
+    groups = _text_column(frame, cfg.group_column, "group", source) \
+        if cfg.group_column else None
     meta = frame[list(meta_columns)].copy() if meta_columns else None
     schema = make_schema(
         X,
@@ -239,7 +292,24 @@ def frame_to_dataset(
         descriptions=descriptions,
     )
     return LoadedDataset(X=X, y=y, ids=ids, schema=schema, provenance=provenance,
-                         groups=groups, meta=meta)
+                         groups=groups, meta=meta,
+                         target_raw=None if problem == "regression" else target.copy(),
+                         notes=notes)
+
+
+def _text_column(frame: pd.DataFrame, name: str, role: str, source: str) -> pd.Series:
+    """An id or group column as text; an empty cell would become the id "nan"."""
+    values = as_text(frame[name])
+    empty = values.isna() | (values.str.strip() == "")
+    if empty.any():
+        raise DataError(
+            f"the {role} column '{name}' is empty in {int(empty.sum())} row(s) (first at data "
+            f"row {int(empty.to_numpy().argmax()) + 1}).",
+            "give every row its id (patient id for `data.group_column`), or unset "
+            f"`data.{role}_column`.",
+            source=source,
+        )
+    return values.astype(str)
 
 
 @DATASETS.register("csv", config=TableFileData, summary="your own CSV file",
@@ -247,7 +317,8 @@ def frame_to_dataset(
 @DATASETS.register("parquet", config=TableFileData, summary="your own Parquet file",
                    tags={"tabular", "binary-classification", "regression"})
 def load_table_file(cfg: TableFileData, *, problem: str) -> LoadedDataset:
-    frame = read_table(cfg.path, cfg.type, cfg.separator)
+    frame = read_table(cfg.path, cfg.type, cfg.separator,
+                       text_columns=(cfg.id_column, cfg.group_column), na_values=cfg.na_values)
     provenance = Provenance(
         source=f"user file {cfg.path.name}",
         files={cfg.path.name: sha256_file(cfg.path)},
