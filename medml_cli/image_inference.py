@@ -194,7 +194,46 @@ def _from_array_file(path: Path, card: dict[str, Any]) -> tuple[np.ndarray, list
     return _from_array(images, card, path.name), ids
 
 
-def prediction_frame(ids: list[str], score: np.ndarray, card: dict[str, Any]) -> pd.DataFrame:
+def image_warnings(images: np.ndarray, ids: list[str], source: str,
+                   chunk: int = 256) -> list[str]:
+    """Per image, "" or why its score means little (a constant image: nothing to see).
+
+    Images holding NaN or infinite pixels are refused: the network turns them into NaN
+    probabilities, which would read as a prediction. Checked in chunks, so a memory-mapped
+    input is never loaded whole.
+    """
+    flags: list[str] = []
+    first_bad: tuple[str, int, int] | None = None
+    n_bad = 0
+    for start in range(0, len(images), chunk):
+        block = np.asarray(images[start:start + chunk], dtype=np.float32)
+        block = block.reshape(len(block), -1)
+        finite = np.isfinite(block)
+        bad = np.flatnonzero(~finite.all(axis=1))
+        n_bad += len(bad)
+        if len(bad) and first_bad is None:
+            i = int(bad[0])
+            first_bad = (ids[start + i], int((~finite[i]).sum()), block.shape[1])
+        with np.errstate(invalid="ignore"):
+            low, high = block.min(axis=1), block.max(axis=1)
+        flags += [f"constant image (every pixel {lo:g})" if lo == hi else ""
+                  for lo, hi in zip(low.tolist(), high.tolist(), strict=True)]
+    if first_bad is not None:
+        name, pixels, size = first_bad
+        raise DataError(
+            f"{n_bad} of {len(images)} image(s) hold NaN or infinite pixels, e.g. image "
+            f"'{name}' "
+            f"({pixels} of {size} pixels); such pixels cannot be scored (the network would "
+            "return NaN, not a probability).",
+            "fill those pixels (e.g. with the air value, -1000 HU for CT) or leave those "
+            "images out.",
+            source=source,
+        )
+    return flags
+
+
+def prediction_frame(ids: list[str], score: np.ndarray, card: dict[str, Any],
+                     warnings: list[str] | None = None) -> pd.DataFrame:
     threshold = float(card["threshold"])
     classes = card.get("classes") or ["negative", "positive"]
     return pd.DataFrame({
@@ -202,4 +241,5 @@ def prediction_frame(ids: list[str], score: np.ndarray, card: dict[str, Any]) ->
         "probability": score,
         "predicted_class": (score >= threshold).astype(int),
         "predicted_label": np.where(score >= threshold, classes[1], classes[0]),
+        "warnings": warnings if warnings is not None else [""] * len(ids),
     })

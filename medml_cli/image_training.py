@@ -24,7 +24,7 @@ from medml_cli.evaluation.metrics import (
     score_predictions,
 )
 from medml_cli.evaluation.splits import holdout_split
-from medml_cli.jsonio import read_json, write_json
+from medml_cli.jsonio import read_json
 from medml_cli.registry import MODELS, TASKS
 from medml_cli.runs import RunDir
 
@@ -123,7 +123,7 @@ def run_image_training(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Fit, evaluate and record one image experiment inside an open run directory."""
-    from medml_cli.artifacts import save_keras_estimator
+    from medml_cli.artifacts import save_keras_estimator, write_model_json
 
     started = time.perf_counter()
     spec = TASKS.get(cfg.task)
@@ -224,7 +224,7 @@ def run_image_training(
     clinical.pop("metrics")
     metrics.update(clinical)
     save_keras_estimator(estimator, run.file("model"))
-    write_json(run.file("model") / "card.json", image_model_card(cfg, dataset, threshold))
+    write_model_json(run.file("model"), "card.json", image_model_card(cfg, dataset, threshold))
     predictions.to_csv(run.file("predictions.csv"), index=False)
     plots = run.file("plots")
     plot_learning_curves(estimator.history_, plots / "learning_curves.png",

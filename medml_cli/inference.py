@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medml_cli.artifacts import load_sklearn_model
+from medml_cli.artifacts import integrity_warnings, load_sklearn_model, verify_file
 from medml_cli.config import (
     apply_overrides,
     read_config_file,
@@ -21,10 +21,10 @@ from medml_cli.config import (
 )
 from medml_cli.data.base import LoadedDataset, prepare_features
 from medml_cli.data.tabular_file import read_table
-from medml_cli.errors import ConfigError, DataError
+from medml_cli.errors import ConfigError, DataError, RunNotUsableError
 from medml_cli.evaluation.metrics import sample_counts, score_column
 from medml_cli.evaluation.splits import make_folds
-from medml_cli.jsonio import read_json, write_json
+from medml_cli.jsonio import RUN_FIX, read_run_json, write_json
 from medml_cli.registry import TASKS
 from medml_cli.runs import _stamp, open_completed_run
 from medml_cli.schemas import FeatureSchema
@@ -41,16 +41,169 @@ class EvaluationResult:
 
 
 def load_run_config(run_path: Path) -> Any:
-    data, lines = read_config_file(run_path / "config.yaml")
-    return validate_config_data(data, source=str(run_path / "config.yaml"), lines=lines)
+    """The run's resolved config; a damaged or edited one is a run problem, said as such."""
+    path = run_path / "config.yaml"
+    try:
+        data, lines = read_config_file(path)
+        return validate_config_data(data, source=str(path), lines=lines)
+    except ConfigError as exc:
+        problems = "; ".join(exc.problems[:3]) + ("; ..." if len(exc.problems) > 3 else "")
+        raise RunNotUsableError(
+            f"{path} (the run's resolved config) cannot be used: {problems}. It was damaged "
+            "or edited after training (or written by another medml version). Fix: restore "
+            "the original file, or train again from your own config."
+        ) from None
 
 
 def load_schema(run_path: Path) -> FeatureSchema:
-    return FeatureSchema.model_validate(read_json(run_path / "model" / "schema.json"))
+    """The features the model was trained on, after checking schema.json's sha256."""
+    from pydantic import ValidationError
+
+    path = verify_file(run_path / "model", "schema.json")
+    data = read_run_json(path, dict, what="the model's feature schema")
+    try:
+        return FeatureSchema.model_validate(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        where = ".".join(str(p) for p in first["loc"]) or "top level"
+        raise RunNotUsableError(
+            f"{path} (the model's feature schema) is not valid: {where}: {first['msg']} "
+            f"({exc.error_count()} problem(s)); it was damaged or edited after training. "
+            f"Fix: {RUN_FIX}."
+        ) from None
+
+
+#: card.json fields evaluate/predict rely on, by model format: field -> what it must be.
+_CARD_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
+    "skops": {"problem": (str,)},
+    "keras": {"problem": (str,), "input_shape": (list,), "spatial_dims": (int,),
+              "intensity": (list,), "threshold": (int, float)},
+}
 
 
 def load_card(run_path: Path) -> dict[str, Any]:
-    return read_json(run_path / "model" / "card.json")
+    """The model card (format, problem, threshold, classes), after checking its sha256."""
+    path = verify_file(run_path / "model", "card.json")
+    card = read_run_json(path, dict, what="the model card")
+
+    def bad(field: str, expected: str) -> RunNotUsableError:
+        return RunNotUsableError(
+            f"{path} (the model card) has an invalid `{field}` ({json_value(card.get(field))}; "
+            f"expected {expected}); it was damaged or edited after training. Fix: {RUN_FIX}.")
+
+    fmt = card.get("format", "skops")
+    if fmt not in _CARD_FIELDS:
+        raise bad("format", "skops or keras")
+    for field_name, kinds in _CARD_FIELDS[fmt].items():
+        value = card.get(field_name)
+        if not isinstance(value, kinds) or isinstance(value, bool):
+            raise bad(field_name, " or ".join(k.__name__ for k in kinds))
+    if card["problem"] != "regression":
+        threshold = card.get("threshold")
+        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) \
+                or not 0.0 <= float(threshold) <= 1.0:
+            raise bad("threshold", "a probability between 0 and 1")
+        classes = card.get("classes")
+        if classes is not None and (not isinstance(classes, list) or len(classes) != 2):
+            raise bad("classes", "a list of the two class labels")
+    return card
+
+
+def json_value(value: Any) -> str:
+    """A short rendering of a JSON value for an error message."""
+    import json
+
+    text = json.dumps(value, default=str)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+# --------------------------------------------------------------------------- row checks
+#: A numeric value counts as far outside the training range when it lies more than this many
+#: training ranges beyond the minimum or maximum (e.g. age 400 against 29-77).
+RANGE_MARGIN = 1.0
+
+
+def _as_number(value: Any) -> float | None:
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if np.isfinite(number) else None
+
+
+def align_category_spelling(X: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
+    """Spell numeric category codes as training did: a table read with integers gives "1"
+    where the training data (read as floats) gave "1.0", and the one-hot encoder would take
+    "1" for an unseen category and silently drop it. Only values equal as numbers to exactly
+    a training category are rewritten; anything else stays, and is flagged as unseen."""
+    X = X.copy()
+    for name, known in schema.categories.items():
+        if name not in X.columns:
+            continue
+        by_number: dict[float, str] = {}
+        for category in known:
+            number = _as_number(category)
+            if number is not None:
+                by_number.setdefault(number, category)
+        values = X[name]
+        other = values.notna() & ~values.isin(known)
+        if not by_number or not other.any():
+            continue
+        spelled = values[other].map(lambda v, known=by_number: known.get(_as_number(v)))
+        spelled = spelled[spelled.notna()]
+        X.loc[spelled.index, name] = spelled
+    return X
+
+
+def row_warnings(X: pd.DataFrame, schema: FeatureSchema) -> pd.Series:
+    """Per row, what makes its score untrustworthy: category values the model never saw,
+    numbers far outside the training range, more than half the features missing; "" if none.
+
+    Vectorised per column so that 100,000-row inputs cost milliseconds, not seconds.
+    """
+    notes: list[list[str]] = [[] for _ in range(len(X))]
+    for column in schema.columns:
+        name = column.name
+        values = X[name]
+        if column.kind == "categorical" and name in schema.categories:
+            unseen = values.notna() & ~values.astype(object).isin(schema.categories[name])
+            for i in np.flatnonzero(unseen.to_numpy()):
+                notes[i].append(f"unseen category: {name}={values.iloc[i]}")
+        elif column.kind == "numeric" and name in schema.ranges:
+            low, high = schema.ranges[name]
+            margin = RANGE_MARGIN * ((high - low) or max(abs(high), 1.0))
+            numbers = values.to_numpy(dtype=float)
+            with np.errstate(invalid="ignore"):
+                outside = (numbers < low - margin) | (numbers > high + margin)
+            for i in np.flatnonzero(outside):
+                notes[i].append(f"{name}={numbers[i]:g} far outside the training range "
+                                f"{low:g}-{high:g}")
+    n_features = len(schema.columns)
+    missing = X[schema.feature_names].isna().sum(axis=1).to_numpy()
+    for i in np.flatnonzero(missing * 2 > n_features):
+        notes[i].append(f"{missing[i]} of {n_features} features missing")
+    return pd.Series(["; ".join(n) for n in notes], index=X.index, dtype=object)
+
+
+def row_warning_summary(warnings: pd.Series, schema: FeatureSchema | None = None) -> list[str]:
+    """One line counting flagged rows by kind (none when every row is fine)."""
+    flagged = warnings[warnings != ""]
+    lines: list[str] = []
+    if len(flagged):
+        kinds = {"unseen category": "unseen category values",
+                 "far outside the training range": "values far outside the training range",
+                 "features missing": "more than half the features missing",
+                 "constant image": "constant images"}
+        counts = [f"{int(flagged.str.contains(key, regex=False).sum())} with {label}"
+                  for key, label in kinds.items() if flagged.str.contains(key, regex=False).any()]
+        lines.append(f"{len(flagged)} of {len(warnings)} row(s) are unlike the training data, "
+                     f"so their scores are extrapolations ({', '.join(counts)}); see the "
+                     "`warnings` column")
+    if schema is not None and not schema.categories and not schema.ranges:
+        lines.append("this run's schema.json predates medml's record of training categories "
+                     "and ranges, so unseen categories and out-of-range values are not "
+                     "flagged (rows with most features missing still are)")
+    return lines
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -141,7 +294,7 @@ def evaluate_run(
         return _evaluate_image_run(run_path, cfg, card, data, overrides)
     problem = card["problem"]
     schema = load_schema(run_path)
-    notes: list[str] = []
+    notes: list[str] = integrity_warnings(run_path / "model")
     # the run's own operating threshold, unless the user sets one for this evaluation
     new_threshold = any(o.startswith("evaluation.threshold") for o in overrides)
     threshold: Any = cfg.evaluation.threshold if new_threshold else card.get("threshold", 0.5)
@@ -157,8 +310,11 @@ def evaluate_run(
     dataset = load_dataset(cfg)
     X = None
     if external:
-        X = prepare_features(dataset.X, schema, str(data or "data"), context="evaluation")
+        X = align_category_spelling(
+            prepare_features(dataset.X, schema, str(data or "data"), context="evaluation"),
+            schema)
         score = predict_scores(model, X, problem)
+        notes += row_warning_summary(row_warnings(X, schema), schema)
         predictions = _eval_frame(dataset, np.arange(dataset.n_samples), score, problem,
                                   threshold, fold=None)
         label = "external"
@@ -228,7 +384,13 @@ def missing_policy_text(run_cfg: Any) -> str:
 
 def _heldout_predictions(run_path: Path, cfg: Any, dataset: LoadedDataset, model: Any,
                          problem: str, threshold: Any, notes: list[str]) -> pd.DataFrame:
-    recorded = read_json(run_path / "environment.json").get("data_sha256", {})
+    environment = read_run_json(run_path / "environment.json", dict,
+                                what="the run's environment and data checksums")
+    recorded = environment.get("data_sha256") or {}
+    if not isinstance(recorded, dict):
+        raise RunNotUsableError(
+            f"{run_path / 'environment.json'} has an invalid `data_sha256` (expected a mapping "
+            f"of file name to sha256); it was damaged or edited. Fix: {RUN_FIX}.")
     if recorded and recorded != dataset.provenance.files:
         raise DataError(
             "the run's data have changed since training (sha256 differs), so its held-out "
@@ -250,7 +412,40 @@ def _heldout_predictions(run_path: Path, cfg: Any, dataset: LoadedDataset, model
     # The honest held-out scores are the out-of-fold predictions made during training.
     notes.append("re-scored the out-of-fold predictions recorded at training (the final "
                  "model was refit on all rows)")
-    return pd.read_csv(run_path / "predictions.csv")
+    return read_recorded_predictions(run_path / "predictions.csv", problem)
+
+
+def read_recorded_predictions(path: Path, problem: str) -> pd.DataFrame:
+    """predictions.csv of a run, checked for the columns evaluate re-scores (exit 2 naming
+    the file when it is missing, unparsable or lacks them)."""
+    what = (f"{path} (the out-of-fold predictions recorded at training, which evaluate "
+            "re-scores for k-fold runs)")
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise RunNotUsableError(f"{what} is missing. Fix: {RUN_FIX}.") from None
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        raise RunNotUsableError(f"{what} cannot be parsed as CSV ({type(exc).__name__}: "
+                                f"{detail}); it was damaged or edited. Fix: {RUN_FIX}.") from None
+    needed = ["id", "truth", score_column(problem)]
+    lacking = [c for c in needed if c not in frame.columns]
+    if lacking or frame.empty:
+        found = ", ".join(map(str, frame.columns[:12]))
+        problem_text = f"lacks the column(s) {', '.join(lacking)} (found: {found})" if lacking \
+            else "has no rows"
+        raise RunNotUsableError(f"{what} {problem_text}; it was damaged or edited. "
+                                f"Fix: {RUN_FIX}.")
+    numeric = [score_column(problem), "truth"] + (["threshold"] if "threshold" in frame else [])
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2  # 1-based, after header
+            raise RunNotUsableError(
+                f"{what}: column '{column}' holds a missing or non-numeric value at line {row} "
+                f"({frame[column].iloc[row - 2]!r}); it was damaged or edited. Fix: {RUN_FIX}.")
+        frame[column] = values
+    return frame
 
 
 def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Path | None,
@@ -259,7 +454,7 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
     from medml_cli.artifacts import load_keras_estimator
     from medml_cli.image_training import image_split
 
-    notes: list[str] = []
+    notes: list[str] = integrity_warnings(run_path / "model")
     external = data is not None or any(o.startswith("data.") for o in overrides)
     if data is not None:
         data = Path(data)
@@ -377,7 +572,7 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
     fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
     separator = "\t" if input_path.suffix.lower() == ".tsv" else ","
     frame = read_table(input_path, fmt, separator)
-    warnings: list[str] = []
+    warnings: list[str] = integrity_warnings(run_path / "model")
     known = set(schema.feature_names) | {schema.target, schema.id_column, schema.group_column}
     unexpected = [c for c in frame.columns if c not in known]
     if unexpected:
@@ -385,7 +580,8 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
             f"ignored {len(unexpected)} column(s) the model was not trained on: "
             f"{', '.join(unexpected[:20])}{' ...' if len(unexpected) > 20 else ''}"
         )
-    X = prepare_features(frame, schema, str(input_path), context="input")
+    X = align_category_spelling(prepare_features(frame, schema, str(input_path),
+                                                 context="input"), schema)
     model = load_sklearn_model(run_path / "model")
     score = predict_scores(model, X, card["problem"])
     if schema.id_column and schema.id_column in frame.columns:
@@ -404,6 +600,9 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
         out["predicted_class"] = (score >= threshold).astype(int)
         classes = card.get("classes") or ["0", "1"]
         out["predicted_label"] = np.where(score >= threshold, classes[1], classes[0])
+    flags = row_warnings(X, schema)
+    out["warnings"] = flags.to_numpy()  # last, so the established columns keep their places
+    warnings += row_warning_summary(flags, schema)
     return PredictionResult(frame=out, warnings=warnings)
 
 
@@ -411,13 +610,20 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
 
 def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any]) -> PredictionResult:
     from medml_cli.artifacts import load_keras_estimator
-    from medml_cli.image_inference import load_prediction_inputs, prediction_frame
+    from medml_cli.image_inference import (
+        image_warnings,
+        load_prediction_inputs,
+        prediction_frame,
+    )
 
     images, ids = load_prediction_inputs(input_path, card)
+    flags = image_warnings(images, ids, str(input_path))  # refuses NaN/inf pixels
     model = load_keras_estimator(run_path / "model")
     score = model.predict_proba(images)[:, 1]
-    warnings = []
+    warnings = integrity_warnings(run_path / "model")
     if card.get("synthetic_data"):
         warnings.append("this model was trained on SYNTHETIC data (the lung phantom); its "
                         "predictions say nothing about real patients")
-    return PredictionResult(frame=prediction_frame(ids, score, card), warnings=warnings)
+    frame = prediction_frame(ids, score, card, flags)
+    warnings += row_warning_summary(frame["warnings"])
+    return PredictionResult(frame=frame, warnings=warnings)

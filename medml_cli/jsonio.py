@@ -1,4 +1,4 @@
-"""Atomic JSON writes (temp file + os.replace) and tolerant reads."""
+"""Atomic JSON writes (temp file + os.replace), and reads of run records that fail cleanly."""
 
 from __future__ import annotations
 
@@ -8,6 +8,15 @@ import os
 import tempfile
 from pathlib import Path
 from typing import Any
+
+from medml_cli.errors import MedmlUsageError, RunNotUsableError
+
+#: What every damaged-record message ends with, unless the caller knows a better fix.
+RUN_FIX = ("restore the original file, or train again with the run's config.yaml "
+           "(`medml train RUN/config.yaml`)")
+
+_TYPE_NAMES = {dict: "a JSON object", list: "a JSON array", str: "a string",
+               float: "a number", int: "an integer", bool: "true or false"}
 
 
 def _clean(value: Any) -> Any:
@@ -42,3 +51,44 @@ def write_json(path: Path, data: Any) -> None:
 def read_json(path: Path) -> Any:
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
+
+
+def _json_type(value: Any) -> str:
+    if value is None:
+        return "null"
+    for kind, name in _TYPE_NAMES.items():
+        if type(value) is kind:
+            return name
+    return type(value).__name__
+
+
+def read_run_json(path: Path, expected_type: type = dict, *, what: str = "",
+                  fix: str = RUN_FIX,
+                  error: type[MedmlUsageError] = RunNotUsableError) -> Any:
+    """Read one JSON file of a run record, or raise ``error`` (exit 2) naming the file.
+
+    Every record a command reads goes through here, so a missing, unreadable, garbled or
+    wrongly shaped file is one clean message instead of a traceback. ``what`` says what the
+    file is for, e.g. "the run's status".
+    """
+    path = Path(path)
+    label = f"{path}{f' ({what})' if what else ''}"
+    try:
+        with open(path, encoding="utf-8") as handle:
+            data = json.load(handle)
+    except FileNotFoundError:
+        raise error(f"{label} is missing, so the run cannot be used. Fix: {fix}.") from None
+    except json.JSONDecodeError as exc:
+        raise error(f"{label} is not valid JSON (line {exc.lineno}, column {exc.colno}: "
+                    f"{exc.msg}); it was damaged or edited after it was written. Fix: {fix}."
+                    ) from None
+    except (OSError, ValueError) as exc:  # permissions, a folder, bytes that are not UTF-8
+        reason = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        raise error(f"{label} cannot be read ({type(exc).__name__}: {reason}). "
+                    f"Fix: {fix}.") from None
+    if not isinstance(data, expected_type) or (expected_type is not bool
+                                               and isinstance(data, bool)):
+        wanted = _TYPE_NAMES.get(expected_type, expected_type.__name__)
+        raise error(f"{label} holds {_json_type(data)} where {wanted} was expected; it was "
+                    f"damaged or edited after it was written. Fix: {fix}.")
+    return data

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -17,12 +18,12 @@ import pandas as pd
 import yaml
 
 from medml_cli.errors import MedmlUsageError, RunNotUsableError
-from medml_cli.jsonio import read_json
+from medml_cli.jsonio import RUN_FIX, read_run_json
 from medml_cli.runs import pid_alive, read_status
 from medml_cli.sweep import LOWER_IS_BETTER
 
 BASE_COLUMNS = ["run", "path", "state", "task", "model", "data", "name", "seed", "started",
-                "ended", "sweep"]
+                "ended", "sweep", "reason"]
 DATE_FILTERS = ("since", "until", "date")
 #: Packages worth showing in ``runs show`` (the rest stay in environment.json).
 KEY_PACKAGES = ("medml", "scikit-learn", "numpy", "pandas", "scipy", "skops", "tensorflow",
@@ -30,20 +31,100 @@ KEY_PACKAGES = ("medml", "scikit-learn", "numpy", "pandas", "scipy", "skops", "t
 
 
 # --------------------------------------------------------------------------- reading one run
-def _read_json(path: Path) -> dict[str, Any]:
-    try:
-        data = read_json(path)
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+@dataclass
+class RunRecord:
+    """What the run files say. ``problems`` lists each damaged file (one message each,
+    naming the file and the fix); a run with problems is shown as ``broken``."""
+
+    status: dict[str, Any]
+    config: dict[str, Any]
+    metrics: dict[str, Any]
+    environment: dict[str, Any]
+    problems: list[str]
 
 
-def _read_config(run: Path) -> dict[str, Any]:
+def _damaged(path: Path, detail: str) -> RunNotUsableError:
+    return RunNotUsableError(f"{path} {detail}; it was damaged or edited after it was written. "
+                             f"Fix: {RUN_FIX}.")
+
+
+def _check_metrics(path: Path, metrics: dict[str, Any]) -> None:
+    for key in ("metrics", "intervals", "baseline", "n"):
+        if metrics.get(key) is not None and not isinstance(metrics[key], dict):
+            raise _damaged(path, f"has `{key}` that is not a JSON object")
+    for name, value in (metrics.get("metrics") or {}).items():
+        if isinstance(value, (str, list, bool)):
+            raise _damaged(path, f"has a metric `{name}` that is not a number")
+    for name, ci in (metrics.get("intervals") or {}).items():
+        if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(
+                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
+                for v in ci)):
+            raise _damaged(path, f"has an interval `{name}` that is not [low, high]")
+
+
+def _check_status(path: Path, status: dict[str, Any]) -> None:
+    for key in ("name", "started", "ended", "error"):
+        if status.get(key) is not None and not isinstance(status[key], str):
+            raise _damaged(path, f"has `{key}` that is not a string")
+
+
+def _read_config_strict(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load((run / "config.yaml").read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError):
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RunNotUsableError(f"{path} cannot be read ({exc}). Fix: {RUN_FIX}.") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise _damaged(path, f"is not valid YAML{where}") from None
+    if data is None:
         return {}
-    return data if isinstance(data, dict) else {}
+    if not isinstance(data, dict):
+        raise _damaged(path, f"holds a {type(data).__name__}, not a mapping of settings")
+    return data
+
+
+def read_record(run: Path, *, environment: bool = False) -> RunRecord:
+    """Every record file of a run, each read defensively: a damaged file becomes a problem
+    message, never an exception, so one broken run cannot take a listing down."""
+    record = RunRecord(status={"state": "unknown"}, config={}, metrics={}, environment={},
+                       problems=[])
+    readers: list[tuple[str, Any]] = [
+        ("status.json", lambda p: _checked(read_status(run, strict=True), _check_status, p)),
+        ("config.yaml", _read_config_strict),
+        ("metrics.json", lambda p: _checked(read_run_json(p, dict, what="the run's metrics"),
+                                            _check_metrics, p)),
+    ]
+    if environment:
+        readers.append(("environment.json",
+                        lambda p: read_run_json(p, dict, what="the run's environment")))
+    for name, reader in readers:
+        path = run / name
+        if not path.exists():  # absent files are normal (a failed run has no metrics)
+            continue
+        try:
+            value = reader(path)
+        except RunNotUsableError as exc:
+            record.problems.append(str(exc))
+            continue
+        setattr(record, name.split(".")[0], value)
+    return record
+
+
+def _checked(data: dict[str, Any], check: Any, path: Path) -> dict[str, Any]:
+    check(path, data)
+    return data
+
+
+def _short_problem(message: str, run: Path) -> str:
+    """A problem message without the run's path and the fix, for a table cell."""
+    text = message.replace(f"{run}/", "").replace(f"{run}", "")
+    return text.split("; it was damaged")[0].split(". Fix:")[0]
+
+
+def _section(config: dict[str, Any], key: str) -> dict[str, Any]:
+    value = config.get(key)
+    return value if isinstance(value, dict) else {}
 
 
 def is_run_dir(path: Path) -> bool:
@@ -70,21 +151,28 @@ def run_state(run: Path, status: dict[str, Any] | None = None) -> str:
     return state
 
 
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 def _run_row(run: Path, sweep: str | None) -> dict[str, Any]:
-    status = read_status(run)
-    config = _read_config(run)
-    metrics = _read_json(run / "metrics.json")
+    record = read_record(run)
+    status, config, metrics = record.status, record.config, record.metrics
+    seed = config.get("seed")
     row: dict[str, Any] = {
-        "run": run.name, "path": str(run), "state": run_state(run, status),
-        "task": metrics.get("task") or config.get("task"),
-        "model": metrics.get("model") or (config.get("model") or {}).get("type"),
-        "data": metrics.get("data") or (config.get("data") or {}).get("type"),
-        "name": status.get("name") or config.get("name"),
-        "seed": config.get("seed"), "started": status.get("started"),
-        "ended": status.get("ended"), "sweep": sweep,
+        "run": run.name, "path": str(run),
+        "state": "broken" if record.problems else run_state(run, status),
+        "task": _text(metrics.get("task")) or _text(config.get("task")),
+        "model": _text(metrics.get("model")) or _text(_section(config, "model").get("type")),
+        "data": _text(metrics.get("data")) or _text(_section(config, "data").get("type")),
+        "name": _text(status.get("name")) or _text(config.get("name")),
+        "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        "started": status.get("started"), "ended": status.get("ended"), "sweep": sweep,
+        "reason": " | ".join(_short_problem(p, run) for p in record.problems) or None,
     }
     for metric, value in (metrics.get("metrics") or {}).items():
-        row[metric] = value
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            row[metric] = value
     return row
 
 
@@ -232,10 +320,13 @@ def show_run(path: Path) -> dict[str, Any]:
     if not is_run_dir(path):
         raise RunNotUsableError(f"{path} is not a medml run directory (no status.json or "
                                 "config.yaml).")
-    status = read_status(path)
-    metrics = _read_json(path / "metrics.json")
-    env = _read_json(path / "environment.json")
-    packages = env.get("packages") or {}
+    record = read_record(path, environment=True)
+    if record.problems:
+        more = f" (and {len(record.problems) - 1} more damaged file(s))" \
+            if len(record.problems) > 1 else ""
+        raise RunNotUsableError(f"run {path.name} is broken: {record.problems[0]}{more}")
+    status, metrics, env = record.status, record.metrics, record.environment
+    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
     sweep = path.parent.parent.name if path.parent.name == "trials" and \
         is_sweep_dir(path.parent.parent) else None
     return {
@@ -244,7 +335,7 @@ def show_run(path: Path) -> dict[str, Any]:
         "state": run_state(path, status),
         "status": status,
         "sweep": sweep,
-        "config": _read_config(path),
+        "config": record.config,
         "task": metrics.get("task"),
         "problem": metrics.get("problem"),
         "primary_metric": metrics.get("primary_metric"),
@@ -261,7 +352,8 @@ def show_run(path: Path) -> dict[str, Any]:
             "packages": {k: packages[k] for k in KEY_PACKAGES if packages.get(k)},
             "git_commit": env.get("git_commit"),
             "git_dirty": env.get("git_dirty"),
-            "data_sha256": env.get("data_sha256") or {},
+            "data_sha256": env.get("data_sha256") if isinstance(env.get("data_sha256"),
+                                                                 dict) else {},
             "command": env.get("command"),
         },
         "evaluations": sorted(p.name for p in (path / "evaluations").iterdir())
@@ -301,7 +393,11 @@ def compare_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
         if not is_run_dir(path):
             raise RunNotUsableError(f"{path} is not a medml run directory.")
     labels = _labels(paths)
-    configs = [flatten(_read_config(p)) for p in paths]
+    records = [read_record(p) for p in paths]
+    for path, record in zip(paths, records, strict=True):
+        if record.problems:
+            raise RunNotUsableError(f"run {path.name} is broken: {record.problems[0]}")
+    configs = [flatten(r.config) for r in records]
     keys: list[str] = []
     for config in configs:
         keys += [k for k in config if k not in keys]
@@ -314,7 +410,7 @@ def compare_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     config_diff = pd.DataFrame({label: [c.get(k) for k in differing]
                                 for label, c in zip(labels, configs, strict=True)},
                                index=pd.Index(differing, name="key"), dtype=object)
-    metrics = [_read_json(p / "metrics.json") for p in paths]
+    metrics = [r.metrics for r in records]
     names: list[str] = []
     for m in metrics:
         names += [k for k in (m.get("metrics") or {}) if k not in names]

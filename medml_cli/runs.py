@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import uuid
+import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from medml_cli.errors import MedmlError, RunFailedError, RunNotUsableError
-from medml_cli.jsonio import read_json, write_json, write_text_atomic
+from medml_cli.jsonio import RUN_FIX, read_run_json, write_json, write_text_atomic
 
 
 def utc_now() -> str:
@@ -178,11 +180,23 @@ def _error_text(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- reading runs
-def read_status(run_path: Path) -> dict[str, Any]:
+def read_status(run_path: Path, *, strict: bool = False) -> dict[str, Any]:
+    """A run's status.json. Tolerant by default: a missing or damaged file reads as state
+    "unknown" (listing and sweeps carry on). ``strict`` raises RunNotUsableError naming the
+    file instead, for commands that act on the run."""
+    path = Path(run_path) / "status.json"
     try:
-        return read_json(run_path / "status.json")
-    except (OSError, ValueError):
+        status = read_run_json(path, dict, what="the run's status")
+        if not isinstance(status.get("state"), str):
+            raise RunNotUsableError(
+                f"{path} (the run's status) has no `state` string (it holds "
+                f"{json.dumps(status.get('state'))[:40]}); it was damaged or edited after it was "
+                f"written. Fix: {RUN_FIX}.")
+    except RunNotUsableError:
+        if strict:
+            raise
         return {"state": "unknown"}
+    return status
 
 
 def resumable_run(run_path: Path) -> Path:
@@ -190,18 +204,61 @@ def resumable_run(run_path: Path) -> Path:
     run_path = Path(run_path)
     if not (run_path / "status.json").exists():
         raise RunNotUsableError(f"{run_path} is not a medml run directory (no status.json).")
-    state = read_status(run_path).get("state")
+    status = read_status(run_path, strict=True)
+    state = status.get("state")
     if state == "completed":
         raise RunNotUsableError(f"run {run_path.name} is already completed; nothing to resume.")
-    if state == "running" and pid_alive(read_status(run_path).get("pid")):
+    if state == "running" and pid_alive(status.get("pid")):
         raise RunNotUsableError(f"run {run_path.name} is still running (pid "
-                                f"{read_status(run_path).get('pid')}).")
+                                f"{status.get('pid')}).")
     if not (run_path / "checkpoints" / "last.keras").exists() or \
             not (run_path / "checkpoints" / "train_state.json").exists():
         raise RunNotUsableError(
             f"run {run_path.name} has no checkpoint to resume from (it stopped before its "
             "first epoch ended, or is not a CNN run). Train again with its config.yaml.")
+    # checked here, before the run folder is reopened: a damaged file found mid-resume
+    # would fail the run and rename it -failed, losing the checkpoint it could resume from
+    _check_resume_config(run_path / "config.yaml")
+    _check_checkpoint(run_path / "checkpoints")
     return run_path
+
+
+def _check_resume_config(path: Path) -> None:
+    from medml_cli.config import load_experiment_config
+    from medml_cli.errors import ConfigError
+
+    if not path.is_file():
+        raise RunNotUsableError(f"{path} (the run's config) is missing, so the run cannot be "
+                                "resumed. Fix: restore it, or train again from your own config.")
+    try:
+        load_experiment_config(path)
+    except ConfigError as exc:
+        problems = "; ".join(exc.problems)
+        raise RunNotUsableError(
+            f"{path} (the run's config) cannot be used: {problems}. It was damaged or edited "
+            "after the run started. Fix: restore it, or train again from your own config."
+        ) from None
+
+
+def _check_checkpoint(folder: Path) -> None:
+    fix = (f"delete {folder} and train again with the run's config.yaml (the checkpoint "
+           "cannot be trusted)")
+    state_path = folder / "train_state.json"
+    state = read_run_json(state_path, dict, what="the checkpoint's training state", fix=fix)
+    epoch = state.get("epoch")
+    shapes = {"history": dict, "rng_states": dict, "best_epoch": int, "best": (int, float),
+              "monitor": str}
+    bad = [key for key, kind in shapes.items()
+           if state.get(key) is not None and not isinstance(state[key], kind)]
+    if not isinstance(epoch, int) or isinstance(epoch, bool) or epoch < 1:
+        bad.insert(0, "epoch")
+    if bad:
+        raise RunNotUsableError(f"{state_path} (the checkpoint's training state) has an "
+                                f"invalid {', '.join(bad)}; it was damaged or edited. Fix: {fix}.")
+    last = folder / "last.keras"
+    if not zipfile.is_zipfile(last):  # a .keras file is a zip archive; cheap to check here
+        raise RunNotUsableError(f"{last} (the last checkpoint) is not a Keras archive; it is "
+                                f"truncated or damaged. Fix: {fix}.")
 
 
 def pid_alive(pid: object) -> bool:
@@ -235,18 +292,20 @@ def open_completed_run(run_path: Path) -> Path:
             f"{run_path} is not a medml run directory (no status.json / config.yaml). "
             "Pass a folder that `medml train` created under runs/."
         )
-    status = read_status(run_path)
+    status = read_status(run_path, strict=True)
     state = status.get("state")
     if state != "completed":
-        why = f": {status['error']}" if status.get("error") else ""
+        why = f": {status['error']}" if isinstance(status.get("error"), str) else ""
         raise RunNotUsableError(
             f"run {run_path.name} is {state}{why}. Only completed runs can be evaluated or used "
             "for prediction; train again with its config.yaml."
         )
     missing = [f for f in ("metrics.json", "model") if not (run_path / f).exists()]
+    if (run_path / "model").exists() and not (run_path / "model").is_dir():
+        missing.append("model/ (a file stands in its place)")
     if missing:
         raise RunNotUsableError(
-            f"run {run_path.name} is incomplete (missing {', '.join(missing)}). "
+            f"run {run_path.name} is incomplete (missing {', '.join(missing)} in {run_path}). "
             "Train again with its config.yaml."
         )
     return run_path

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medml_cli.artifacts import save_sklearn_model
+from medml_cli.artifacts import save_sklearn_model, write_model_json
 from medml_cli.config import config_to_yaml
 from medml_cli.data.base import LoadedDataset
 from medml_cli.environment import capture_environment
@@ -173,8 +173,12 @@ def run_experiment(
         metrics["seconds"] = round(time.perf_counter() - started, 3)
         model_dir = run.file("model")
         save_sklearn_model(final_model, model_dir)
-        run.write_json("model/card.json", model_card(cfg, dataset, final_threshold))
-        run.write_json("model/schema.json", dataset.schema.model_dump(mode="json"))
+        # card and schema go through the manifest too: editing either changes predictions;
+        # the schema keeps the categories and ranges of the rows the shipped model saw
+        fitted_rows = dataset.X if cfg.split.method == "kfold" else dataset.X.iloc[folds[0][0]]
+        write_model_json(model_dir, "card.json", model_card(cfg, dataset, final_threshold))
+        write_model_json(model_dir, "schema.json", dataset.schema.with_training_stats(
+            fitted_rows).model_dump(mode="json"))
         predictions.to_csv(run.file("predictions.csv"), index=False)
         run.write_json("metrics.json", metrics)
         write_reports(run.path, cfg, dataset.provenance, tabular_data_lines(dataset), metrics)
