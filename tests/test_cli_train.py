@@ -66,10 +66,11 @@ def test_shipped_config_trains_evaluates_predicts(cli, runs_dir, tmp_path, confi
         frame = load_diabetes(scaled=False, as_frame=True).frame.head(4)
         inputs = tmp_path / "in.csv"
         frame.drop(columns="target").to_csv(inputs, index=False)
-        expected_columns = ["id", "prediction"]
+        expected_columns = ["id", "prediction", "warnings"]
     else:
         inputs = patients_csv(tmp_path)
-        expected_columns = ["id", "probability", "predicted_class", "predicted_label"]
+        expected_columns = ["id", "probability", "predicted_class", "predicted_label",
+                            "warnings"]
     output = tmp_path / "pred.csv"
     result = cli("predict", run, "--input", inputs, "--output", output)
     assert result.exit_code == 0, result.stderr
