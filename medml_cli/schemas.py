@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import types
 import typing
 from typing import Any, Literal
@@ -38,6 +39,22 @@ class StrictModel(BaseModel):
         # pydantic reads true as 1 for an int field: `n_estimators: true` would be one tree
         if not isinstance(data, dict):
             return data
+        for name, value in data.items():
+            field = cls.model_fields.get(name) if isinstance(name, str) else None
+            if field is None:
+                continue
+            annotation, items = field.annotation, [value]
+            if typing.get_origin(annotation) is list and isinstance(value, list):
+                annotation, items = typing.get_args(annotation)[0], value
+            flags = [v for v in items if isinstance(v, bool)]
+            if flags and _number_not_bool(annotation):
+                raise PydanticCustomError(
+                    "bool_for_number",
+                    "{field}: {value} is a boolean, but {field} takes a number; write the "
+                    "number itself",
+                    {"field": name, "value": str(flags[0]).lower()},
+                )
+        return data
 
 
 class ColumnSpec(StrictModel):
@@ -74,7 +91,6 @@ class FeatureSchema(StrictModel):
             if math.isfinite(low) and math.isfinite(high):  # all-missing columns have none
                 ranges[name] = [low, high]
         return self.model_copy(update={"categories": categories, "ranges": ranges})
-
 
     @property
     def feature_names(self) -> list[str]:
