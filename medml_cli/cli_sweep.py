@@ -119,11 +119,13 @@ def sweep_command(
                                    workers=workers, scheduler=scheduler, resume=resume,
                                    fail_fast=fail_fast, timeout=timeout, progress=progress)
         except KeyboardInterrupt as exc:
+            # SIGTERM arrives as errors.Terminated (a KeyboardInterrupt with exit_code 143)
+            code = getattr(exc, "exit_code", 130)
             where = getattr(exc, "sweep_path", None)
-            stderr.print("interrupted (Ctrl-C)" + (
-                f"; finished trials are kept. Continue with: medml sweep --resume {where}"
-                if where else ""))
-            raise typer.Exit(130) from None
+            stderr.print(("terminated (SIGTERM)" if code == 143 else "interrupted (Ctrl-C)") + (
+                "; the running trials were stopped and finished ones are kept. Continue "
+                f"with: medml sweep --resume {where}" if where else ""))
+            raise typer.Exit(code) from None
     counts = result.counts
     total = len(result.manifest["trials"])
     if as_json:

@@ -73,6 +73,17 @@ completed run are skipped; failed, interrupted, pending and running-but-dead tri
 again (a completed run folder left by a trial whose sweep was killed before it could record
 it is adopted instead of re-run). ``fail_fast`` stops starting trials after the first
 failure; trials not started stay ``pending``.
+
+One process at a time: a sweep session holds an exclusive ``flock`` on ``sweep.lock`` in its
+folder (the file names the holder's pid, host and start time), so a second ``--resume`` of a
+running sweep is refused (exit 2) instead of running its pending trials again; the kernel
+drops the lock when its holder dies, so a killed sweep never blocks. A damaged ``sweep.json``
+or trial config is refused field by field (exit 2) before anything runs.
+
+Stopping: Ctrl-C or SIGTERM (``errors.Terminated``) stops every running trial process and its
+children (a moment to stop on their own, then SIGTERM, then SIGKILL after
+:data:`STOP_GRACE` s), on the local pool and on Dask workers (an abort file in the sweep
+folder), records them ``interrupted`` for ``--resume``, and exits 130 (143 for SIGTERM).
 """
 
 from __future__ import annotations
@@ -104,7 +115,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
 import yaml
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from medml_cli.config import CONFIG_KEY, NAME_PATTERN, NotASectionError, set_by_path
 from medml_cli.errors import ConfigError, MedmlUsageError, RunNotUsableError
@@ -112,6 +123,7 @@ from medml_cli.jsonio import read_json, write_json, write_text_atomic
 from medml_cli.runs import pid_alive
 from medml_cli.schemas import StrictModel
 from medml_cli.tasks.base import LOWER_IS_BETTER
+
 STATES = ("pending", "running", "completed", "failed", "interrupted")
 MAX_TRIALS = 10_000
 ID_LENGTH = 12
@@ -256,6 +268,10 @@ def _sweep_error(source: str, exc: ValidationError, lines: dict[tuple, int],
                 "missing" if kind == "union_tag_not_found"
                 else f"'{tag}' is not a distribution{did_you_mean(str(tag), names)}")
                 + f" (valid: {', '.join(names)})")
+        elif kind == "less_than_equal" and loc == ["random", "trials"]:
+            text = (f"{path}: {err.get('input')!r} random trials is over the limit of "
+                    f"{MAX_TRIALS:,} trials per sweep; nothing was drawn or run. Fix: draw "
+                    "fewer, or split the search into several sweeps")[:300]
         else:
             message = str(err.get("ctx", {}).get("error", err["msg"])).rstrip(".")
             text = f"{path}: {message}; got {err.get('input')!r}"[:300]
@@ -397,6 +413,30 @@ def _describe(params: dict[str, Any], seed: int | None = None) -> str:
     return text + (f", seed={seed}" if seed is not None else "")
 
 
+def sweep_size(block: SweepBlock) -> int:
+    """How many trials ``block`` expands to before duplicates are removed, counted from the
+    lengths of its lists (nothing is built, so an absurd grid costs nothing to refuse)."""
+    n_grid = math.prod(len(values) for values in block.grid.values())  # 1 for no grid
+    n_draws = block.random.trials if block.random is not None else 1
+    n_seeds = len(block.seeds) if block.seeds else 1
+    return n_grid * n_draws * n_seeds
+
+
+def _check_size(source: str, block: SweepBlock) -> None:
+    total = sweep_size(block)
+    if total <= MAX_TRIALS:
+        return
+    factors = [f"sweep.grid.{key} ({len(values):,} values)" for key, values in block.grid.items()]
+    if block.random is not None:
+        factors.append(f"sweep.random.trials ({block.random.trials:,})")
+    if block.seeds:
+        factors.append(f"sweep.seeds ({len(block.seeds):,})")
+    raise ConfigError(source, [
+        f"sweep: {total:,} trials ({' x '.join(factors)}) is over the limit of "
+        f"{MAX_TRIALS:,} trials per sweep; nothing was built or run. Fix: sweep fewer values "
+        "(or seeds, or random trials), or split the search into several sweeps"])
+
+
 def trial_id(config_yaml: str) -> str:
     """A trial's id: the start of the sha256 of its resolved config."""
     return hashlib.sha256(config_yaml.encode("utf-8")).hexdigest()[:ID_LENGTH]
@@ -434,6 +474,8 @@ def expand_sweep(path: Path, overrides: list[str] | None = None) -> Sweep:
     except ValidationError as exc:
         raise _sweep_error(source, exc, lines, block_data) from None
 
+    _check_size(source, block)
+
     base_ref = raw.pop("base", None)
     data = _merge(_resolve_base(path, base_ref, ()), raw) if base_ref is not None else raw
 
@@ -466,6 +508,7 @@ def expand_sweep(path: Path, overrides: list[str] | None = None) -> Sweep:
     if problems:
         raise ConfigError(source, problems)
 
+    # sized by _check_size above: at most MAX_TRIALS points, so building them is cheap
     grid_points = [dict(zip(block.grid, values, strict=True))
                    for values in itertools.product(*block.grid.values())]
     draws: list[dict[str, Any]] = [{}]
@@ -474,11 +517,6 @@ def expand_sweep(path: Path, overrides: list[str] | None = None) -> Sweep:
         draws = [{k: _draw(spec, rng) for k, spec in block.random.parameters.items()}
                  for _ in range(block.random.trials)]
     seeds: list[int | None] = list(block.seeds) if block.seeds else [None]
-    total = len(grid_points) * len(draws) * len(seeds)
-    if total > MAX_TRIALS:
-        raise ConfigError(source, [f"sweep: {total} trials (grid {len(grid_points)} x random "
-                                   f"{len(draws)} x seeds {len(seeds)}) is over the limit of "
-                                   f"{MAX_TRIALS}; narrow the grid"])
 
     trials: list[Trial] = []
     seen: set[str] = set()
@@ -595,10 +633,100 @@ def _find_run_dir(trials_dir: Path, tid: str, known: set[str]) -> Path | None:
     return max(candidates, key=lambda p: p.stat().st_mtime) if candidates else None
 
 
+#: A terminal's Ctrl-C (or a scheduler's SIGTERM to the whole job) reaches the trials too:
+#: they get this long to stop on their own before the sweep signals them, since a second
+#: signal inside ``medml train``'s clean-up could keep it from renaming its run.
+OWN_STOP_WAIT = 1.0
+#: Then SIGTERM, and this long to stop cleanly before the trial and its children are killed.
+STOP_GRACE = 10.0
+
+
+def _process_tree(pid: int) -> list[Any]:
+    """psutil handles of ``pid`` and its descendants. Taken while the parent lives: once it
+    dies its children are re-parented and can no longer be found from it."""
+    import psutil
+
+    try:
+        root = psutil.Process(pid)
+        return [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return []
+
+
+def _running(proc: Any) -> bool:
+    import psutil
+
+    try:  # is_running() also compares start times, so a reused pid is not mistaken for it
+        return proc.is_running() and proc.status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def stop_trial_processes(pids: list[int], *, own_wait: float = OWN_STOP_WAIT,
+                         grace: float = STOP_GRACE) -> None:
+    """Stop trial processes and every process they started, for certain: give them
+    ``own_wait`` s to stop on their own, then SIGTERM (``medml train`` stops as on Ctrl-C and
+    renames its run ``-interrupted``; unlike SIGINT it is not ignored by trials of a sweep
+    started in the background), then after ``grace`` s SIGKILL whatever is left of each
+    process tree. A Ctrl-C while waiting skips straight to the kill."""
+    import psutil
+
+    roots = [tree[0] for pid in pids if (tree := _process_tree(pid))]
+    known: dict[int, Any] = {}
+
+    def collect() -> None:
+        for root in roots:
+            if _running(root):
+                for proc in _process_tree(root.pid):
+                    known.setdefault(proc.pid, proc)
+
+    def wait(seconds: float) -> None:
+        deadline = time.monotonic() + seconds
+        while any(_running(r) for r in roots) and time.monotonic() < deadline:
+            time.sleep(0.05)
+
+    try:
+        collect()
+        wait(own_wait)
+        collect()
+        for root in roots:
+            if _running(root):
+                with contextlib.suppress(psutil.Error):
+                    root.send_signal(signal.SIGTERM)
+        wait(grace)
+    finally:
+        collect()
+        for proc in known.values():
+            if _running(proc):
+                with contextlib.suppress(psutil.Error):
+                    proc.kill()
+
+
+def _kill_tree(pid: int) -> None:
+    stop_trial_processes([pid], own_wait=0, grace=0)
+
+
+def _watch_abort(proc: subprocess.Popen, marker: str) -> threading.Event:
+    """Stop ``proc`` once the file ``marker`` exists (how an interrupted sweep reaches trials
+    on Dask workers, which may be other machines sharing the folder). Set the returned event
+    when the trial has ended."""
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.2):
+            if os.path.exists(marker):
+                stop_trial_processes([proc.pid])
+                return
+
+    threading.Thread(target=watch, name=f"medml-abort-{proc.pid}", daemon=True).start()
+    return done
+
+
 def execute_trial(task: dict[str, Any], on_start: Callable[[subprocess.Popen], None] | None = None
                   ) -> dict[str, Any]:
     """Run one trial's process to the end and describe the outcome (never raises for a
-    failing trial). ``task`` holds id, config, trials_dir, log, timeout, threads, known."""
+    failing trial). ``task`` holds id, config, trials_dir, log, timeout, threads, known, and
+    optionally ``abort``: a file whose appearance stops the trial."""
     tid = task["id"]
     trials_dir = Path(task["trials_dir"])
     started, t0 = _utc_now(), time.perf_counter()
@@ -607,17 +735,20 @@ def execute_trial(task: dict[str, Any], on_start: Callable[[subprocess.Popen], N
                             env=_trial_env(task.get("threads")))
     if on_start is not None:
         on_start(proc)
+    ended = _watch_abort(proc, task["abort"]) if task.get("abort") else threading.Event()
     timed_out = False
     try:
         out, err = proc.communicate(timeout=task.get("timeout"))
     except subprocess.TimeoutExpired:
         timed_out = True
-        proc.kill()
+        _kill_tree(proc.pid)  # its children too: one holding the pipes would hang us
         out, err = proc.communicate()
     except BaseException:
-        proc.kill()
+        stop_trial_processes([proc.pid])
         proc.communicate()
         raise
+    finally:
+        ended.set()
     result: dict[str, Any] = {
         "id": tid, "returncode": proc.returncode, "pid": proc.pid, "host": socket.gethostname(),
         "started": started, "ended": _utc_now(),
@@ -643,7 +774,7 @@ def execute_trial(task: dict[str, Any], on_start: Callable[[subprocess.Popen], N
     if timed_out:
         result.update(status="failed", error=f"timed out after {task['timeout']:g} s; the "
                                              "trial's process was killed")
-    elif proc.returncode in (130, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
+    elif proc.returncode in (130, 143, -signal.SIGINT, -signal.SIGTERM, -signal.SIGKILL):
         result.update(status="interrupted",
                       error=_error_summary(err) or f"killed (exit code {proc.returncode})")
     else:
@@ -657,7 +788,7 @@ def _dask_trial(task: dict[str, Any]) -> dict[str, Any]:
     from distributed import Event, get_worker
 
     worker = get_worker()
-    if Event(task["stop_event"]).is_set():
+    if Event(task["stop_event"]).is_set() or os.path.exists(task["abort"]):
         return {"id": task["id"], "status": "cancelled"}
     result = execute_trial(task)
     result["worker"] = worker.address
@@ -743,8 +874,9 @@ def _create(sweep: Sweep, runs_dir: Path) -> tuple[Path, dict[str, Any]]:
 def _completed_run(run_dir: Path, config_text: str | None = None) -> bool:
     from medml_cli.runs import read_status
 
-    if not (run_dir.is_dir() and (run_dir / "metrics.json").exists()
-            and read_status(run_dir).get("state") == "completed"):
+    status = read_status(run_dir) if run_dir.is_dir() else None
+    if not (isinstance(status, dict) and status.get("state") == "completed"
+            and (run_dir / "metrics.json").is_file()):
         return False
     if config_text is None:
         return True
@@ -753,42 +885,36 @@ def _completed_run(run_dir: Path, config_text: str | None = None) -> bool:
     return False
 
 
-def _prepare_resume(path: Path) -> dict[str, Any]:
-    """Read a sweep folder's manifest and decide which trials must run again."""
+def _prepare_resume(path: Path, *, locked: bool = True) -> dict[str, Any]:
+    """Read a sweep folder's manifest and decide which trials must run again. The caller
+    holds the folder's :class:`SweepLock` (``locked``); without flock support the manifest's
+    own pid is the only sign of a sweep still running."""
     path = Path(path)
-    if not (path / "sweep.json").exists():
-        raise RunNotUsableError(f"{path} is not a medml sweep folder (no sweep.json). Pass the "
-                                "folder `medml sweep` printed.")
-    try:
-        manifest = read_json(path / "sweep.json")
-    except (OSError, ValueError) as exc:
-        raise RunNotUsableError(f"cannot read {path / 'sweep.json'}: {exc}") from None
+    manifest = _read_manifest(path)
     here = socket.gethostname()
-    if manifest.get("state") == "running" and manifest.get("host") == here \
+    if not locked and manifest.get("state") == "running" and manifest.get("host") == here \
             and pid_alive(manifest.get("pid")):
-        raise RunNotUsableError(f"sweep {path.name} is still running (pid {manifest['pid']}); "
-                                "wait for it or stop it before resuming.")
+        raise SweepBusyError(f"sweep {path.name} is still running (pid {manifest['pid']}); "
+                             "wait for it or stop it before resuming.")
     for trial in manifest["trials"]:
-        config = path / trial["config"]
-        if not config.exists():
-            raise RunNotUsableError(f"sweep {path.name}: {trial['config']} is missing, so trial "
-                                    f"{trial['id']} cannot be re-run.")
-        text = config.read_text(encoding="utf-8")
+        text = _trial_config_text(path, trial)
         run_dir = path / trial["run_dir"] if trial.get("run_dir") else None
         if trial["status"] == "completed" and run_dir is not None and _completed_run(run_dir):
             continue
-        if trial["status"] == "running" and trial.get("host") == here and \
-                pid_alive(trial.get("pid")):
-            raise RunNotUsableError(
+        if trial["status"] == "running" and _trial_process_alive(trial):
+            raise SweepBusyError(
                 f"trial {trial['id']} of sweep {path.name} is still running as pid "
                 f"{trial['pid']} (left by the stopped sweep); wait for it or kill it, then "
                 "resume.")
         # a trial that finished after its sweep was killed left a complete run: adopt it
         adopted = [p for p in (path / "trials").glob(f"*-t-{trial['id']}-*")
                    if not p.name.startswith(".") and _completed_run(p, text)]
-        if adopted:
-            best = max(adopted, key=lambda p: p.stat().st_mtime)
-            metrics = read_json(best / "metrics.json")
+        best = max(adopted, key=lambda p: p.stat().st_mtime) if adopted else None
+        metrics = None
+        if best is not None:
+            with contextlib.suppress(OSError, ValueError):  # damaged: run the trial again
+                metrics = read_json(best / "metrics.json")
+        if best is not None and isinstance(metrics, dict):
             trial.update(status="completed", run_dir=_rel(best, path), error=None,
                          metrics=metrics.get("metrics"), intervals=metrics.get("intervals"))
             continue
@@ -800,6 +926,224 @@ def _prepare_resume(path: Path) -> dict[str, Any]:
                                       ("status", "run_dir", "error", "started", "ended")})
         trial["status"] = "pending"
     return manifest
+
+
+# --------------------------------------------------------------------------- the folder lock
+LOCK_NAME = "sweep.lock"
+
+
+class SweepBusyError(RunNotUsableError):
+    """Another process holds the sweep folder's lock (exit 2)."""
+
+
+class SweepLock:
+    """An exclusive ``flock`` on ``<sweep>/sweep.lock``, held for a whole sweep session, so two
+    sessions never run the same pending trials. The kernel drops it when its holder dies
+    (even by SIGKILL), so a killed sweep never blocks a resume; the file's text (pid, host,
+    start time) only names the holder in the message."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+        self.path = self.folder / LOCK_NAME
+        self.fd: int | None = None
+        self.supported = True
+
+    def __enter__(self) -> SweepLock:
+        try:
+            import fcntl
+        except ImportError:  # not POSIX: no flock
+            self.supported = False
+            return self
+        try:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)  # not inherited by children
+        except OSError as exc:
+            raise RunNotUsableError(
+                f"cannot open the lock file {self.path}: {exc.strerror}. A sweep needs write "
+                "access to its folder; check its permissions.") from None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = self._holder(fd)
+            os.close(fd)
+            raise SweepBusyError(self._busy_message(holder)) from None
+        except OSError:
+            # a filesystem without flock (some network mounts): run unlocked, as before locks
+            os.close(fd)
+            self.supported = False
+            return self
+        self.fd = fd
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "started": _utc_now(),
+                "command": " ".join(sys.argv)[:500]}
+        with contextlib.suppress(OSError):  # only informative: never fail a sweep over it
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, (json.dumps(info) + "\n").encode("utf-8"), 0)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.ftruncate(self.fd, 0)  # the holder has gone; the file stays (see __init__)
+        os.close(self.fd)  # closing the only descriptor releases the flock
+        self.fd = None
+
+    @staticmethod
+    def _holder(fd: int) -> dict[str, Any]:
+        # the holder may not have written its details yet (it takes the lock first)
+        for _ in range(20):
+            with contextlib.suppress(OSError, ValueError):
+                info = json.loads(os.pread(fd, 4096, 0).decode("utf-8"))
+                if isinstance(info, dict):
+                    return info
+            time.sleep(0.05)
+        return {}
+
+    def _busy_message(self, holder: dict[str, Any]) -> str:
+        pid, host = holder.get("pid"), holder.get("host")
+        started = holder.get("started")
+        who = (f"pid {pid}" + (f" on host {host}" if host else "")
+               + (f", started {started}" if started else "")) if pid else "details not written"
+        stop = (f"stop it (kill {pid}" + (f" on {host}" if host and host != socket.gethostname()
+                                         else "") + ")") if pid else "stop it"
+        return (f"sweep folder {self.folder} is in use by another medml sweep ({who}; it holds "
+                f"{self.path}). Two sweeps on one folder would run the same trials twice. "
+                f"Wait for it to finish, or {stop}, then run `medml sweep --resume "
+                f"{self.folder}` again.")
+
+
+# --------------------------------------------------------------------------- resume checks
+class _Attempt(BaseModel):
+    model_config = ConfigDict(strict=True, extra="allow")
+    run_dir: str | None = None
+
+
+class _TrialRecord(BaseModel):
+    """The fields of a sweep.json trial that resume and the summaries read."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    id: str = Field(pattern=f"^[0-9a-f]{{{ID_LENGTH}}}$")
+    params: dict[str, Any]
+    seed: int = Field(ge=0)
+    config: str
+    status: Literal[STATES]  # type: ignore[valid-type]
+    run_dir: str | None = None
+    error: str | None = None
+    host: str | None = None
+    pid: int | None = None
+    metrics: dict[str, Any] | None = None
+    intervals: dict[str, Annotated[list[float | None], Field(min_length=2, max_length=2)]
+                    | None] | None = None
+    attempts: list[_Attempt]
+
+
+class _ManifestRecord(BaseModel):
+    """The fields of sweep.json that resume reads (others are kept as they are)."""
+
+    model_config = ConfigDict(strict=True, extra="allow")
+    format: Literal[1]
+    name: str = Field(pattern=NAME_PATTERN)
+    metric: str = Field(min_length=1)
+    sessions: list[dict[str, Any]]
+    trials: list[_TrialRecord] = Field(min_length=1, max_length=MAX_TRIALS)
+
+
+def _manifest_fix(path: Path) -> str:
+    """How to get going again when sweep.json is damaged: the original sweep file."""
+    source = None
+    with contextlib.suppress(OSError, UnicodeDecodeError):
+        first = (path / "sweep.yaml").read_text(encoding="utf-8").split("\n", 1)[0]
+        if first.startswith("# medml sweep from "):
+            source = first.removeprefix("# medml sweep from ").strip()
+    again = f"medml sweep {source}" if source else "medml sweep SWEEP.yaml"
+    return (f"sweep.json is written by medml sweep; restore it if it was edited or damaged, or "
+            f"start the sweep again with `{again}` (a new folder; this one is left as it is).")
+
+
+def _bad_manifest(path: Path, problems: list[str]) -> RunNotUsableError:
+    more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
+    return RunNotUsableError(f"cannot resume {path}: {path / 'sweep.json'} is not a valid sweep "
+                             f"manifest: {'; '.join(problems[:3])}{more}. "
+                             + _manifest_fix(path))
+
+
+def _inside(root: Path, relative: str, sub: str) -> Path | None:
+    """``root/relative`` if it stays inside ``root/sub`` (a manifest names files by relative
+    paths; an edited one must not point a trial at files outside its sweep)."""
+    target = (root / relative).resolve()
+    return target if target.is_relative_to((root / sub).resolve()) else None
+
+
+def _read_manifest(path: Path) -> dict[str, Any]:
+    """sweep.json, checked field by field; every problem is a RunNotUsableError (exit 2)."""
+    if not (path / "sweep.json").exists():
+        raise RunNotUsableError(f"{path} is not a medml sweep folder (no sweep.json). Pass the "
+                                "folder `medml sweep` printed.")
+    if not (path / "sweep.json").is_file():
+        raise _bad_manifest(path, ["it is a folder, not a file"])
+    try:
+        manifest = read_json(path / "sweep.json")
+    except (OSError, ValueError) as exc:
+        raise _bad_manifest(path, [f"it cannot be read as JSON ({exc})"[:300]]) from None
+    if not isinstance(manifest, dict):
+        kind = {list: "a list", str: "a string", bool: "true/false", int: "a number",
+                float: "a number"}.get(type(manifest), "null")
+        raise _bad_manifest(path, [f"the top level is {kind}, not an object"])
+    try:
+        _ManifestRecord.model_validate(manifest)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors(include_url=False):
+            where = "".join(f"[{part}]" if isinstance(part, int) else f".{part}"
+                            for part in err["loc"]).lstrip(".") or "(top level)"
+            got = "" if err["type"] == "missing" else f"; got {err.get('input')!r}"[:80]
+            problems.append(f"{where}: {err['msg']}{got}")
+        raise _bad_manifest(path, problems) from None
+    problems = []
+    seen: set[str] = set()
+    for n, trial in enumerate(manifest["trials"]):
+        if trial["id"] in seen:
+            problems.append(f"trials[{n}].id: {trial['id']} appears twice")
+        seen.add(trial["id"])
+        if _inside(path, trial["config"], "configs") is None:
+            problems.append(f"trials[{n}].config: {trial['config']!r} is not a file under "
+                            "configs/")
+        for key, value in [("run_dir", trial.get("run_dir")),
+                           *(("attempts.run_dir", a.get("run_dir")) for a in trial["attempts"])]:
+            if value is not None and _inside(path, value, "trials") is None:
+                problems.append(f"trials[{n}].{key}: {value!r} is not a folder under trials/")
+    if problems:
+        raise _bad_manifest(path, problems)
+    return manifest
+
+
+def _trial_config_text(path: Path, trial: dict[str, Any]) -> str:
+    config = path / trial["config"]
+    try:
+        text = config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = "is missing" if isinstance(exc, FileNotFoundError) else f"cannot be read ({exc})"
+        raise RunNotUsableError(
+            f"cannot resume {path}: {config} {reason}, so trial {trial['id']} cannot be re-run. "
+            + _manifest_fix(path)) from None
+    if trial_id(text) != trial["id"]:
+        raise RunNotUsableError(
+            f"cannot resume {path}: {config} was changed after the sweep was made (its sha256 no "
+            f"longer starts with the trial id {trial['id']}), so re-running it would not be "
+            f"that trial. Restore the file, or start a new sweep for the changed settings.")
+    return text
+
+
+def _trial_process_alive(trial: dict[str, Any]) -> bool:
+    """Whether the trial's recorded process still runs here, and is that trial (its pid may
+    belong to another program by now)."""
+    pid = trial.get("pid")
+    if trial.get("host") != socket.gethostname() or not pid_alive(pid):
+        return False
+    try:
+        command = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+    except OSError:
+        return True  # no procfs: trust pid_alive
+    return f"t-{trial['id']}" in command
 
 
 def connect_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:
@@ -855,24 +1199,29 @@ def run_sweep(
         raise MedmlUsageError(f"workers must be at least 1, got {workers}")
     if timeout is not None and timeout <= 0:
         raise MedmlUsageError(f"timeout must be positive, got {timeout}")
-    if resume is not None:
-        data = _prepare_resume(Path(resume))
-    client, cluster = connect_dask(workers, scheduler) if executor == "dask" else (None, None)
-    try:
+    with contextlib.ExitStack() as stack:
+        if resume is not None:
+            path = Path(resume).resolve()
+            _read_manifest(path)  # a folder that is not a sweep gets no lock file
+            lock = stack.enter_context(SweepLock(path))  # before reading what to run
+            data = _prepare_resume(path, locked=lock.supported)
+        client, cluster = connect_dask(workers, scheduler) if executor == "dask" \
+            else (None, None)
+        if cluster is not None:
+            stack.callback(_close_quietly, cluster)
+        if client is not None:
+            stack.callback(_close_quietly, client)  # the client first (LIFO)
         if sweep is not None:
             path, data = _create(sweep, Path(runs_dir))
-        else:
-            path = Path(resume).resolve()  # type: ignore[arg-type]
+            stack.enter_context(SweepLock(path))  # a fresh folder: nobody else holds it
         return _run(path, data, client, executor=executor, workers=workers,
                     scheduler=scheduler, resumed=resume is not None, fail_fast=fail_fast,
                     timeout=timeout, progress=progress)
-    finally:
-        if client is not None:
-            with contextlib.suppress(Exception):
-                client.close()
-        if cluster is not None:
-            with contextlib.suppress(Exception):
-                cluster.close()
+
+
+def _close_quietly(resource: Any) -> None:
+    with contextlib.suppress(Exception):
+        resource.close()
 
 
 def _run(path: Path, data: dict[str, Any], client: Any, *, executor: str, workers: int,
@@ -972,7 +1321,7 @@ class _SweepRunner:
             def on_start(proc: subprocess.Popen) -> None:
                 procs[trial["id"]] = proc
                 if abort.is_set():  # Ctrl-C came between the check above and this start
-                    proc.kill()
+                    _kill_tree(proc.pid)
                 self.manifest.update(trial["id"], status="running", pid=proc.pid,
                                      host=socket.gethostname(), started=_utc_now(),
                                      worker=threading.current_thread().name, error=None,
@@ -1008,9 +1357,14 @@ class _SweepRunner:
         except BaseException:
             stop.set()
             abort.set()
-            for proc in list(procs.values()):
-                with contextlib.suppress(OSError):
-                    proc.kill()
+            # every running trial and its children are gone before the sweep records them
+            stop_trial_processes([proc.pid for proc in list(procs.values())])
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in running:  # keep what the stopped trials said (run folder, error)
+                if future.done() and not future.cancelled() and future.exception() is None \
+                        and future.result() is not None:
+                    with contextlib.suppress(Exception):
+                        self.record(future.result())
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
@@ -1020,12 +1374,14 @@ class _SweepRunner:
         from distributed import Event, as_completed
 
         stop_name = f"medml-sweep-stop-{uuid.uuid4().hex}"
+        # Ctrl-C/SIGTERM: a file every worker sees (they share the folder) and watches
+        abort = self.path / f".abort-{uuid.uuid4().hex}"
         futures: dict[Any, dict[str, Any]] = {}
         try:
             stop = Event(stop_name, client=client)
             self._report_start()
             for trial in self.todo:
-                spec = {**self.task(trial), "stop_event": stop_name}
+                spec = {**self.task(trial), "stop_event": stop_name, "abort": str(abort)}
                 key = f"medml-trial-{trial['id']}-{uuid.uuid4().hex[:8]}"
                 futures[client.submit(_dask_trial, spec, key=key, pure=False)] = trial
                 # dask does not tell the client when a task starts: "running" means submitted
@@ -1047,10 +1403,47 @@ class _SweepRunner:
                 if self.record(result) and not stop.is_set():
                     stop.set()  # queued tasks see it and return without starting
         except BaseException:
+            self._abort_dask(client, stop_name, abort, list(futures))
+            raise
+        finally:
+            abort.unlink(missing_ok=True)
+
+    def _abort_dask(self, client: Any, stop_name: str, abort: Path, futures: list[Any]) -> None:
+        """Stop every trial of an interrupted Dask sweep: queued ones never start, running
+        ones see the abort file and stop their process tree, and the sweep waits for them
+        (a worker closed under a running trial would leave it orphaned)."""
+        from distributed import Event, wait
+
+        try:
             with contextlib.suppress(Exception):
                 Event(stop_name, client=client).set()
-                client.cancel(list(futures))
-            raise
+            abort.touch()
+            with contextlib.suppress(Exception):
+                wait(futures, timeout=OWN_STOP_WAIT + STOP_GRACE + 5)
+            for future in futures:  # keep what the stopped trials said (run folder, error)
+                with contextlib.suppress(Exception):
+                    result = future.result(timeout=1) if future.status == "finished" else {}
+                    if result.get("status") not in (None, "cancelled") and \
+                            self.manifest.by_id[result["id"]]["status"] == "running":
+                        self.record(result)
+        finally:
+            with contextlib.suppress(Exception):
+                client.cancel(futures)
+            # a LocalCluster's trials are our descendants: none may outlive the sweep
+            stop_trial_processes(self._local_trial_pids(), own_wait=0, grace=2)
+
+    def _local_trial_pids(self) -> list[int]:
+        """Trial processes of this sweep among this process's descendants."""
+        import psutil
+
+        trials_dir = str(self.path / "trials")
+        pids = []
+        for proc in _process_tree(os.getpid())[1:]:
+            with contextlib.suppress(psutil.Error):
+                command = proc.cmdline()
+                if "medml_cli" in command and "train" in command and trials_dir in command:
+                    pids.append(proc.pid)
+        return pids
 
 
 # --------------------------------------------------------------------------- summaries
