@@ -378,7 +378,7 @@ def binary_target(
             raise DataError(
                 f"the target '{target}' has two labels, {display[keys[0]]} and "
                 f"{display[keys[1]]}, that are not a 0/1 coding, so which one is the positive "
-                "class cannot be known (medml no longer guesses).",
+                "class cannot be known (medml does not guess).",
                 f"set `data.positive_class: <one of them>` (`{display[keys[0]]}` or "
                 f"`{display[keys[1]]}`), the outcome the model should predict.",
                 source=source,
