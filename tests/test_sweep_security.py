@@ -181,6 +181,23 @@ def test_a_second_resume_is_refused_while_the_first_runs(tmp_path: Path) -> None
         Path(t["run_dir"]).name for t in data["trials"])
 
 
+@pytest.mark.slow
+def test_two_resumes_started_together_run_each_trial_once(tmp_path: Path) -> None:
+    # the race the manifest's own pid could not close: both read it before either wrote it
+    sweep_dir = pending_sweep(tmp_path)
+    procs = [subprocess.Popen([*MEDML, "--quiet", "sweep", "--resume", str(sweep_dir)],
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    assert codes == [0, 2], outputs
+    refused = next(err for p, (_, err) in zip(procs, outputs, strict=True) if p.returncode == 2)
+    assert "in use by another medml sweep" in refused and "Traceback" not in refused
+    runs = [p for p in (sweep_dir / "trials").iterdir()]
+    assert len(runs) == 2 and all((p / "metrics.json").exists() for p in runs)  # once each
+    assert manifest(sweep_dir)["counts"]["completed"] == 2
+
+
 def test_a_stale_lock_file_does_not_block(tmp_path: Path) -> None:
     sweep_dir = pending_sweep(tmp_path)
     gone = subprocess.Popen([sys.executable, "-c", "pass"])
