@@ -111,6 +111,10 @@ def load_prediction_inputs(path: Path, card: dict[str, Any]) -> tuple[np.ndarray
     path = Path(path)
     if not path.exists():
         raise DataError(f"input not found: {path}.", "check the --input path.")
+    if not path.is_dir():
+        from medml_cli.data.paths import require_regular_file
+
+        require_regular_file(path, "--input")  # np.load of a FIFO would block forever
     source = str(path)
     if path.is_dir():
         try:

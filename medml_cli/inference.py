@@ -19,7 +19,7 @@ from medml_cli.config import (
     read_config_file,
     validate_config_data,
 )
-from medml_cli.data.base import LoadedDataset, prepare_features
+from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
 from medml_cli.data.tabular_file import read_table
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
 from medml_cli.evaluation.metrics import sample_counts, score_column
@@ -231,6 +231,8 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -
         }
         if suffix == ".tsv":
             section["separator"] = "\t"
+        if getattr(run_cfg.data, "na_values", None):  # the training's missing-value words
+            section["na_values"] = list(run_cfg.data.na_values)
         if TASKS.get(run_cfg.task).problem != "regression" and schema.positive_value:
             section["positive_class"] = schema.positive_value
         base["data"] = section
@@ -258,8 +260,8 @@ def _evaluation_config(run_cfg: Any, overrides: list[str], run_path: Path) -> An
 def _require_target_column(path: Path, schema: FeatureSchema) -> None:
     """An evaluation table must carry the outcome; say which column, and how to make it."""
     fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
-    columns = list(read_table(path, fmt, "\t" if path.suffix.lower() == ".tsv" else ",")
-                   .columns)
+    columns = list(read_table(path, fmt, "\t" if path.suffix.lower() == ".tsv" else ",",
+                              role="--data").columns)
     if schema.target in columns:
         return
     hint = (" For the heart-disease data it is 1 when the UCI `num` column is above 0."
@@ -309,6 +311,8 @@ def evaluate_run(
     model = load_sklearn_model(run_path / "model")
     dataset = load_dataset(cfg)
     X = None
+    if external and problem != "regression":
+        check_known_labels(dataset, schema, str(data or "data"))
     if external:
         X = align_category_spelling(
             prepare_features(dataset.X, schema, str(data or "data"), context="evaluation"),
@@ -571,7 +575,10 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
     input_path = Path(input_path)
     fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
     separator = "\t" if input_path.suffix.lower() == ".tsv" else ","
-    frame = read_table(input_path, fmt, separator)
+    frame = read_table(input_path, fmt, separator,
+                       text_columns=(schema.id_column, schema.group_column),
+                       na_values=getattr(load_run_config(run_path).data, "na_values", ()),
+                       role="--input")
     warnings: list[str] = integrity_warnings(run_path / "model")
     known = set(schema.feature_names) | {schema.target, schema.id_column, schema.group_column}
     unexpected = [c for c in frame.columns if c not in known]
