@@ -129,6 +129,8 @@ def run_experiment(
                 f"split {cfg.split.method} ({len(folds)} fold(s)); seed {cfg.seed}")
         if dataset.provenance.synthetic:
             run.log("NOTE: these data are SYNTHETIC")
+        for note in dataset.notes:  # e.g. label spellings merged when stripping spaces
+            run.log(f"data note: {note}")
 
         frames, fold_rows, importances = [], [], []
         total = len(folds) + (1 if cfg.split.method == "kfold" else 0)
