@@ -263,10 +263,12 @@ def evaluate(
         print(json.dumps({"evaluation_dir": str(result.path), **_jsonable(result.metrics),
                           "gates": _jsonable([o.as_json(intervals.get(o.gate.metric))
                                               for o in outcomes])}))
-    else:
+    for alert in result.alerts:  # data-quality warnings are shown even with --quiet
+        stderr.print(f"[bold yellow]warning:[/] {_escape(alert)}")
+    if not as_json:
         if not state.quiet:
             for note in result.warnings:
-                stderr.print(f"note: {note}")
+                stderr.print(f"note: {_escape(note)}")
             _print_metrics(result.metrics, title=f"evaluation: {result.path.name}")
         print(result.path)
     failed = [o for o in outcomes if not o.passed]

@@ -25,6 +25,7 @@ from medml_cli.errors import ConfigError, DataError, RunNotUsableError
 from medml_cli.evaluation.metrics import sample_counts, score_column
 from medml_cli.evaluation.splits import make_folds
 from medml_cli.jsonio import RUN_FIX, read_run_json, write_json
+from medml_cli.models.imputation import MissingFeature, missing_features
 from medml_cli.registry import TASKS
 from medml_cli.runs import _stamp, open_completed_run
 from medml_cli.schemas import FeatureSchema
@@ -37,7 +38,11 @@ log = logging.getLogger("medml")
 class EvaluationResult:
     path: Path
     metrics: dict[str, Any]
+    #: how the evaluation was made (printed as notes)
     warnings: list[str] = field(default_factory=list)
+    #: what makes its figures less trustworthy, e.g. features the scored data lack (printed
+    #: as warnings even with --quiet; also in metrics.json `warnings` and the report)
+    alerts: list[str] = field(default_factory=list)
 
 
 def load_run_config(run_path: Path) -> Any:
@@ -311,6 +316,8 @@ def evaluate_run(
     model = load_sklearn_model(run_path / "model")
     dataset = load_dataset(cfg)
     X = None
+    missing: list[MissingFeature] = []
+    alerts: list[str] = []
     if external and problem != "regression":
         check_known_labels(dataset, schema, str(data or "data"))
     if external:
@@ -318,6 +325,8 @@ def evaluate_run(
             prepare_features(dataset.X, schema, str(data or "data"), context="evaluation"),
             schema)
         score = predict_scores(model, X, problem)
+        missing = missing_features(X, model)
+        alerts = [m.message() for m in missing]
         notes += row_warning_summary(row_warnings(X, schema), schema)
         predictions = _eval_frame(dataset, np.arange(dataset.n_samples), score, problem,
                                   threshold, fold=None)
@@ -358,6 +367,8 @@ def evaluate_run(
             **clinical,
             "n": sample_counts(problem, truth, groups),
             "notes": notes,
+            "warnings": alerts,
+            "missing_features": [m.as_json() for m in missing],
         }
         if external and problem != "regression" and "site" in predictions and X is not None:
             sites = site_table(predictions, X, by="site", threshold=float(np.mean(threshold)),
@@ -366,13 +377,14 @@ def evaluate_run(
             metrics["sites"] = sites.to_dict(orient="records")
             metrics["missing_policy"] = missing_policy_text(run_cfg)
         model_X = X if X is not None else dataset.X[schema.feature_names]
+        data_lines = tabular_data_lines(dataset, model_X, external=external)
+        data_lines += [f"**Warning:** {alert}." for alert in alerts]
         out = _save_evaluation(run_path, out_tmp, label, cfg, dataset.provenance,
-                               tabular_data_lines(dataset, model_X, external=external),
-                               metrics, predictions)
+                               data_lines, metrics, predictions)
     except BaseException:
         shutil.rmtree(out_tmp, ignore_errors=True)
         raise
-    return EvaluationResult(path=out, metrics=metrics, warnings=notes)
+    return EvaluationResult(path=out, metrics=metrics, warnings=notes, alerts=alerts)
 
 
 def missing_policy_text(run_cfg: Any) -> str:
@@ -591,6 +603,7 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
                                                  context="input"), schema)
     model = load_sklearn_model(run_path / "model")
     score = predict_scores(model, X, card["problem"])
+    warnings += [m.message() for m in missing_features(X, model)]
     if schema.id_column and schema.id_column in frame.columns:
         ids = frame[schema.id_column].astype(str).to_numpy()
     else:

@@ -14,7 +14,7 @@ import pandas as pd
 
 from medml_cli.artifacts import save_sklearn_model, write_model_json
 from medml_cli.config import config_to_yaml
-from medml_cli.data.base import LoadedDataset
+from medml_cli.data.base import LoadedDataset, check_not_all_missing
 from medml_cli.environment import capture_environment
 from medml_cli.errors import DataError, MedmlUsageError
 from medml_cli.evaluation.metrics import (
@@ -35,6 +35,12 @@ ProgressFn = Callable[[int, int, str], None]
 class RunResult:
     path: Path
     metrics: dict[str, Any]
+
+
+def data_source_name(cfg: Any) -> str:
+    """What error messages call the config's data: its file, or the source's name."""
+    path = getattr(cfg.data, "path", None)
+    return str(path) if path else cfg.data.type
 
 
 def load_dataset(cfg: Any) -> LoadedDataset:
@@ -108,6 +114,7 @@ def run_experiment(
         raise MedmlUsageError(
             f"--resume applies to image (CNN) runs, which checkpoint every epoch; "
             f"{cfg.task} runs take seconds, so train again instead.")
+    check_not_all_missing(dataset.X, data_source_name(cfg))
     check_subgroups(cfg, dataset)
     y = dataset.y.to_numpy()
     groups = dataset.groups.to_numpy() if dataset.groups is not None else None

@@ -16,7 +16,6 @@ from medml_cli.data.base import (
     as_text,
     binary_target,
     check_no_identifier_features,
-    check_not_all_missing,
     check_unique_ids,
     coerce_numeric_column,
     looks_numeric,
@@ -270,7 +269,8 @@ def frame_to_dataset(
         else:
             columns[name] = coerce_numeric_column(frame, name, source)
     X = pd.DataFrame(columns, index=frame.index)
-    check_not_all_missing(X, source)
+    # an all-missing column is refused by training only (check_not_all_missing): a saved
+    # model imputes it, so evaluation and predict score such rows and say so loudly
     check_no_identifier_features(X, [c for c in feature_names if c in categorical], source,
                                  explicit=cfg.categorical is not None)
 
