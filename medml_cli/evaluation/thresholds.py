@@ -2,12 +2,16 @@
 
 Thresholds chosen on data should come from validation/out-of-fold predictions, not the test
 set they are then reported on; this module only does the arithmetic.
+
+The candidate cut-offs are the distinct scores (plus "call nobody positive"). Youden's J is
+compared exactly: from the integer counts, J = TP/P - FP/N orders the cut-offs as the integer
+TP*N - FP*P does, so cut-offs with equal J are recognised as tied (floating-point
+differences of TPR - FPR are not) and the documented tie rule, the highest threshold, applies.
 """
 
 from __future__ import annotations
 
 import numpy as np
-from sklearn.metrics import roc_curve
 
 METHODS = ("fixed", "youden", "sensitivity", "specificity")
 
@@ -32,12 +36,25 @@ def _finite_threshold(threshold: float, score: np.ndarray) -> float:
     return above_all
 
 
+def _counts_at_cuts(y: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Candidate cut-offs in descending order (``inf`` first) with the exact integer numbers
+    of positives (TP) and negatives (FP) that ``score >= cut`` calls positive at each."""
+    order = np.argsort(-s, kind="stable")
+    s_desc, y_desc = s[order], y[order]
+    last_of_tie = np.r_[s_desc[1:] != s_desc[:-1], True]  # a cut admits its whole tie group
+    tp = np.cumsum(y_desc == 1, dtype=np.int64)[last_of_tie]
+    fp = np.cumsum(y_desc == 0, dtype=np.int64)[last_of_tie]
+    return (np.r_[np.inf, s_desc[last_of_tie]], np.r_[np.int64(0), tp],
+            np.r_[np.int64(0), fp])
+
+
 def choose_threshold(y_true, score, *, method: str, value: float | None = None) -> float:
     """The cut-off for ``method``.
 
     * ``fixed``: ``value`` itself;
-    * ``youden``: maximises sensitivity + specificity - 1 over the ROC thresholds (the highest
-      such threshold on ties);
+    * ``youden``: maximises J = sensitivity + specificity - 1 over the distinct scores,
+      comparing J exactly (as the integer TP*N - FP*P); among cut-offs with exactly equal J
+      the highest threshold is chosen;
     * ``sensitivity``: the highest threshold whose sensitivity is >= ``value``;
     * ``specificity``: the lowest threshold whose specificity is >= ``value``.
 
@@ -61,11 +78,13 @@ def choose_threshold(y_true, score, *, method: str, value: float | None = None) 
         raise ValueError(f"choosing a threshold needs both classes 0 and 1 in y_true; "
                          f"got classes {classes.tolist()}")
 
-    # drop_intermediate=False keeps every distinct score as a candidate cut-off.
-    fpr, tpr, cuts = roc_curve(y.astype(int), s, drop_intermediate=False)
-    # cuts descend, so tpr and fpr ascend along the arrays.
+    # Every distinct score is a candidate; cuts descend, so tp and fp ascend along the arrays.
+    cuts, tp, fp = _counts_at_cuts(y.astype(int), s)
+    n_pos, n_neg = tp[-1], fp[-1]
+    tpr, fpr = tp / n_pos, fp / n_neg  # the same divisions roc_curve makes
     if method == "youden":
-        best = int(np.argmax(tpr - fpr))  # first maximum = highest threshold among ties
+        # exact J in integers; argmax returns the first maximum = the highest tied threshold
+        best = int(np.argmax(tp * n_neg - fp * n_pos))
     elif method == "sensitivity":
         best = int(np.flatnonzero(tpr >= target - 1e-12)[0])
     else:  # specificity: the ok thresholds form a prefix (cuts[0] = inf has specificity 1)
