@@ -1,13 +1,26 @@
 """Decision-curve analysis (Vickers & Elkin 2006): net benefit across threshold probabilities.
 
 At threshold probability ``pt`` a false positive is worth ``pt / (1 - pt)`` true positives, so
-net benefit = TP/n - FP/n * pt/(1 - pt), calling a patient positive when ``prob >= pt``.
+net benefit = TP/n - FP/n * pt/(1 - pt), calling a patient positive when ``prob >= pt``: a
+probability exactly equal to the threshold counts as positive, as in the operating threshold
+and in the ``dcurves`` package (whose binary net benefit this matches, tested with tied
+scores on the grid).
+
+The default grid is 0.01, 0.02, ..., 0.99 built as exact fractions ``k / 100``: the same
+floating-point numbers as a score computed as ``k / 100`` (e.g. a random forest's vote share
+over 100 trees), so such a score lands on the documented side of its threshold. Grids from
+``linspace(0.01, 0.99, 99)`` miss ``k / 100`` by one ulp at 25 of 99 points.
 """
 
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+
+
+def default_thresholds() -> np.ndarray:
+    """0.01, 0.02, ..., 0.99, each exactly ``k / 100`` (the double nearest to it)."""
+    return np.arange(1, 100) / 100
 
 
 def _check(y_true, prob, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -22,7 +35,7 @@ def _check(y_true, prob, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 
 def net_benefit(y_true, prob, thresholds) -> np.ndarray:
-    """Net benefit of the model at each threshold probability."""
+    """Net benefit of the model at each threshold probability (``prob >= pt`` is positive)."""
     y, p, pt = _check(y_true, prob, thresholds)
     positive = p[None, :] >= pt[:, None]  # (thresholds, patients)
     n = len(y)
@@ -31,9 +44,13 @@ def net_benefit(y_true, prob, thresholds) -> np.ndarray:
     return tp / n - fp / n * pt / (1 - pt)
 
 
-def decision_curve(y_true, prob,
-                   thresholds=np.linspace(0.01, 0.99, 99)) -> pd.DataFrame:
-    """Columns threshold, model, treat_all, treat_none (= 0) for each threshold."""
+def decision_curve(y_true, prob, thresholds=None) -> pd.DataFrame:
+    """Columns threshold, model, treat_all, treat_none (= 0) for each threshold.
+
+    ``thresholds`` defaults to :func:`default_thresholds` (0.01 to 0.99 in exact hundredths).
+    """
+    if thresholds is None:
+        thresholds = default_thresholds()
     y, p, pt = _check(y_true, prob, thresholds)
     prevalence = float(np.mean(y == 1))
     return pd.DataFrame({
