@@ -362,7 +362,9 @@ def evaluate_run(
             "task": run_cfg.task, "problem": problem, "run": run_path.name,
             "evaluation": label, "data": cfg.data.model_dump(mode="json"),
             "synthetic": bool(card.get("synthetic_data")) or dataset.provenance.synthetic,
-            "threshold": (float(np.mean(threshold)) if problem != "regression" else None),
+            # the threshold predict uses: per-fold cut-offs have no meaningful mean to report
+            "threshold": ((float(threshold) if np.ndim(threshold) == 0
+                           else card.get("threshold")) if problem != "regression" else None),
             "threshold_method": card.get("threshold_method"),
             **clinical,
             "n": sample_counts(problem, truth, groups),

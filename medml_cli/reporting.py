@@ -105,6 +105,20 @@ def image_data_lines(dataset: Any) -> list[str]:
     ]
 
 
+def _fold_threshold_lines(metrics: dict[str, Any]) -> list[str]:
+    """A bullet naming each fold's threshold when they differ: the held-out rows (metrics,
+    subgroups, confusion matrix, predictions.csv) were classified at these, not at the one
+    `medml predict` uses."""
+    folds = [row for row in metrics.get("per_fold") or [] if row.get("threshold") is not None]
+    cuts = [float(row["threshold"]) for row in folds]
+    if len(set(cuts)) < 2:
+        return []
+    listed = ", ".join(f"fold {int(row['fold']) + 1}: {_fmt(cut)}"
+                       for row, cut in zip(folds, cuts, strict=True))
+    return [f"Held-out rows were classified at their own fold's threshold ({listed}) in every "
+            "metric, subgroup and the confusion matrix, as in predictions.csv."]
+
+
 def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
     split = cfg.split
     if metrics.get("evaluation") == "external":
@@ -170,6 +184,7 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
             "predictions for the final model, or on the validation set for image models; "
             "never on test data." if method != "fixed" else
             "A fixed threshold involves no data.",
+            *_fold_threshold_lines(metrics),
         ]))
         calibration = metrics.get("calibration") or {}
         if calibration:
@@ -180,6 +195,7 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
                 f"{_fmt(calibration.get('calibration_intercept'))} (0 is ideal)",
                 f"Brier score {_fmt(calibration.get('brier'))}, expected calibration error "
                 f"{_fmt(calibration.get('ece'))}",
+                *([f"Warning: {calibration['warning']}"] if calibration.get("warning") else []),
             ]))
         curve = run_path / "decision_curve.csv"
         if curve.exists():

@@ -175,6 +175,8 @@ def run_experiment(
         metrics["threshold"] = final_threshold if classify else None
         metrics["threshold_method"] = cfg.evaluation.threshold_method if classify else None
         clinical = assess_run_predictions(cfg, dataset, predictions, run.path)
+        if (clinical.get("calibration") or {}).get("warning"):
+            run.log(f"warning: {clinical['calibration']['warning']}")
         metrics.update(clinical)
         if importances:
             metrics["explanations"] = write_explanations(cfg, dataset, final_model,

@@ -7,7 +7,8 @@ products, cumulative sums and row reductions over the count matrix, with no Pyth
 resamples. Integer counts give exactly the metric scikit-learn computes on the duplicated rows.
 
 Metric definitions follow :func:`medml_cli.evaluation.metrics.score_predictions` exactly
-(scores clipped to [0, 1], ``score >= threshold`` is positive, NaN where a ratio is 0/0,
+(scores clipped to [0, 1], ``score >= threshold`` is positive, where ``threshold`` is one
+number or one per row, e.g. each row's own fold threshold; NaN where a ratio is 0/0,
 F1 = 0 when undefined), with two deliberate differences for degenerate resamples:
 ``r2`` is NaN when a resample's truth is constant (scikit-learn would report 0 or 1), and
 ``auroc``/``auprc``/``balanced_accuracy`` are NaN when a resample lacks a class. NaN
@@ -34,6 +35,25 @@ def metric_names(problem: str) -> tuple[str, ...]:
     return REGRESSION_METRICS if problem == "regression" else CLASSIFICATION_METRICS
 
 
+def as_threshold(threshold: float | np.ndarray, n: int) -> float | np.ndarray:
+    """``threshold`` as one float, or as a float array of one cut-off per row (length ``n``).
+
+    Raises ValueError for a per-row array of the wrong length or a NaN cut-off (which would
+    silently call every such row negative).
+    """
+    t = np.asarray(threshold, dtype=float)
+    if t.ndim == 0:
+        if np.isnan(t):
+            raise ValueError("threshold is NaN")
+        return float(t)
+    if t.ndim != 1 or len(t) != n:
+        raise ValueError(f"a per-row threshold needs one value per row ({n}); got shape "
+                         f"{t.shape}")
+    if np.any(np.isnan(t)):
+        raise ValueError("the per-row threshold holds NaN")
+    return t
+
+
 def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
     """num / den with NaN where den == 0 (the metrics module's ``_safe_div``)."""
     out = np.full(np.shape(num), np.nan)
@@ -50,13 +70,14 @@ def _counts_from_indices(index_matrix: np.ndarray, n: int) -> np.ndarray:
 
 
 def _classification_from_weights(y: np.ndarray, score: np.ndarray, weights: np.ndarray,
-                                 threshold: float) -> dict[str, np.ndarray]:
-    """All classification metrics for each row of ``weights`` (R, n)."""
+                                 threshold: float | np.ndarray) -> dict[str, np.ndarray]:
+    """All classification metrics for each row of ``weights`` (R, n); ``threshold`` is one
+    cut-off or one per row (a resample reuses each drawn row's own cut-off)."""
     y = np.asarray(y).astype(int)
     score = np.clip(np.asarray(score, dtype=float), 0.0, 1.0)
     pos = (y == 1).astype(float)
     neg = 1.0 - pos
-    pred = (score >= threshold).astype(float)
+    pred = (score >= as_threshold(threshold, len(y))).astype(float)
 
     total = weights.sum(axis=1)
     n_pos = weights @ pos
@@ -130,7 +151,7 @@ def _regression_from_weights(y: np.ndarray, pred: np.ndarray,
 
 
 def _metrics_for_weights(problem: str, y: np.ndarray, score: np.ndarray, weights: np.ndarray,
-                         threshold: float = 0.5) -> dict[str, np.ndarray]:
+                         threshold: float | np.ndarray = 0.5) -> dict[str, np.ndarray]:
     """Every metric for each row of a (R, n) matrix of non-negative row weights (counts)."""
     weights = np.atleast_2d(np.asarray(weights, dtype=float))
     if problem == "regression":
@@ -139,7 +160,7 @@ def _metrics_for_weights(problem: str, y: np.ndarray, score: np.ndarray, weights
 
 
 def _metrics_for_indices(problem: str, y: np.ndarray, score: np.ndarray,
-                         index_matrix: np.ndarray, threshold: float = 0.5
+                         index_matrix: np.ndarray, threshold: float | np.ndarray = 0.5
                          ) -> dict[str, np.ndarray]:
     """Every metric for each resample; row r of ``index_matrix`` lists the rows it drew."""
     n = len(np.asarray(y))
@@ -210,13 +231,19 @@ def _check_inputs(y: np.ndarray, score: np.ndarray, groups, n_resamples: int,
         raise ValueError(f"n_resamples must be >= 1; got {n_resamples}")
 
 
-def bootstrap_distribution(problem: str, y_true, score, *, threshold: float = 0.5, groups=None,
+def bootstrap_distribution(problem: str, y_true, score, *,
+                           threshold: float | np.ndarray = 0.5, groups=None,
                            n_resamples: int = 1000, seed: int = 0,
                            stratify: bool = True) -> dict[str, np.ndarray]:
-    """Each metric's value on every resample (length ``n_resamples``; NaN where undefined)."""
+    """Each metric's value on every resample (length ``n_resamples``; NaN where undefined).
+
+    ``threshold`` is one cut-off or one per row of ``y_true`` (each row keeps its own in
+    every resample)."""
     y = np.asarray(y_true)
     s = np.asarray(score, dtype=float)
     _check_inputs(y, s, groups, n_resamples, 0.5)
+    if problem != "regression":
+        threshold = as_threshold(threshold, len(y))
     # Chunks over resamples only bound memory; each chunk is fully vectorised.
     parts = [_metrics_for_weights(problem, y, s, w, threshold)
              for w in _weight_chunks(problem, y, groups, n_resamples, seed, stratify)]
@@ -234,12 +261,14 @@ def percentile_interval(values: np.ndarray, confidence: float = 0.95) -> tuple[f
     return (float(low), float(high))
 
 
-def bootstrap_intervals(problem: str, y_true, score, *, threshold: float = 0.5, groups=None,
+def bootstrap_intervals(problem: str, y_true, score, *, threshold: float | np.ndarray = 0.5,
+                        groups=None,
                         n_resamples: int = 1000, confidence: float = 0.95, seed: int = 0,
                         stratify: bool = True) -> dict[str, tuple[float, float]]:
     """Percentile bootstrap CI ``(low, high)`` for every metric ``score_predictions`` returns.
 
-    ``groups`` (patient ids, one per row) switches to a cluster bootstrap over patients.
+    ``groups`` (patient ids, one per row) switches to a cluster bootstrap over patients;
+    ``threshold`` may be one cut-off per row (per-fold thresholds).
     Resamples where a metric is undefined are dropped from its percentiles; a metric never
     defined gets ``(nan, nan)``.
     """

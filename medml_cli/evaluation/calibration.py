@@ -12,6 +12,13 @@ quote (Van Calster et al. 2016, "A calibration hierarchy"):
 
 Both are unpenalised maximum-likelihood fits by Newton-Raphson in numpy, which avoids
 scikit-learn's changing ``penalty`` API and is exact for these one- and two-parameter models.
+
+The slope has no maximum-likelihood estimate when the predictions separate the classes:
+every positive at or above every negative in ``logit(p)`` (or every positive at or below),
+the likelihood then keeps rising as the slope grows and any finite number a fit stops at is
+arbitrary. That is detected exactly from the ordering and the slope is NaN, with
+:data:`SEPARATION_WARNING`. Calibration-in-the-large stays defined (one parameter with an
+offset has an estimate whenever both classes occur).
 """
 
 from __future__ import annotations
@@ -20,6 +27,16 @@ import numpy as np
 from sklearn.calibration import calibration_curve
 
 _PROB_CLIP = 1e-6
+
+SEPARATION_WARNING = ("calibration slope undefined: the predictions separate the classes "
+                      "perfectly (every positive's predicted risk is at or above every "
+                      "negative's), so the logistic recalibration slope grows without bound")
+REVERSED_SEPARATION_WARNING = ("calibration slope undefined: the predictions separate the "
+                               "classes perfectly in reverse (every positive's predicted risk "
+                               "is at or below every negative's), so the logistic "
+                               "recalibration slope falls without bound")
+CONSTANT_WARNING = ("calibration slope undefined: every prediction is the same (after "
+                    f"clipping to [{_PROB_CLIP:g}, 1 - {_PROB_CLIP:g}])")
 
 
 def _logit(prob: np.ndarray) -> np.ndarray:
@@ -76,19 +93,45 @@ def _newton_logistic(design: np.ndarray, y: np.ndarray, offset: np.ndarray,
     return beta
 
 
+def slope_problem(y_true, prob) -> str | None:
+    """Why the calibration slope has no estimate (a warning sentence), or None if it has one.
+
+    For ``logit P(y=1) = a + b * x`` the estimate exists exactly when the classes overlap in
+    ``x``: it does not when max(x of negatives) <= min(x of positives) (complete or
+    quasi-complete separation, b -> +inf), in the mirror case (b -> -inf), or when x is
+    constant (b is not identifiable).
+    """
+    y, p = _check_binary(y_true, prob)
+    if len(np.unique(y)) < 2:
+        return None  # a single class: the whole calibration block is undefined anyway
+    lp = _logit(p)
+    if np.ptp(lp) == 0:
+        return CONSTANT_WARNING
+    pos, neg = lp[y == 1], lp[y == 0]
+    if neg.max() <= pos.min():
+        return SEPARATION_WARNING
+    if pos.max() <= neg.min():
+        return REVERSED_SEPARATION_WARNING
+    return None
+
+
 def calibration_slope_intercept(y_true, prob) -> tuple[float, float]:
     """(calibration slope, calibration-in-the-large intercept); see the module docstring.
 
     ``prob`` is clipped to [1e-6, 1 - 1e-6] before the logit. Returns (nan, nan) when
-    ``y_true`` holds a single class (both fits diverge).
+    ``y_true`` holds a single class (both fits diverge), and a NaN slope when the slope has
+    no estimate (:func:`slope_problem`: the predictions separate the classes, or are all
+    equal); calibration-in-the-large is still estimated then.
     """
     y, p = _check_binary(y_true, prob)
     if len(np.unique(y)) < 2:
         return (float("nan"), float("nan"))
     lp = _logit(p)
     ones = np.ones((len(y), 1))
-    slope_fit = _newton_logistic(np.column_stack([ones, lp]), y, np.zeros(len(y)))
     citl = _newton_logistic(ones, y, lp)
+    if slope_problem(y, p) is not None:
+        return (float("nan"), float(citl[0]))
+    slope_fit = _newton_logistic(np.column_stack([ones, lp]), y, np.zeros(len(y)))
     return (float(slope_fit[1]), float(citl[0]))
 
 
@@ -128,14 +171,22 @@ def reliability_curve(y_true, prob, n_bins: int = 10,
     return {"prob_pred": prob_pred, "prob_true": prob_true, "counts": counts[counts > 0]}
 
 
-def calibration_summary(y_true, prob) -> dict[str, float]:
-    """calibration_slope, calibration_intercept (in-the-large), brier and ECE (10 uniform bins)."""
+def calibration_summary(y_true, prob) -> dict[str, float | str]:
+    """calibration_slope, calibration_intercept (in-the-large), brier and ECE (10 uniform bins).
+
+    When the slope has no estimate it is NaN (``null`` in metrics.json) and a ``warning`` key
+    says why (:func:`slope_problem`).
+    """
     y, p = _check_binary(y_true, prob)
     p = np.clip(p, 0.0, 1.0)
     slope, intercept = calibration_slope_intercept(y, p)
-    return {
+    summary: dict[str, float | str] = {
         "calibration_slope": slope,
         "calibration_intercept": intercept,
         "brier": float(np.mean((y - p) ** 2)),
         "ece": expected_calibration_error(y, p),
     }
+    problem = slope_problem(y, p)
+    if problem is not None:
+        summary["warning"] = problem
+    return summary

@@ -30,12 +30,15 @@ def _intervals(problem: str, y: np.ndarray, score: np.ndarray, threshold: Any, e
     return {k: [float(lo), float(hi)] for k, (lo, hi) in intervals.items()}
 
 
-def calibration_block(y: np.ndarray, score: np.ndarray) -> dict[str, float]:
+def calibration_block(y: np.ndarray, score: np.ndarray) -> dict[str, Any]:
+    """calibration_summary as plain floats (NaN where undefined), plus ``warning`` when the
+    calibration slope could not be estimated (e.g. the predictions separate the classes)."""
     from medml_cli.evaluation.calibration import calibration_summary
 
     if len(np.unique(y)) < 2:
         return {}
-    return {k: float(v) for k, v in calibration_summary(y, score).items()}
+    return {k: v if k == "warning" else float(v)
+            for k, v in calibration_summary(y, score).items()}
 
 
 def assess(
@@ -54,8 +57,10 @@ def assess(
 ) -> dict[str, Any]:
     """Metrics, intervals, calibration, subgroups and plots for one set of predictions.
 
-    ``threshold`` may be one number or one per row (per-fold thresholds). Files (plots,
-    subgroups.csv, decision_curve.csv) go under ``out_dir`` when it is given.
+    ``threshold`` may be one number or one per row (per-fold thresholds); every held-out row
+    is then classified at its own threshold everywhere (metrics, intervals, subgroups,
+    confusion matrix). Files (plots, subgroups.csv, decision_curve.csv) go under ``out_dir``
+    when it is given.
     """
     y = np.asarray(y)
     score = np.asarray(score, dtype=float)
@@ -95,13 +100,14 @@ def subgroup_table(problem: str, y: np.ndarray, score: np.ndarray, frame: pd.Dat
     parts = []
     for name in names:
         if name == "age_band" and "age_band" not in frame.columns and "age" in frame.columns:
-            values = age_bands(frame["age"]).astype(object)
+            values = age_bands(frame["age"])  # ordered categorical: bands in age order
         elif name in frame.columns:
             values = frame[name]
         else:
             continue
-        rows = subgroup_metrics(problem, y, score, pd.Series(np.asarray(values)),
-                                threshold=float(np.mean(threshold)), n_resamples=ev.bootstrap
+        # each row at its own (fold) threshold, as in the pooled metrics; never the mean
+        rows = subgroup_metrics(problem, y, score, pd.Series(values).reset_index(drop=True),
+                                threshold=threshold, n_resamples=ev.bootstrap
                                 or 200, seed=seed, min_n=ev.min_subgroup_n,
                                 min_events=ev.min_subgroup_events, groups=groups,
                                 confidence=ev.confidence)
@@ -133,7 +139,7 @@ def make_plots(problem: str, y: np.ndarray, score: np.ndarray, threshold: Any, f
                                             groups=groups, synthetic=synthetic,
                                             ci=intervals.get("auprc")))
     made.append(plots.plot_calibration(y, score, folder / "calibration.png", synthetic=synthetic))
-    made.append(plots.plot_confusion_matrix(y, score, float(np.mean(threshold)),
+    made.append(plots.plot_confusion_matrix(y, score, threshold,
                                             folder / "confusion_matrix.png", labels=labels,
                                             synthetic=synthetic))
     made.append(plots.plot_decision_curve(y, score, folder / "decision_curve.png",
@@ -141,16 +147,21 @@ def make_plots(problem: str, y: np.ndarray, score: np.ndarray, threshold: Any, f
     return [p.name for p in made]
 
 
-def site_table(predictions: pd.DataFrame, X: pd.DataFrame, *, by: str, threshold: float,
-               ev: Any, seed: int) -> pd.DataFrame:
-    """External validation: per site n, events, missing share, AUROC (CI), accuracy, slope."""
-    from medml_cli.evaluation.bootstrap import bootstrap_intervals
+def site_table(predictions: pd.DataFrame, X: pd.DataFrame, *, by: str,
+               threshold: float | np.ndarray, ev: Any, seed: int) -> pd.DataFrame:
+    """External validation: per site n, events, missing share, AUROC (CI), accuracy, slope.
+
+    ``threshold`` is one cut-off or one per row of ``predictions`` (in its row order)."""
+    from medml_cli.evaluation.bootstrap import as_threshold, bootstrap_intervals
     from medml_cli.evaluation.calibration import calibration_slope_intercept
 
+    cut = as_threshold(threshold, len(predictions))
     rows = []
     for site, part in predictions.groupby(by, sort=False):
         y = part["truth"].to_numpy()
         score = part["score"].to_numpy()
+        site_cut = cut[predictions.index.get_indexer(part.index)] \
+            if isinstance(cut, np.ndarray) else cut
         features = X.loc[part.index]
         row: dict[str, Any] = {
             by: site, "n": len(part), "events": int(y.sum()),
@@ -158,10 +169,10 @@ def site_table(predictions: pd.DataFrame, X: pd.DataFrame, *, by: str, threshold
             "mostly_missing_features": ", ".join(
                 c for c in features.columns if features[c].isna().mean() > 0.5),
         }
-        metrics = score_predictions("binary-classification", y, score, threshold)
+        metrics = score_predictions("binary-classification", y, score, site_cut)
         row["auroc"] = metrics["auroc"]
         if len(np.unique(y)) == 2 and ev.bootstrap:
-            ci = bootstrap_intervals("binary-classification", y, score, threshold=threshold,
+            ci = bootstrap_intervals("binary-classification", y, score, threshold=site_cut,
                                      n_resamples=ev.bootstrap, confidence=ev.confidence,
                                      seed=seed)
             row["auroc_low"], row["auroc_high"] = ci["auroc"]

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from medml_cli.evaluation.bootstrap import bootstrap_intervals, resample_weights
+from medml_cli.evaluation.bootstrap import as_threshold, bootstrap_intervals, resample_weights
 from medml_cli.evaluation.calibration import calibration_slope_intercept, reliability_curve
 from medml_cli.evaluation.decision_curve import decision_curve
 
@@ -151,13 +151,15 @@ def plot_calibration(y_true, prob, path, *, n_bins: int = 10, synthetic: bool = 
     y, p = _binary(y_true, prob)
     curve = reliability_curve(y, p, n_bins=n_bins, strategy="quantile")
     slope, intercept = calibration_slope_intercept(y, p)
+    # a NaN slope means no estimate exists (see slope_problem), not a number to print
+    slope_text = f"slope {slope:.2f}" if np.isfinite(slope) else "slope undefined"
 
     plt = _pyplot()
     fig, (ax, hist) = plt.subplots(2, 1, figsize=(5.5, 7), sharex=True,
                                    gridspec_kw={"height_ratios": [3, 1]})
     ax.plot([0, 1], [0, 1], linestyle="--", color="grey", label="perfect calibration")
     ax.plot(curve["prob_pred"], curve["prob_true"], marker="o", color="C0",
-            label=f"model: slope {slope:.2f}, intercept (in-the-large) {intercept:.2f}")
+            label=f"model: {slope_text}, intercept (in-the-large) {intercept:.2f}")
     ax.set(ylabel="observed event rate", xlim=(0, 1), ylim=(0, 1))
     ax.legend(loc="upper left", fontsize="small")
     hist.hist(p[y == 0], bins=20, range=(0, 1), alpha=0.6, label="negatives")
@@ -167,12 +169,16 @@ def plot_calibration(y_true, prob, path, *, n_bins: int = 10, synthetic: bool = 
     return _finish(fig, path, "Calibration", synthetic)
 
 
-def plot_confusion_matrix(y_true, prob, threshold: float, path,
+def plot_confusion_matrix(y_true, prob, threshold: float | np.ndarray, path,
                           labels: Sequence[str] = ("negative", "positive"), *,
                           synthetic: bool = False) -> Path:
-    """2x2 confusion matrix: counts and row percentages at ``prob >= threshold``."""
+    """2x2 confusion matrix: counts and row percentages at ``prob >= threshold``.
+
+    ``threshold`` may be one per row (each held-out row at its own fold's threshold, as in
+    the pooled metrics); the title then gives their range."""
     y = np.asarray(y_true).astype(int).ravel()
-    pred = (np.clip(np.asarray(prob, dtype=float).ravel(), 0, 1) >= threshold).astype(int)
+    cut = as_threshold(threshold, len(y))
+    pred = (np.clip(np.asarray(prob, dtype=float).ravel(), 0, 1) >= cut).astype(int)
     counts = np.array([[np.sum((y == t) & (pred == q)) for q in (0, 1)] for t in (0, 1)])
     rows = counts.sum(axis=1, keepdims=True)
     share = np.divide(counts, rows, out=np.zeros(counts.shape), where=rows > 0)
@@ -186,15 +192,18 @@ def plot_confusion_matrix(y_true, prob, threshold: float, path,
                     va="center", color="white" if share[i, j] > 0.6 else "black")
     ax.set(xticks=[0, 1], yticks=[0, 1], xticklabels=[f"predicted {lab}" for lab in labels],
            yticklabels=[f"true {lab}" for lab in labels])
-    return _finish(fig, path, f"Confusion matrix at threshold {threshold:.3g} (row %)",
-                   synthetic)
+    if np.ndim(cut) == 0 or np.ptp(cut) == 0:
+        at = f"threshold {float(np.max(cut)):.3g}"
+    else:
+        at = f"per-fold thresholds {np.min(cut):.3g}-{np.max(cut):.3g}"
+    return _finish(fig, path, f"Confusion matrix at {at} (row %)", synthetic)
 
 
 def plot_decision_curve(y_true, prob, path, *, thresholds=None,
                         synthetic: bool = False) -> Path:
     """Net benefit of the model, treat-all and treat-none across threshold probabilities."""
     y, p = _binary(y_true, prob)
-    curve = decision_curve(y, p) if thresholds is None else decision_curve(y, p, thresholds)
+    curve = decision_curve(y, p, thresholds)
     prevalence = float(y.mean())
 
     plt = _pyplot()

@@ -7,11 +7,16 @@ metrics are NaN and the ``warning`` column says why the numbers should not be tr
 
 from __future__ import annotations
 
+import math
+import numbers
+import re
+
 import numpy as np
 import pandas as pd
 
 from medml_cli.evaluation.bootstrap import (
     _metrics_for_weights,
+    as_threshold,
     bootstrap_distribution,
     metric_names,
     percentile_interval,
@@ -44,13 +49,38 @@ def age_bands(age: pd.Series, edges=(0, 45, 55, 65, 200)) -> pd.Series:
     return pd.Series(bands, index=age.index, name="age_band")
 
 
+# The first number in a label, with the comparison sign (if any) just before it.
+_FIRST_NUMBER = re.compile(r"(<=|>=|≤|≥|<|>)?\s*(-?\d+(?:\.\d+)?)")
+_SIGN_RANK = {"<": -2, "<=": -1, "≤": -1, None: 0, ">": 1, ">=": 2, "≥": 2}
+
+
+def natural_key(value: object) -> tuple:
+    """Sort key putting subgroup levels in their natural order.
+
+    Numbers (not booleans) sort numerically, before any text. Text sorts by the text before
+    its first number, then that number, then the comparison sign in front of it ("<40" before
+    "40-49", "60-69" before ">60"), then the whole label: so ``<40, 40-49, 50-59, >=60`` and
+    ``stage 2, stage 10`` come out in reading order. Labels without a number sort by text.
+    """
+    if isinstance(value, numbers.Real) and not isinstance(value, bool | np.bool_):
+        number = float(value)
+        return (0, "", number if not math.isnan(number) else math.inf, 0, "")
+    text = str(value)
+    match = _FIRST_NUMBER.search(text)
+    if match is None:
+        return (1, text.casefold(), math.inf, 0, text)
+    prefix = text[:match.start()].casefold()
+    return (1, prefix, float(match.group(2)), _SIGN_RANK[match.group(1)], text)
+
+
 def _subgroup_order(sub: pd.Series) -> list:
-    """Category order for categoricals, sorted values otherwise; missing last."""
+    """Category order for categoricals (e.g. :func:`age_bands`), natural order otherwise
+    (:func:`natural_key`); missing last."""
     if isinstance(sub.dtype, pd.CategoricalDtype):
         present = set(sub.dropna().unique())
         values = [c for c in sub.cat.categories if c in present]
     else:
-        values = sorted(sub.dropna().unique(), key=lambda v: (str(type(v)), v))
+        values = sorted(sub.dropna().unique(), key=natural_key)
     if sub.isna().any():
         values.append(_MISSING)
     return values
@@ -65,14 +95,18 @@ def _warning(n: int, events: int | None, min_n: int, min_events: int) -> str:
     return "; ".join(notes)
 
 
-def subgroup_metrics(problem: str, y_true, score, subgroups: pd.Series, *, threshold: float,
+def subgroup_metrics(problem: str, y_true, score, subgroups: pd.Series, *,
+                     threshold: float | np.ndarray,
                      n_resamples: int = 1000, seed: int = 0, min_n: int = 30,
                      min_events: int = 10, groups=None,
                      confidence: float = 0.95) -> pd.DataFrame:
     """One row per subgroup value: n, events, [patients], each metric with _low/_high, warning.
 
     Rows whose subgroup is missing form a ``"missing"`` subgroup. With ``groups`` (patient
-    ids) intervals come from a patient-level bootstrap within the subgroup.
+    ids) intervals come from a patient-level bootstrap within the subgroup. ``threshold`` is
+    one cut-off or one per row (e.g. each row's fold threshold, so a subgroup's rows are
+    classified exactly as in the pooled metrics and predictions.csv). Subgroups are listed in
+    category order for categoricals, in natural order (:func:`natural_key`) otherwise.
     """
     y = np.asarray(y_true)
     s = np.asarray(score, dtype=float)
@@ -85,11 +119,13 @@ def subgroup_metrics(problem: str, y_true, score, subgroups: pd.Series, *, thres
         raise ValueError(f"groups has {len(g)} entries but y_true has {len(y)}")
     classify = problem != "regression"
     names = metric_names(problem)
+    cut = as_threshold(threshold, len(y)) if classify else threshold
 
     rows = []
     for value in _subgroup_order(sub):
         mask = (sub.isna() if value is _MISSING else sub == value).to_numpy()
         y_sub, s_sub = y[mask], s[mask]
+        t_sub = cut[mask] if isinstance(cut, np.ndarray) else cut
         g_sub = None if g is None else g[mask]
         n = int(mask.sum())
         events = int(np.sum(y_sub.astype(int) == 1)) if classify else None
@@ -98,8 +134,8 @@ def subgroup_metrics(problem: str, y_true, score, subgroups: pd.Series, *, thres
             row["events"] = events
         if g_sub is not None:
             row["patients"] = int(len(np.unique(g_sub)))
-        point = _metrics_for_weights(problem, y_sub, s_sub, np.ones((1, n)), threshold)
-        draws = bootstrap_distribution(problem, y_sub, s_sub, threshold=threshold,
+        point = _metrics_for_weights(problem, y_sub, s_sub, np.ones((1, n)), t_sub)
+        draws = bootstrap_distribution(problem, y_sub, s_sub, threshold=t_sub,
                                        groups=g_sub, n_resamples=n_resamples, seed=seed)
         for name in names:
             low, high = percentile_interval(draws[name], confidence)
