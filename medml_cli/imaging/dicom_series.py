@@ -14,6 +14,16 @@ Which files are read (one rule, applied to the files directly inside the folder)
 - DICOM files without pixel data (structured reports, presentation states, RT structures)
   are skipped and listed in ``CtVolume.skipped``.
 
+Every header value is read through :func:`~medml_cli.imaging.dicom_header.header_value`: a
+needed tag that is unreadable (``NumberOfFrames = '1A'``) is a DataError naming the file, tag
+and value; an unneeded one (PixelSpacing, positions) falls back to a default. Any other
+failure inside pydicom while reading one file is also a DataError naming it. Images must be
+grayscale CT (``Modality``, ``PhotometricInterpretation``, ``SamplesPerPixel`` are checked
+before pixels are decoded) unless their modality is allowed explicitly.
+
+A folder may instead hold one Enhanced (multi-frame) CT file: its frames are read as the
+slices (see :mod:`medml_cli.imaging.enhanced_ct`) and ordered the same way.
+
 Slices are ordered by ``ImagePositionPatient`` projected on the slice normal (the cross
 product of the two ``ImageOrientationPatient`` direction cosines), ascending; when a file
 lacks position or orientation the whole series is ordered by ``InstanceNumber`` instead.
@@ -22,6 +32,8 @@ lacks position or orientation the whole series is ordered by ``InstanceNumber`` 
 from __future__ import annotations
 
 import csv
+import warnings
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +41,8 @@ import numpy as np
 
 from medml_cli.data.paths import require_regular_file
 from medml_cli.errors import DataError
+from medml_cli.imaging.dicom_header import check_ct_image, header_value, modality_of
+from medml_cli.imaging.enhanced_ct import is_enhanced, read_frames
 from medml_cli.imaging.hu import to_hu
 from medml_cli.imaging.types import CtVolume
 
@@ -75,40 +89,44 @@ def _read_dataset(path: Path) -> Any:
     )
 
 
-def _floats(value: Any, n: int) -> list[float] | None:
-    """A multi-valued DICOM number as ``n`` floats, or None when absent or malformed."""
-    if value is None:
-        return None
-    try:
-        out = [float(v) for v in value]
-    except (TypeError, ValueError):
-        return None
-    return out if len(out) == n else None
+_NEEDED_TO_DECODE = "to decode the pixels"
 
 
-def _pixels_to_hu(ds: Any, path: Path) -> np.ndarray:
-    frames = int(ds.get("NumberOfFrames", 1) or 1)
+def _pixels_to_hu(ds: Any, path: Path, modalities: Collection[str]) -> list[
+        tuple[np.ndarray, dict[str, Any]]]:
+    """The file's slice(s) in HU with their geometry: one for a single-frame file, one per
+    frame for Enhanced CT. Header values are read through ``header_value``."""
+    check_ct_image(ds, path, modalities)
+    size = {keyword: header_value(ds, keyword, "int", path=path, required=True,
+                                  why=_NEEDED_TO_DECODE)
+            for keyword in ("Rows", "Columns", "BitsAllocated", "BitsStored",
+                            "PixelRepresentation")}
+    if not (0 < size["BitsStored"] <= size["BitsAllocated"] <= 64) or min(
+            size["Rows"], size["Columns"]) < 1:
+        raise DataError(
+            f"'{path.name}' has an impossible image size in its header (Rows "
+            f"{size['Rows']}, Columns {size['Columns']}, BitsAllocated "
+            f"{size['BitsAllocated']}, BitsStored {size['BitsStored']}).",
+            "correct the tags or export the file again from the scanner or PACS.",
+            source=str(path.parent))
+    frames = header_value(ds, "NumberOfFrames", "int", path=path, required="if present",
+                          default=1, why=_NEEDED_TO_DECODE)
+    if frames < 1:
+        raise DataError(
+            f"'{path.name}' has NumberOfFrames {frames}; an image has at least one frame.",
+            "correct the tag or export the file again.", source=str(path.parent))
+    if frames > 1 and not is_enhanced(ds):
+        raise DataError(
+            f"'{path.name}' is a multi-frame DICOM object ({frames} frames) without per-frame "
+            "positions (no PerFrameFunctionalGroupsSequence), so its frames cannot be placed "
+            "in space.",
+            "export the series as Enhanced CT or as one file per slice, or convert it to "
+            "NIfTI (e.g. `dcm2niix -z y`) and give the .nii.gz file.",
+            source=str(path.parent))
+    geometry = _geometry(ds, path)
     if frames > 1:
-        raise DataError(
-            f"'{path.name}' is a multi-frame DICOM object ({frames} frames); medml reads "
-            "series stored as one file per slice.",
-            "convert it to single-frame files (e.g. with dcm2niix or emf2sf), or use the "
-            "MetaImage/NIfTI route.",
-            source=str(path.parent),
-        )
-    try:
-        pixels = ds.pixel_array
-    except Exception as exc:  # pydicom raises several types for codecs and bad lengths
-        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
-        syntax_name = getattr(syntax, "name", str(syntax))
-        raise DataError(
-            f"the pixel data of '{path.name}' could not be decoded (transfer syntax "
-            f"{syntax_name}; {type(exc).__name__}: {exc}).",
-            "for compressed files install a decoder (`pip install pylibjpeg pylibjpeg-libjpeg "
-            "pylibjpeg-openjpeg`, or gdcm); otherwise the file is corrupt and must be "
-            "exported again.",
-            source=str(path.parent),
-        ) from exc
+        return read_frames(ds, path, frames, geometry)
+    pixels = _decode(ds, path)
     if pixels.ndim != 2:
         raise DataError(
             f"'{path.name}' holds pixel data of shape {pixels.shape}, not one 2-D slice "
@@ -116,45 +134,106 @@ def _pixels_to_hu(ds: Any, path: Path) -> np.ndarray:
             "remove it from the series folder.",
             source=str(path.parent),
         )
-    slope = float(ds.get("RescaleSlope", 1.0) or 1.0)
-    intercept = float(ds.get("RescaleIntercept", 0.0) or 0.0)
-    return to_hu(pixels, slope, intercept)
+    return [(to_hu(pixels, geometry["rescale_slope"], geometry["rescale_intercept"]),
+             geometry)]
+
+
+def _decode(ds: Any, path: Path) -> np.ndarray:
+    try:
+        return ds.pixel_array
+    except Exception as exc:  # pydicom raises several types for codecs and bad lengths
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        syntax_name = getattr(syntax, "name", str(syntax))
+        compressed = bool(getattr(syntax, "is_compressed", False))
+        raise DataError(
+            f"the pixel data of '{path.name}' could not be decoded (transfer syntax "
+            f"{syntax_name}; {type(exc).__name__}: {str(exc)[:300]}).",
+            "install a decoder for this compression (`pip install pylibjpeg pylibjpeg-libjpeg "
+            "pylibjpeg-openjpeg`, or gdcm); if that does not help, the file is corrupt and "
+            "must be exported again." if compressed else
+            "the pixel data do not match the header's Rows/Columns/BitsAllocated/"
+            "NumberOfFrames, or the file is truncated: export it again from the scanner or "
+            "PACS.",
+            source=str(path.parent),
+        ) from exc
 
 
 def _geometry(ds: Any, path: Path) -> dict[str, Any]:
-    """Only geometry and identifiers of the image itself: the allow-list of what is kept."""
-    instance = ds.get("InstanceNumber")
-    try:
-        instance_number = int(instance) if instance not in (None, "") else None
-    except (TypeError, ValueError):
-        instance_number = None
-    thickness = ds.get("SliceThickness")
-    between = ds.get("SpacingBetweenSlices")
+    """Only geometry and identifiers of the image itself: the allow-list of what is kept.
+
+    Geometry tags are not needed to score one image, so an unreadable one is dropped (the
+    series reader then orders by InstanceNumber, and says so if it cannot); the rescale tags
+    are needed for HU, so a present but unreadable one is an error.
+    """
+    def get(keyword: str, kind: str, **kw: Any) -> Any:
+        return header_value(ds, keyword, kind, path=path, **kw)  # type: ignore[arg-type]
+
+    slope = get("RescaleSlope", "float", required="if present", default=1.0,
+                why="to convert pixels to HU")
+    if slope == 0:
+        raise DataError(
+            f"'{path.name}' has RescaleSlope 0, so every pixel would have the same HU.",
+            "correct the tag or export the file again.", source=str(path.parent))
     return {
         "file": path.name,
-        "sop_instance_uid": str(ds.get("SOPInstanceUID", "")),
-        "series_instance_uid": str(ds.get("SeriesInstanceUID", "")),
-        "modality": str(ds.get("Modality", "")),
-        "instance_number": instance_number,
-        "image_position": _floats(ds.get("ImagePositionPatient"), 3),
-        "image_orientation": _floats(ds.get("ImageOrientationPatient"), 6),
-        "pixel_spacing": _floats(ds.get("PixelSpacing"), 2),
-        "slice_thickness": float(thickness) if thickness not in (None, "") else None,
-        "spacing_between_slices": float(between) if between not in (None, "") else None,
-        "rescale_slope": float(ds.get("RescaleSlope", 1.0) or 1.0),
-        "rescale_intercept": float(ds.get("RescaleIntercept", 0.0) or 0.0),
-        "rows": int(ds.get("Rows", 0) or 0),
-        "columns": int(ds.get("Columns", 0) or 0),
+        "sop_instance_uid": get("SOPInstanceUID", "text", default=""),
+        "series_instance_uid": get("SeriesInstanceUID", "text", default=""),
+        "modality": modality_of(ds, path),
+        "instance_number": get("InstanceNumber", "int"),
+        "image_position": get("ImagePositionPatient", "floats", n=3),
+        "image_orientation": get("ImageOrientationPatient", "floats", n=6),
+        "pixel_spacing": _positive(get("PixelSpacing", "floats", n=2)),
+        "slice_thickness": get("SliceThickness", "float"),
+        "spacing_between_slices": get("SpacingBetweenSlices", "float"),
+        "rescale_slope": slope,
+        "rescale_intercept": get("RescaleIntercept", "float", required="if present",
+                                 default=0.0, why="to convert pixels to HU"),
+        "rows": get("Rows", "int", default=0),
+        "columns": get("Columns", "int", default=0),
     }
 
 
-def read_dicom_file(path: Path | str) -> tuple[np.ndarray, dict[str, Any]]:
-    """One DICOM slice as (float32 HU array (rows, columns), geometry dict).
+def _positive(values: list[float] | None) -> list[float] | None:
+    return values if values and all(v > 0 for v in values) else None
 
-    The dict holds only image geometry and identifiers of the image (file name,
-    SOPInstanceUID, position, orientation, spacing, rescale values), never patient tags.
+
+def _read_image(path: Path, modalities: Collection[str]
+                ) -> list[tuple[np.ndarray, dict[str, Any]]] | None:
+    """The slice(s) of one file, or None when it is DICOM without pixels.
+
+    The reading boundary: whatever pydicom raises on a damaged header or pixel stream
+    (ValueError, TypeError, KeyError, struct.error, NotImplementedError ...) becomes a
+    DataError naming the file, so no input file can end in an internal error.
     """
-    path = Path(path)
+    with warnings.catch_warnings():
+        # pydicom warns on every invalid value; medml reports the ones it needs itself
+        warnings.simplefilter("ignore")
+        try:
+            ds = _read_dataset(path)
+            if "PixelData" not in ds:
+                return None
+            return _pixels_to_hu(ds, path, modalities)
+        except DataError:
+            raise
+        except Exception as exc:
+            raise DataError(
+                f"'{path.name}' could not be read as a DICOM image ({type(exc).__name__}: "
+                f"{str(exc)[:200]}).",
+                "the file is damaged or uses a feature medml does not read: export it again, "
+                "or move it out of the input.",
+                source=str(path.parent),
+            ) from exc
+
+
+def _no_pixels(ds_path: Path) -> DataError:
+    return DataError(
+        f"'{ds_path.name}' is DICOM but holds no image (no PixelData).",
+        "point to an image slice; reports, DICOMDIR and presentation states have no pixels.",
+        source=str(ds_path.parent),
+    )
+
+
+def _check_file(path: Path) -> None:
     if not path.exists() and not path.is_symlink():
         raise DataError(
             f"DICOM file {path} does not exist.",
@@ -162,16 +241,41 @@ def read_dicom_file(path: Path | str) -> tuple[np.ndarray, dict[str, Any]]:
             source=str(path),
         )
     require_regular_file(path, "the DICOM path")
-    ds = _read_dataset(path)
-    if "PixelData" not in ds:
+
+
+def read_dicom_file(
+    path: Path | str, *, modalities: Collection[str] = ("CT",)
+) -> tuple[np.ndarray, dict[str, Any]]:
+    """One single-frame DICOM slice as (float32 HU array (rows, columns), geometry dict).
+
+    The dict holds only image geometry and identifiers of the image (file name,
+    SOPInstanceUID, position, orientation, spacing, rescale values), never patient tags.
+    An image of another modality than CT (and ``modalities``) or a colour image is refused;
+    a multi-frame file is refused here (read it with :func:`read_dicom_volume_file`).
+    """
+    path = Path(path)
+    _check_file(path)
+    slices = _read_image(path, modalities)
+    if slices is None:
+        raise _no_pixels(path)
+    if len(slices) > 1:
         raise DataError(
-            f"'{path.name}' is DICOM but holds no image (no PixelData; SOP class "
-            f"{getattr(ds.get('SOPClassUID'), 'name', ds.get('SOPClassUID', 'unknown'))}).",
-            "point to an image slice; reports, DICOMDIR and presentation states have no pixels.",
-            source=str(path.parent),
-        )
-    hu = _pixels_to_hu(ds, path)
-    return hu, _geometry(ds, path)
+            f"'{path.name}' is a multi-frame file ({len(slices)} frames), not one slice.",
+            "read it as a volume (medml predict reads it whole).", source=str(path.parent))
+    return slices[0]
+
+
+def read_dicom_volume_file(
+    path: Path | str, *, modalities: Collection[str] = ("CT",)
+) -> CtVolume:
+    """One DICOM file as a volume: an Enhanced multi-frame CT (every frame, ordered along
+    the slice normal as a series is) or a single slice (a volume of depth 1)."""
+    path = Path(path)
+    _check_file(path)
+    slices = _read_image(path, modalities)
+    if slices is None:
+        raise _no_pixels(path)
+    return _assemble(slices, str(path), [])
 
 
 def _candidate_files(folder: Path) -> tuple[list[Path], list[str]]:
@@ -231,12 +335,15 @@ def _normal(orientation: list[float]) -> np.ndarray:
     return normal / norm if norm > 0 else np.array([0.0, 0.0, 1.0])
 
 
-def read_dicom_series(folder: Path | str) -> CtVolume:
-    """Read one CT series (one file per slice) from ``folder`` into a :class:`CtVolume`.
+def read_dicom_series(folder: Path | str, *, modalities: Collection[str] = ("CT",)
+                      ) -> CtVolume:
+    """Read one CT series from ``folder`` into a :class:`CtVolume`.
 
-    See the module docstring for which files are read and how slices are ordered. Raises
+    The series is one file per slice, or one Enhanced (multi-frame) CT file. See the module
+    docstring for which files are read and how slices are ordered. Raises
     :class:`~medml_cli.errors.DataError` for a missing or unreadable folder, no DICOM files,
-    a corrupt or non-DICOM file, several series mixed in one folder, slices of different
+    a corrupt or non-DICOM file, an image that is not CT (unless its modality is in
+    ``modalities``) or is colour, several series mixed in one folder, slices of different
     shapes or orientations, and two slices at the same position.
     """
     folder = Path(folder)
@@ -244,13 +351,18 @@ def read_dicom_series(folder: Path | str) -> CtVolume:
     files, skipped = _candidate_files(folder)
 
     slices: list[tuple[np.ndarray, dict[str, Any]]] = []
+    multi_frame: list[str] = []
+    n_files = 0
     for path in files:
-        ds = _read_dataset(path)
-        if "PixelData" not in ds:
+        # the header (and its patient tags) is dropped inside _read_image
+        read = _read_image(path, modalities)
+        if read is None:
             skipped.append(path.name)
             continue
-        slices.append((_pixels_to_hu(ds, path), _geometry(ds, path)))
-        del ds  # drop the header (and its patient tags) as soon as the pixels are out
+        n_files += 1
+        if len(read) > 1:
+            multi_frame.append(path.name)
+        slices.extend(read)
     if not slices:
         raise DataError(
             f"none of the {len(files)} DICOM file(s) in {folder} holds an image "
@@ -258,7 +370,20 @@ def read_dicom_series(folder: Path | str) -> CtVolume:
             "point to a folder of image slices, not one of reports or a DICOMDIR.",
             source=source,
         )
+    if multi_frame and n_files > 1:
+        raise DataError(
+            f"the folder holds the multi-frame file '{multi_frame[0]}' and "
+            f"{n_files - 1} other image file(s); a multi-frame (Enhanced) CT file is a whole "
+            "series on its own.",
+            "put each multi-frame file in its own folder (or give the file itself).",
+            source=source,
+        )
+    return _assemble(slices, source, skipped)
 
+
+def _assemble(slices: list[tuple[np.ndarray, dict[str, Any]]], source: str,
+              skipped: list[str]) -> CtVolume:
+    """Order and check slice records (files or frames) and stack them into a volume."""
     metas = [m for _, m in slices]
     series = sorted({m["series_instance_uid"] for m in metas if m["series_instance_uid"]})
     if len(series) > 1:
@@ -304,10 +429,14 @@ def read_dicom_series(folder: Path | str) -> CtVolume:
     elif len(metas) == 1:
         keys, how = [0.0], "position"
     else:
+        lacking = next(m["file"] for m in metas
+                       if not (m["image_position"] and m["image_orientation"]))
         raise DataError(
-            "the slices have neither ImagePositionPatient/ImageOrientationPatient nor "
-            "InstanceNumber, so their order cannot be known.",
-            "export the series again with its geometry tags (anonymisers should keep them).",
+            "the slices cannot be ordered: they lack InstanceNumber, and "
+            f"'{lacking}' (at least) has no readable ImagePositionPatient/"
+            "ImageOrientationPatient (absent, or not 3 and 6 numbers).",
+            "export the series again with its geometry tags (anonymisers should keep them), "
+            "or correct the damaged file.",
             source=source,
         )
 

@@ -59,7 +59,37 @@ def _to_float(image, size_hw: tuple[int, int], color_mode: str) -> np.ndarray:
     return arr[..., None] if arr.ndim == 2 else arr
 
 
+_GRAY_MODES = frozenset({"1", "L", "LA", "I", "F", *_HIGH_DEPTH_MODES})
+#: Largest channel difference (of 255) still counted as grey: JPEG chroma noise.
+_GREY_TOLERANCE = 2
+
+
+def colour_note(image, color_mode: str) -> str:
+    """'' or how the image differs from the model's colour mode (and is converted).
+
+    Decision: convert, with a note, rather than refuse: medical images are often saved as
+    RGB files holding grey pixels (R = G = B), which convert without loss and get no note; a
+    truly colour image given to a grayscale model loses its colour, and is flagged.
+    """
+    mode = image.mode
+    if color_mode == "grayscale" and mode not in _GRAY_MODES:
+        arr = np.asarray(image.convert("RGB"), dtype=np.int16)
+        spread = int((arr.max(axis=-1) - arr.min(axis=-1)).max()) if arr.size else 0
+        if spread > _GREY_TOLERANCE:
+            return (f"colour image ({mode}) converted to grayscale: the model was trained on "
+                    "grayscale images")
+    if color_mode == "rgb" and mode in _GRAY_MODES:
+        return (f"grayscale image ({mode}) repeated into 3 channels: the model was trained on "
+                "colour images")
+    return ""
+
+
 def _open(path: Path, size_hw: tuple[int, int], color_mode: str, source: str) -> np.ndarray:
+    return _open_with_note(path, size_hw, color_mode, source)[0]
+
+
+def _open_with_note(path: Path, size_hw: tuple[int, int], color_mode: str,
+                    source: str) -> tuple[np.ndarray, str]:
     from PIL import Image, UnidentifiedImageError
 
     # a FIFO named .png would block Image.open forever: refuse it before opening
@@ -70,8 +100,8 @@ def _open(path: Path, size_hw: tuple[int, int], color_mode: str, source: str) ->
             image.load()  # decode now, so a truncated file fails here and is named
             if getattr(image, "n_frames", 1) > 1:
                 image.seek(0)  # multi-page TIFF / animated GIF: first frame
-            return _to_float(image, size_hw, color_mode)
-    except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
+            return _to_float(image, size_hw, color_mode), colour_note(image, color_mode)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, TypeError) as exc:
         raise DataError(
             f"the image '{path}' could not be read ({type(exc).__name__}: {exc}).",
             "the file is corrupt or not an image: replace or delete it.",
@@ -88,6 +118,17 @@ def load_single_image(
     if not path.exists() and not path.is_symlink():
         raise DataError(f"the image {path} does not exist.", "check the path.", source=str(path))
     return _open(path, size_hw, color_mode, str(path))
+
+
+def load_image_with_note(
+    path: Path | str, image_size: tuple[int, int] = (256, 256), color_mode: str = "grayscale"
+) -> tuple[np.ndarray, str]:
+    """Like :func:`load_single_image`, with '' or a note on a colour-mode conversion."""
+    size_hw = _check_args(image_size, color_mode)
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        raise DataError(f"the image {path} does not exist.", "check the path.", source=str(path))
+    return _open_with_note(path, size_hw, color_mode, str(path))
 
 
 def _list_dir(folder: Path, source: str) -> list[Path]:
@@ -118,6 +159,7 @@ def load_image_folder(
     image_size: tuple[int, int] = (256, 256),
     color_mode: str = "grayscale",
     positive_class: str | None = None,
+    notes: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
     """Read every image under ``root/<class>/`` for binary classification.
 
@@ -125,7 +167,9 @@ def load_image_folder(
     labels int64 (N,) of 0/1, ``class_names`` = [negative, positive] so that
     ``class_names[label]`` names a label, and the image paths (as str) in the same order.
     With exactly two class folders the alphabetically second is positive (as in Keras);
-    otherwise give ``positive_class`` and every other folder becomes negative.
+    otherwise give ``positive_class`` and every other folder becomes negative. Images of
+    the other colour mode are converted (see :func:`colour_note`); ``notes`` receives one
+    line saying how many were, and which.
     """
     size_hw = _check_args(image_size, color_mode)
     root = Path(root)
@@ -184,6 +228,14 @@ def load_image_folder(
 
     channels = 1 if color_mode == "grayscale" else 3
     images = np.empty((len(paths), *size_hw, channels), dtype=np.float32)
+    converted: list[str] = []
     for i, path in enumerate(paths):
-        images[i] = _open(path, size_hw, color_mode, source)
+        images[i], note = _open_with_note(path, size_hw, color_mode, source)
+        if note:
+            converted.append(path.name)
+    if converted and notes is not None:
+        other = "colour" if color_mode == "grayscale" else "grayscale"
+        notes.append(f"{len(converted)} of {len(paths)} image(s) were {other} and were "
+                     f"converted to {color_mode} (color_mode), e.g. "
+                     f"{', '.join(converted[:5])}")
     return images, np.asarray(labels, dtype=np.int64), class_names, [str(p) for p in paths]

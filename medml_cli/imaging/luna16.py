@@ -19,6 +19,7 @@ import numpy as np
 
 from medml_cli.data.paths import require_regular_file
 from medml_cli.errors import DataError
+from medml_cli.imaging.sitk_volume import orient_lps, read_sitk_image, sitk_to_volume
 from medml_cli.imaging.types import CtVolume, PatchSet
 
 if TYPE_CHECKING:
@@ -47,10 +48,13 @@ def _mhd_header(path: Path) -> dict[str, str]:
     return header
 
 
-def read_mhd(path: Path | str) -> CtVolume:
-    """Read a MetaImage volume with SimpleITK into a :class:`CtVolume` (geometry in z, y, x)."""
-    import SimpleITK as sitk
+def read_mhd(path: Path | str, *, reorient: bool = False) -> CtVolume:
+    """Read a MetaImage volume with SimpleITK into a :class:`CtVolume` (geometry in z, y, x).
 
+    The voxels are kept as stored (LUNA16 patches are sampled in world coordinates, so the
+    stored layout does not matter there); ``reorient=True`` permutes/flips them to the
+    LPS-aligned layout of the DICOM reader, as ``medml predict`` does before tiling.
+    """
     path = Path(path)
     source = str(path)
     if not path.exists() and not path.is_symlink():
@@ -82,39 +86,10 @@ def read_mhd(path: Path | str) -> CtVolume:
                 "each subset folder; an interrupted unzip is the usual cause).",
                 source=source,
             )
-    try:
-        image = sitk.ReadImage(str(path))
-    except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[-1] if str(exc).strip() else type(exc).__name__
-        raise DataError(
-            f"SimpleITK could not read {path.name}: {first}",
-            "the .mhd/.raw pair is probably truncated or corrupt; download it again.",
-            source=source,
-        ) from exc
-    if image.GetDimension() != 3:
-        raise DataError(
-            f"{path.name} is a {image.GetDimension()}-D image; a CT volume must be 3-D.",
-            "give a 3-D CT volume.",
-            source=source,
-        )
-    hu = sitk.GetArrayFromImage(image).astype(np.float32, copy=False)  # already (z, y, x)
-    spacing_xyz = np.asarray(image.GetSpacing(), dtype=np.float64)
-    origin_xyz = np.asarray(image.GetOrigin(), dtype=np.float64)
-    direction_xyz = np.asarray(image.GetDirection(), dtype=np.float64).reshape(3, 3)
-    direction_zyx = direction_xyz[::-1, ::-1]
-    # World position of each slice along the slice axis, like DICOM's slice positions.
-    slice_axis = direction_xyz[:, 2]
-    first = float(np.dot(slice_axis, origin_xyz))
-    positions = [first + i * float(spacing_xyz[2]) for i in range(hu.shape[0])]
-    return CtVolume(
-        hu=hu,
-        spacing=tuple(float(s) for s in spacing_xyz[::-1]),  # type: ignore[arg-type]
-        origin=tuple(float(o) for o in origin_xyz[::-1]),  # type: ignore[arg-type]
-        slice_positions=positions,
-        files=[path.name],
-        direction=tuple(tuple(float(v) for v in row) for row in direction_zyx),
-        modality="CT",
-    )
+    image = read_sitk_image(path, "MetaImage")
+    if reorient and image.GetDimension() == 3:
+        image = orient_lps(image)
+    return sitk_to_volume(image, path)
 
 
 def world_to_voxel(
