@@ -293,6 +293,9 @@ def predict(
     = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Allow --output to replace "
                                                                 "an existing file.")] = False,
+    allow_modality: Annotated[list[str] | None, typer.Option(
+        "--allow-modality", help="Let a CT model score DICOM of this modality too (e.g. MR; "
+                                 "repeatable); recorded as a warning.")] = None,
 ) -> None:
     """Predict with a run's model: id, probability and class (or the predicted value)."""
     state = _state(ctx)
@@ -302,7 +305,8 @@ def predict(
 
         # checked before any work, so a refused path costs nothing and loses nothing
         target = check_output(output, inputs=[input_path], overwrite=overwrite)
-        result = predict_with_run(run_dir, input_path)
+        result = predict_with_run(run_dir, input_path,
+                                  allow_modalities=allow_modality or ())
         for warning in result.warnings:
             stderr.print(f"warning: {_escape(warning)}")
         text = result.frame.to_csv(index=False)

@@ -7,6 +7,8 @@ image files are resized; whole CT volumes are tiled into patches of the model's 
 
 from __future__ import annotations
 
+from collections.abc import Collection
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from medml_cli.errors import DataError
+from medml_cli.imaging.nifti import is_volume_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 AIR_HU = -1000.0
@@ -66,8 +69,13 @@ def _is_dicom_folder(folder: Path) -> bool:
     if any(p.suffix.lower() == ".dcm" for p in files):
         return True
     for path in files[:3]:
-        with open(path, "rb") as handle:
-            head = handle.read(132)
+        if path.suffix.lower() in IMAGE_SUFFIXES or is_volume_file(path):
+            continue
+        try:
+            with open(path, "rb") as handle:
+                head = handle.read(132)
+        except OSError:
+            continue  # unreadable files are reported by the reader that opens them
         if head[128:132] == b"DICM":
             return True
     return False
@@ -79,18 +87,19 @@ def _image_files(folder: Path) -> list[Path]:
 
 
 def _from_image_files(paths: list[Path], card: dict[str, Any], root: Path | None
-                      ) -> tuple[np.ndarray, list[str]]:
-    from medml_cli.imaging.image_folder import load_single_image
+                      ) -> tuple[np.ndarray, list[str], list[str]]:
+    from medml_cli.imaging.image_folder import load_image_with_note
 
     if card["intensity"][0] == "hu":
         raise DataError("PNG/JPEG images carry no Hounsfield units, but this model was trained "
-                        "on CT in HU.", "predict on DICOM, .mhd or HU arrays instead.")
+                        "on CT in HU.", "predict on DICOM, .mhd, NIfTI or HU arrays instead.")
     mode = "rgb" if _channels(card) == 3 else "grayscale"
-    images = np.stack([load_single_image(p, _model_hw(card), mode) for p in paths])
+    loaded = [load_image_with_note(p, _model_hw(card), mode) for p in paths]
+    images = np.stack([image for image, _ in loaded])
     if card["intensity"][0] == "uint8":  # trained on raw 0-255 (MedMNIST): match its scale
         images = images * 255.0
     ids = [str(p.relative_to(root)) if root else p.name for p in paths]
-    return images, ids
+    return images, ids, [note for _, note in loaded]
 
 
 def _from_array(images: np.ndarray, card: dict[str, Any], source: str) -> np.ndarray:
@@ -106,8 +115,33 @@ def _from_array(images: np.ndarray, card: dict[str, Any], source: str) -> np.nda
     return images
 
 
-def load_prediction_inputs(path: Path, card: dict[str, Any]) -> tuple[np.ndarray, list[str]]:
+@dataclass
+class PredictionInputs:
+    """What predict scores: images shaped for the model, one id and one note per image
+    ("" or why its score is less trustworthy), and warnings about the input as a whole."""
+
+    images: np.ndarray
+    ids: list[str]
+    flags: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def load_prediction_inputs(path: Path, card: dict[str, Any],
+                           allow_modalities: Collection[str] = ()) -> tuple[np.ndarray,
+                                                                            list[str]]:
     """Read whatever the user points at into (images, ids) shaped for the model."""
+    inputs = read_prediction_inputs(path, card, allow_modalities)
+    return inputs.images, inputs.ids
+
+
+def read_prediction_inputs(path: Path, card: dict[str, Any],
+                           allow_modalities: Collection[str] = ()) -> PredictionInputs:
+    """Read whatever the user points at, with per-image notes and input-level warnings.
+
+    DICOM must be CT (or a modality in ``allow_modalities``, which adds a warning) and
+    grayscale when the model was trained on CT in HU; image files of the other colour mode
+    than the model's are converted, with a note on each.
+    """
     path = Path(path)
     if not path.exists():
         raise DataError(f"input not found: {path}.", "check the --input path.")
@@ -115,54 +149,105 @@ def load_prediction_inputs(path: Path, card: dict[str, Any]) -> tuple[np.ndarray
         from medml_cli.data.paths import require_regular_file
 
         require_regular_file(path, "--input")  # np.load of a FIFO would block forever
-    source = str(path)
+    allowed = tuple(sorted({m.strip().upper() for m in allow_modalities if m.strip()}))
+    reader = _CtReader(card, str(path), allowed)
     if path.is_dir():
         try:
-            entries = list(path.iterdir())
+            entries = sorted(path.iterdir())
         except PermissionError:
             raise DataError(f"the folder {path} cannot be read (permission denied).",
                             "check its permissions.") from None
         if _is_dicom_folder(path):
-            from medml_cli.imaging.dicom_series import read_dicom_series
-
-            _check_ct_model(card, source)
-            volume = read_dicom_series(path)
-            return _volume_inputs(volume.hu, path.name, card, list(volume.files))
-        series = [p for p in sorted(entries) if p.is_dir() and _is_dicom_folder(p)]
+            return reader.done(*reader.series(path))
+        series = [p for p in entries if p.is_dir() and _is_dicom_folder(p)]
         if series:
-            from medml_cli.imaging.dicom_series import read_dicom_series
-
-            _check_ct_model(card, source)
-            parts = [_volume_inputs(v.hu, s.name, card, list(v.files))
-                     for s in series for v in [read_dicom_series(s)]]
-            return np.concatenate([p[0] for p in parts]), [i for p in parts for i in p[1]]
+            parts = [reader.series(s) for s in series]
+            return reader.done(np.concatenate([p[0] for p in parts]),
+                               [i for p in parts for i in p[1]])
+        volumes = [p for p in entries if p.is_file() and is_volume_file(p)
+                   and not p.name.startswith(".")]
+        if volumes:
+            parts = [reader.volume_file(v) for v in volumes]
+            return reader.done(np.concatenate([p[0] for p in parts]),
+                               [i for p in parts for i in p[1]])
         files = _image_files(path)
         if not files:
-            raise DataError(f"{path} holds no DICOM series and no PNG/JPEG images.",
-                            "point --input at a DICOM series folder, an image folder, a "
-                            ".npz/.npy array or an image file.")
-        return _from_image_files(files, card, path)
+            raise DataError(f"{path} holds no DICOM series, no NIfTI/.mhd volumes and no "
+                            "PNG/JPEG images.",
+                            "point --input at a DICOM series folder, a folder of .nii.gz "
+                            "volumes, an image folder, a .npz/.npy array or an image file.")
+        return PredictionInputs(*_from_image_files(files, card, path))
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
-        return _from_image_files([path], card, None)
+        return PredictionInputs(*_from_image_files([path], card, None))
     if suffix == ".dcm":
-        from medml_cli.imaging.dicom_series import read_dicom_file
-
-        _check_ct_model(card, source)
-        hu, _ = read_dicom_file(path)
-        if card["spatial_dims"] == 3:
-            raise DataError(f"{path.name} is a single slice but the model takes 3D volumes.",
-                            "pass the whole series folder.")
-        return _volume_inputs(hu[None], path.stem, card, [path.name])
-    if suffix == ".mhd":
-        from medml_cli.imaging.luna16 import read_mhd
-
-        _check_ct_model(card, source)
-        return _volume_inputs(read_mhd(path).hu, path.stem, card)
+        return reader.done(*reader.dicom_file(path))
+    if is_volume_file(path):
+        return reader.done(*reader.volume_file(path))
     if suffix in {".npz", ".npy"}:
-        return _from_array_file(path, card)
+        images, ids = _from_array_file(path, card)
+        return PredictionInputs(images, ids, [""] * len(ids))
     raise DataError(f"{path.name}: medml cannot read '{suffix}' files for image models.",
-                    "give a DICOM series folder, .dcm, .mhd, .npz, .npy, PNG or JPEG.")
+                    "give a DICOM series folder, .dcm (single- or multi-frame CT), .mhd, "
+                    ".nii/.nii.gz, .npz, .npy, PNG or JPEG.")
+
+
+class _CtReader:
+    """CT inputs for one predict call: the model must take HU; modalities are checked."""
+
+    def __init__(self, card: dict[str, Any], source: str, allowed: tuple[str, ...]) -> None:
+        self.card, self.source, self.allowed = card, source, allowed
+        self.warnings: list[str] = []
+        self.other_modalities: dict[str, int] = {}
+
+    def _start(self) -> None:
+        _check_ct_model(self.card, self.source)
+
+    def _seen(self, modality: str, n: int) -> None:
+        if modality and modality != "CT":
+            self.other_modalities[modality] = self.other_modalities.get(modality, 0) + n
+
+    def series(self, folder: Path) -> tuple[np.ndarray, list[str]]:
+        from medml_cli.imaging.dicom_series import read_dicom_series
+
+        self._start()
+        volume = read_dicom_series(folder, modalities=self.allowed)
+        self._seen(volume.modality, 1)
+        return _volume_inputs(volume.hu, folder.name, self.card, list(volume.files))
+
+    def dicom_file(self, path: Path) -> tuple[np.ndarray, list[str]]:
+        from medml_cli.imaging.dicom_series import read_dicom_volume_file
+
+        self._start()
+        volume = read_dicom_volume_file(path, modalities=self.allowed)
+        self._seen(volume.modality, 1)
+        if self.card["spatial_dims"] == 3 and volume.hu.shape[0] == 1:
+            raise DataError(f"{path.name} is a single slice but the model takes 3D volumes.",
+                            "pass the whole series folder (or an Enhanced multi-frame CT "
+                            "file, a .nii.gz or .mhd volume).")
+        names = list(volume.files) if len(volume.files) == volume.hu.shape[0] else None
+        return _volume_inputs(volume.hu, path.stem, self.card, names)
+
+    def volume_file(self, path: Path) -> tuple[np.ndarray, list[str]]:
+        from medml_cli.imaging.nifti import hu_warning, read_volume_file, volume_stem
+
+        self._start()
+        volume = read_volume_file(path)  # axes put in the DICOM reader's layout
+        note = hu_warning(volume, path.name)
+        if note:
+            self.warnings.append(note)
+        return _volume_inputs(volume.hu, volume_stem(path), self.card)
+
+    def done(self, images: np.ndarray, ids: list[str]) -> PredictionInputs:
+        warnings = list(self.warnings)
+        if self.other_modalities:
+            found = ", ".join(f"{m} ({n} series/file(s))" for m, n in
+                              sorted(self.other_modalities.items()))
+            warnings.append(
+                f"scored {found} with a model trained on CT in Hounsfield units, because "
+                f"--allow-modality {' '.join(self.allowed)} was given; the pixel values are "
+                "not HU, so these scores are outside what the model was validated on")
+        return PredictionInputs(images, ids, [""] * len(ids), warnings)
 
 
 def _from_array_file(path: Path, card: dict[str, Any]) -> tuple[np.ndarray, list[str]]:

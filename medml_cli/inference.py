@@ -579,12 +579,16 @@ class PredictionResult:
     warnings: list[str]
 
 
-def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
-    """Predict for every row of a CSV/Parquet file with a completed run's model."""
+def predict_with_run(run_path: Path, input_path: Path,
+                     allow_modalities: list[str] | tuple[str, ...] = ()) -> PredictionResult:
+    """Predict for every row of a CSV/Parquet file with a completed run's model.
+
+    ``allow_modalities``: DICOM modalities besides CT an image model trained on CT accepts.
+    """
     run_path = open_completed_run(Path(run_path))
     card = load_card(run_path)
     if card.get("format") == "keras":
-        return _predict_images(run_path, Path(input_path), card)
+        return _predict_images(run_path, Path(input_path), card, allow_modalities)
     schema = load_schema(run_path)
     input_path = Path(input_path)
     fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
@@ -630,19 +634,22 @@ def predict_with_run(run_path: Path, input_path: Path) -> PredictionResult:
 
 
 
-def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any]) -> PredictionResult:
+def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any],
+                    allow_modalities: list[str] | tuple[str, ...] = ()) -> PredictionResult:
     from medml_cli.artifacts import load_keras_estimator
     from medml_cli.image_inference import (
         image_warnings,
-        load_prediction_inputs,
         prediction_frame,
+        read_prediction_inputs,
     )
 
-    images, ids = load_prediction_inputs(input_path, card)
-    flags = image_warnings(images, ids, str(input_path))  # refuses NaN/inf pixels
+    inputs = read_prediction_inputs(input_path, card, allow_modalities)
+    images, ids = inputs.images, inputs.ids
+    flags = ["; ".join(f for f in pair if f) for pair in zip(  # refuses NaN/inf pixels
+        image_warnings(images, ids, str(input_path)), inputs.flags, strict=True)]
     model = load_keras_estimator(run_path / "model")
     score = model.predict_proba(images)[:, 1]
-    warnings = integrity_warnings(run_path / "model")
+    warnings = integrity_warnings(run_path / "model") + inputs.warnings
     if card.get("synthetic_data"):
         warnings.append("this model was trained on SYNTHETIC data (the lung phantom); its "
                         "predictions say nothing about real patients")

@@ -10,7 +10,14 @@ import pandas as pd
 from pydantic import Field, field_validator
 
 from medml_cli.data.base import sha256_file
-from medml_cli.data.image_base import HU_WINDOW_FIELD, ImageDataset, hu_intensity
+from medml_cli.data.image_base import (
+    ALLOW_MODALITIES_FIELD,
+    HU_WINDOW_FIELD,
+    ImageDataset,
+    hu_intensity,
+    modality_codes,
+    modality_note,
+)
 from medml_cli.data.paths import require_regular_file
 from medml_cli.data.tabular_file import FileDataConfig
 from medml_cli.errors import DataError
@@ -55,6 +62,12 @@ class DicomSeriesData(FileDataConfig):
     def _three(cls, value: list[int]) -> list[int]:
         return _size_list(value, 3)
     hu_window: list[float] = HU_WINDOW_FIELD
+    allow_modalities: list[str] = ALLOW_MODALITIES_FIELD
+
+    @field_validator("allow_modalities")
+    @classmethod
+    def _codes(cls, value: list[str]) -> list[str]:
+        return modality_codes(value)
 
     @field_validator("image_size")
     @classmethod
@@ -97,8 +110,10 @@ def load_dicom_series(cfg: DicomSeriesData, *, problem: str) -> ImageDataset:
     labels_by_key = read_slice_labels(cfg.labels, label_column=cfg.label_column)
     images, labels, ids, groups, files = [], [], [], [], []
     unlabelled = 0
+    other: dict[str, int] = {}
     for folder in series_folders(cfg.root):
-        volume = read_dicom_series(folder)
+        volume = read_dicom_series(folder, modalities=cfg.allow_modalities)
+        _count_modality(other, volume.modality)
         for index, (name, uid) in enumerate(zip(volume.files, volume.sop_instance_uids,
                                                 strict=False)):
             label = next((labels_by_key[k] for k in (uid, f"{folder.name}/{name}", name)
@@ -123,10 +138,23 @@ def load_dicom_series(cfg: DicomSeriesData, *, problem: str) -> ImageDataset:
     return ImageDataset(
         images=stack.astype(np.float32), labels=np.asarray(labels, dtype=int),
         ids=np.asarray(ids), groups=np.asarray(groups),
-        provenance=Provenance(source=f"DICOM series under {cfg.root.name}",
-                              files=_hash_files([*files, cfg.labels])),
+        provenance=_dicom_provenance(cfg, other, [*files, cfg.labels]),
         intensity=hu_intensity(cfg.hu_window), spatial_dims=2,
+        notes=[modality_note(other, cfg.allow_modalities)] if other else [],
     ).check(str(cfg.root))
+
+
+def _count_modality(other: dict[str, int], modality: str) -> None:
+    if modality and modality != "CT":
+        other[modality] = other.get(modality, 0) + 1
+
+
+def _dicom_provenance(cfg: DicomSeriesData, other: dict[str, int],
+                      files: list[Path]) -> Provenance:
+    # the modality note rides in the source line too, so the report shows it
+    extra = f" (includes non-CT: {', '.join(sorted(other))})" if other else ""
+    return Provenance(source=f"DICOM series under {cfg.root.name}{extra}",
+                      files=_hash_files(files))
 
 
 def _series_labels(cfg: DicomSeriesData) -> dict[str, int]:
@@ -155,10 +183,12 @@ def _load_dicom_volumes(cfg: DicomSeriesData) -> ImageDataset:
 
     labels_by_series = _series_labels(cfg)
     volumes, labels, ids, files = [], [], [], []
+    other: dict[str, int] = {}
     for folder in series_folders(cfg.root):
         if folder.name not in labels_by_series:
             continue
-        volume = read_dicom_series(folder)
+        volume = read_dicom_series(folder, modalities=cfg.allow_modalities)
+        _count_modality(other, volume.modality)
         volumes.append(resize_stack(volume.hu[None], tuple(cfg.volume_shape))[0])
         labels.append(labels_by_series[folder.name])
         ids.append(folder.name)
@@ -170,9 +200,9 @@ def _load_dicom_volumes(cfg: DicomSeriesData) -> ImageDataset:
     return ImageDataset(
         images=np.stack(volumes).astype(np.float32), labels=np.asarray(labels, dtype=int),
         ids=names, groups=names,
-        provenance=Provenance(source=f"DICOM series under {cfg.root.name}",
-                              files=_hash_files([*files, cfg.labels])),
+        provenance=_dicom_provenance(cfg, other, [*files, cfg.labels]),
         intensity=hu_intensity(cfg.hu_window), spatial_dims=3,
+        notes=[modality_note(other, cfg.allow_modalities)] if other else [],
     ).check(str(cfg.root))
 
 
@@ -244,8 +274,9 @@ class ImageFolderData(FileDataConfig):
 def load_image_folder_data(cfg: ImageFolderData, *, problem: str) -> ImageDataset:
     from medml_cli.imaging.image_folder import load_image_folder
 
+    notes: list[str] = []
     images, labels, class_names, paths = load_image_folder(
-        cfg.root, tuple(cfg.image_size), cfg.color_mode, cfg.positive_class)
+        cfg.root, tuple(cfg.image_size), cfg.color_mode, cfg.positive_class, notes=notes)
     root = cfg.root.resolve()
     ids = np.asarray([str(Path(p).resolve().relative_to(root)) for p in paths])
     return ImageDataset(
@@ -253,7 +284,7 @@ def load_image_folder_data(cfg: ImageFolderData, *, problem: str) -> ImageDatase
         provenance=Provenance(source=f"image folder {cfg.root.name}",
                               files=_hash_files([Path(p) for p in paths])),
         intensity=("unit", 0.0, 1.0), spatial_dims=2,
-        class_names=(class_names[0], class_names[1]),
+        class_names=(class_names[0], class_names[1]), notes=notes,
     ).check(str(cfg.root))
 
 

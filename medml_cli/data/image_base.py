@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pydantic import Field
@@ -32,6 +32,9 @@ class ImageDataset:
     groups: np.ndarray | None = None
     splits: dict[str, np.ndarray] | None = None
     class_names: tuple[str, str] = ("negative", "positive")
+    #: What the reader did that a reader of the run should know (non-CT modalities allowed,
+    #: images converted to the colour mode ...): for the run's log and metrics.
+    notes: list[str] = field(default_factory=list)
 
     @property
     def n_samples(self) -> int:
@@ -78,3 +81,28 @@ def hu_intensity(window: list[float]) -> Intensity:
     if not low < high:
         raise DataError(f"hu_window [{low}, {high}] is empty.", "give [low, high] with low < high.")
     return ("hu", low, high)
+
+
+ALLOW_MODALITIES_FIELD = Field(
+    default_factory=list,
+    description="DICOM modalities read besides CT (e.g. [MR]); by default a non-CT image is "
+                "refused, since its pixel values are not Hounsfield units. Its use is logged.",
+)
+
+
+def modality_codes(values: list[str]) -> list[str]:
+    """Upper-case DICOM modality codes (CT, MR ...), checked for shape."""
+    out = []
+    for value in values:
+        code = str(value).strip().upper()
+        if not code or len(code) > 16 or not all(c.isalnum() or c == "_" for c in code):
+            raise ValueError(f"{value!r} is not a DICOM modality code such as MR or PT")
+        out.append(code)
+    return sorted(set(out))
+
+
+def modality_note(found: dict[str, int], allowed: list[str]) -> str:
+    """The note a run records when images of an allowed non-CT modality were read."""
+    listed = ", ".join(f"{m} ({n} series)" for m, n in sorted(found.items()))
+    return (f"read non-CT images, {listed}, because data.allow_modalities is "
+            f"{allowed}: their pixel values are not Hounsfield units")
