@@ -20,7 +20,7 @@ from medml_cli.config import (
     validate_config_data,
 )
 from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
-from medml_cli.data.tabular_file import read_table
+from medml_cli.data.tabular_file import read_table, reading_options
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
 from medml_cli.evaluation.metrics import sample_counts, score_column
 from medml_cli.evaluation.splits import make_folds
@@ -225,7 +225,8 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -
         base["data"] = section
         base_dir = data_arg.resolve().parent
     elif suffix in {".csv", ".tsv", ".txt", ".parquet", ".pq"}:
-        _require_target_column(data_arg, schema)
+        options = reading_options(data_arg, run_cfg.data)  # the training's separator etc.
+        _require_target_column(data_arg, schema, options)
         section = {
             "type": "parquet" if suffix in {".parquet", ".pq"} else "csv",
             "path": str(data_arg.resolve()),
@@ -234,8 +235,7 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -
             "categorical": schema.names_of("categorical"),
             "id_column": schema.id_column,
         }
-        if suffix == ".tsv":
-            section["separator"] = "\t"
+        section.update(options)
         if getattr(run_cfg.data, "na_values", None):  # the training's missing-value words
             section["na_values"] = list(run_cfg.data.na_values)
         if TASKS.get(run_cfg.task).problem != "regression" and schema.positive_value:
@@ -262,10 +262,11 @@ def _evaluation_config(run_cfg: Any, overrides: list[str], run_path: Path) -> An
     return validate_config_data(merged, source=str(run_path / "config.yaml"), overrides=applied)
 
 
-def _require_target_column(path: Path, schema: FeatureSchema) -> None:
+def _require_target_column(path: Path, schema: FeatureSchema,
+                           options: dict[str, Any] | None = None) -> None:
     """An evaluation table must carry the outcome; say which column, and how to make it."""
     fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
-    columns = list(read_table(path, fmt, "\t" if path.suffix.lower() == ".tsv" else ",",
+    columns = list(read_table(path, fmt, **(options or {}),
                               role="--data").columns)
     if schema.target in columns:
         return
@@ -592,8 +593,9 @@ def predict_with_run(run_path: Path, input_path: Path,
     schema = load_schema(run_path)
     input_path = Path(input_path)
     fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
-    separator = "\t" if input_path.suffix.lower() == ".tsv" else ","
-    frame = read_table(input_path, fmt, separator,
+    frame = read_table(input_path, fmt,
+                       **reading_options(input_path, load_run_config(run_path).data),
+                       categorical=schema.names_of("categorical"),
                        text_columns=(schema.id_column, schema.group_column),
                        na_values=getattr(load_run_config(run_path).data, "na_values", ()),
                        role="--input")
