@@ -125,7 +125,7 @@ def load_dicom_series(cfg: DicomSeriesData, *, problem: str) -> ImageDataset:
             labels.append(label)
             ids.append(f"{folder.name}/{name}")
             groups.append(folder.name)
-            files.append(folder / name)
+            files.append(_source_file(folder, name))
     if not images:
         raise DataError(
             f"none of the slices under {cfg.root} has a label in {cfg.labels.name} "
@@ -142,6 +142,14 @@ def load_dicom_series(cfg: DicomSeriesData, *, problem: str) -> ImageDataset:
         intensity=hu_intensity(cfg.hu_window), spatial_dims=2,
         notes=[modality_note(other, cfg.allow_modalities)] if other else [],
     ).check(str(cfg.root))
+
+
+def _source_file(folder: Path, name: str) -> Path:
+    """The file a slice came from: frames of an Enhanced CT file are named ``<file>#<n>``."""
+    stem, sep, frame = name.rpartition("#")
+    if sep and frame.isdigit() and not (folder / name).exists():
+        return folder / stem
+    return folder / name
 
 
 def _count_modality(other: dict[str, int], modality: str) -> None:
@@ -192,7 +200,7 @@ def _load_dicom_volumes(cfg: DicomSeriesData) -> ImageDataset:
         volumes.append(resize_stack(volume.hu[None], tuple(cfg.volume_shape))[0])
         labels.append(labels_by_series[folder.name])
         ids.append(folder.name)
-        files.extend(folder / name for name in volume.files)
+        files.extend({_source_file(folder, name) for name in volume.files})
     if not volumes:
         raise DataError(f"none of the series folders under {cfg.root} is listed in "
                         f"{cfg.labels.name}.", "the `series` column must hold the folder names.")
