@@ -113,7 +113,6 @@ def test_parquet_reads_like_csv(tmp_path):
     ("a,y\n1,0\n2,1\n3,2\n", "3 classes"),
     ("a,y\n1,0\n2,1\ntext,0\n" + "4,1\n" * 20, "column 'a' should be numeric but row 3"),
     ("a,y\n1,0\ninf,1\n3,0\n", "infinite value at row 2"),
-    ("a,b,y\n1,,0\n2,,1\n3,,0\n", "have no values at all"),
     ("id,a,y\nx,1,0\nx,2,1\n", "duplicated value"),
     ("a,y\n1,0\n2,\n3,1\n", "is empty in 1 row"),
     ("a,a,y\n1,2,0\n", "duplicated column"),
@@ -127,6 +126,19 @@ def test_bad_tables_raise_clear_data_errors(tmp_path, text, expected):
         load(data)
     assert expected in str(info.value)
     assert "Fix:" in str(info.value)
+
+
+def test_all_missing_feature_loads_but_is_refused_for_training(tmp_path):
+    """Loading keeps the column (evaluation and predict impute it and warn); training,
+    which would have nothing to learn from it, refuses it (issue 10)."""
+    from medml_cli.data.base import check_not_all_missing
+
+    ds = load({"type": "csv", "path": str(_csv(tmp_path, "a,b,y\n1,,0\n2,,1\n3,,0\n")),
+               "target": "y"})
+    assert ds.X["b"].isna().all()
+    with pytest.raises(DataError) as info:
+        check_not_all_missing(ds.X, "t.csv")
+    assert "have no values at all" in str(info.value) and "Fix:" in str(info.value)
 
 
 def test_missing_file_is_a_data_error(tmp_path):
