@@ -212,6 +212,7 @@ def run_image_training(
                      "best_epoch": int(estimator.best_epoch_) + 1,
                      "history": estimator.history_},
         "primary_metric": spec.primary_metric,
+        "data_notes": list(getattr(dataset, "notes", [])),
     }
 
     from medml_cli.evaluation.clinical import assess

@@ -352,6 +352,8 @@ def _run_image_experiment(cfg: Any, dataset: Any, *, runs_dir: Path, name: str |
                 f"{dataset.input_shape}; model {cfg.model.type}; seed {cfg.seed}")
         if dataset.provenance.synthetic:
             run.log("NOTE: these data are SYNTHETIC (generated, not patients)")
+        for note in getattr(dataset, "notes", []):  # allowed modalities, converted images
+            run.log(f"data note: {note}")
         metrics = run_image_training(cfg, dataset, run, progress=progress,
                                      resume=resume is not None)
         run.write_json("metrics.json", metrics)
