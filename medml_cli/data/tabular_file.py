@@ -544,6 +544,9 @@ def frame_to_dataset(
     meta_columns: tuple[str, ...] = (),
 ) -> LoadedDataset:
     """Turn a raw table into a checked LoadedDataset (shared by every tabular source)."""
+    if frame.empty:  # e.g. a site or row filter that left nothing
+        raise DataError("the data have no rows.", "check the file and any site or row filters "
+                        "in the config.", source=source)
     notes: list[str] = []
     _require_columns(frame, [cfg.target], "target", source)
     for role, name in (("id", cfg.id_column), ("group", cfg.group_column)):
