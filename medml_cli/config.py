@@ -19,7 +19,8 @@ import yaml
 from pydantic import Field, ValidationError, create_model, field_validator, model_validator
 
 from medml_cli.errors import ConfigError
-from medml_cli.registry import DATASETS, MODELS, TASKS, did_you_mean, load_builtins
+from medml_cli.plugins import load_builtins
+from medml_cli.registry import DATASETS, MODELS, TASKS, did_you_mean
 from medml_cli.schemas import StrictModel
 from medml_cli.yamlio import (
     MAX_YAML_BYTES,

@@ -454,7 +454,8 @@ def expand_sweep(path: Path, overrides: list[str] | None = None) -> Sweep:
         read_config_file,
         validate_config_data,
     )
-    from medml_cli.registry import MODELS, TASKS, did_you_mean, load_builtins
+    from medml_cli.plugins import load_builtins
+    from medml_cli.registry import MODELS, TASKS, did_you_mean
 
     load_builtins()
     path = Path(path)
