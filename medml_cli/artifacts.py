@@ -13,7 +13,7 @@ import zipfile
 from pathlib import Path
 from typing import Any
 
-from medml_cli.data.base import sha256_file
+from medml_cli.data.formats.paths import sha256_file
 from medml_cli.errors import ModelLoadError
 from medml_cli.jsonio import read_json, read_run_json, write_json
 
@@ -158,7 +158,7 @@ def save_keras_estimator(estimator: Any, folder: Path) -> Path:
 
 def load_keras_estimator(folder: Path) -> Any:
     """Load an ImageCnnClassifier after checking hashes; Keras safe mode stays on."""
-    from medml_cli.imaging.estimator import ImageCnnClassifier
+    from medml_cli.models.keras.estimator import ImageCnnClassifier
 
     for name in ("model.keras", "estimator.json"):
         verify_file(folder, name)

@@ -15,8 +15,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medml_cli.data.formats.nifti import is_volume_file
 from medml_cli.errors import DataError
-from medml_cli.imaging.nifti import is_volume_file
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
 AIR_HU = -1000.0
@@ -54,7 +54,7 @@ def tile_volume(hu: np.ndarray, patch: tuple[int, int, int]) -> tuple[np.ndarray
 
 def _volume_inputs(hu: np.ndarray, label: str, card: dict[str, Any],
                    slice_names: list[str] | None = None) -> tuple[np.ndarray, list[str]]:
-    from medml_cli.data.ct_files import resize_stack
+    from medml_cli.data.image_base import resize_stack
 
     shape = _model_hw(card)
     if card["spatial_dims"] == 3:
@@ -88,7 +88,7 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _from_image_files(paths: list[Path], card: dict[str, Any], root: Path | None
                       ) -> tuple[np.ndarray, list[str], list[str]]:
-    from medml_cli.imaging.image_folder import load_image_with_note
+    from medml_cli.data.formats.image_files import load_image_with_note
 
     if card["intensity"][0] == "hu":
         raise DataError("PNG/JPEG images carry no Hounsfield units, but this model was trained "
@@ -146,7 +146,7 @@ def read_prediction_inputs(path: Path, card: dict[str, Any],
     if not path.exists():
         raise DataError(f"input not found: {path}.", "check the --input path.")
     if not path.is_dir():
-        from medml_cli.data.paths import require_regular_file
+        from medml_cli.data.formats.paths import require_regular_file
 
         require_regular_file(path, "--input")  # np.load of a FIFO would block forever
     allowed = tuple(sorted({m.strip().upper() for m in allow_modalities if m.strip()}))
@@ -208,7 +208,7 @@ class _CtReader:
             self.other_modalities[modality] = self.other_modalities.get(modality, 0) + n
 
     def series(self, folder: Path) -> tuple[np.ndarray, list[str]]:
-        from medml_cli.imaging.dicom_series import read_dicom_series
+        from medml_cli.data.formats.dicom import read_dicom_series
 
         self._start()
         volume = read_dicom_series(folder, modalities=self.allowed)
@@ -216,7 +216,7 @@ class _CtReader:
         return _volume_inputs(volume.hu, folder.name, self.card, list(volume.files))
 
     def dicom_file(self, path: Path) -> tuple[np.ndarray, list[str]]:
-        from medml_cli.imaging.dicom_series import read_dicom_volume_file
+        from medml_cli.data.formats.dicom import read_dicom_volume_file
 
         self._start()
         volume = read_dicom_volume_file(path, modalities=self.allowed)
@@ -229,7 +229,7 @@ class _CtReader:
         return _volume_inputs(volume.hu, path.stem, self.card, names)
 
     def volume_file(self, path: Path) -> tuple[np.ndarray, list[str]]:
-        from medml_cli.imaging.nifti import hu_warning, read_volume_file, volume_stem
+        from medml_cli.data.formats.nifti import hu_warning, read_volume_file, volume_stem
 
         self._start()
         volume = read_volume_file(path)  # axes put in the DICOM reader's layout

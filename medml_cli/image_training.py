@@ -1,7 +1,7 @@
 """Training an image task (lung CT): grouped train/validation/test split, a Keras CNN with
 early stopping and checkpoints, the voxel logistic-regression reference, plots, Grad-CAM.
 
-TensorFlow is imported only through ``medml_cli.imaging.estimator``, inside its methods.
+TensorFlow is imported only through ``medml_cli.models.keras.estimator``, inside its methods.
 """
 
 from __future__ import annotations
@@ -97,7 +97,7 @@ def voxel_reference(dataset: ImageDataset, split: dict[str, np.ndarray], seed: i
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from medml_cli.imaging.input_pipeline import normalise_array
+    from medml_cli.models.keras.input_pipeline import normalise_array
 
     train, test = split["train"], split["test"]
     n_voxels = int(np.prod(dataset.images.shape[1:]))
@@ -232,8 +232,8 @@ def run_image_training(
                          synthetic=dataset.provenance.synthetic)
     run.log("evaluation and plots written")
     if cfg.evaluation.explain == "gradcam":
-        from medml_cli.imaging.gradcam import save_gradcam_overlays
-        from medml_cli.imaging.input_pipeline import normalise_array
+        from medml_cli.models.keras.gradcam import save_gradcam_overlays
+        from medml_cli.models.keras.input_pipeline import normalise_array
 
         n = min(cfg.evaluation.explain_n, len(test))
         chosen = np.asarray(X_test[:n])

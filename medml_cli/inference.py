@@ -20,7 +20,7 @@ from medml_cli.config import (
     validate_config_data,
 )
 from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
-from medml_cli.data.tabular_file import read_table, reading_options
+from medml_cli.data.formats.table import read_table, reading_options
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
 from medml_cli.evaluation.metrics import sample_counts, score_column
 from medml_cli.evaluation.splits import make_folds

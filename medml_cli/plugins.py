@@ -13,6 +13,6 @@ def load_builtins() -> None:
 
     Cheap: none of them imports TensorFlow at module level.
     """
-    import medml_cli.data  # noqa: F401
+    import medml_cli.data.sources  # noqa: F401
     import medml_cli.models  # noqa: F401
     import medml_cli.tasks  # noqa: F401

@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from medml_cli.data.uci_heart import FEATURES, load_frame
+from medml_cli.data.sources.uci_heart import FEATURES, load_frame
 from tests.conftest import CONFIGS, read_metrics, write_config
 
 TABULAR_CONFIGS = sorted(

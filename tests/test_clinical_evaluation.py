@@ -81,7 +81,7 @@ def test_youden_threshold_is_stored_and_used_by_predict(cli, runs_dir, tmp_path)
     card = json.loads((run / "model" / "card.json").read_text())
     assert card["threshold"] == metrics["threshold"] != 0.5
     assert len({row["threshold"] for row in metrics["per_fold"]}) > 1  # one per fold
-    from medml_cli.data.uci_heart import FEATURES, load_frame
+    from medml_cli.data.sources.uci_heart import FEATURES, load_frame
 
     frame = load_frame(["cleveland"])[["patient_id", *FEATURES]]
     frame.to_csv(tmp_path / "in.csv", index=False)

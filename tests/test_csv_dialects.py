@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 
 from medml_cli.config import validate_config_data
-from medml_cli.data.tabular_file import detect_separator, read_table, reading_options
+from medml_cli.data.formats.table import detect_separator, read_table, reading_options
 from medml_cli.errors import ConfigError, DataError
 from medml_cli.training import load_dataset
 from tests.conftest import read_metrics, run_cli

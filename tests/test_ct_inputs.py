@@ -286,7 +286,7 @@ def test_training_on_an_mr_series_is_refused_unless_allowed(tmp_path):
 
 # --------------------------------------------------------------------------- 3 Enhanced CT, NIfTI
 def test_enhanced_ct_from_ct_small_with_per_frame_rescale(tmp_path):
-    from medml_cli.imaging.dicom_series import read_dicom_series, read_dicom_volume_file
+    from medml_cli.data.formats.dicom import read_dicom_series, read_dicom_volume_file
 
     slices = ct_copies(tmp_path / "single", 4, intercepts=[-1024, -1000, -1100, -900])
     write_enhanced(slices, tmp_path / "enhanced.dcm", seed=3, per_frame_rescale=True)
@@ -300,7 +300,7 @@ def test_enhanced_ct_from_ct_small_with_per_frame_rescale(tmp_path):
 
 
 def test_enhanced_ct_from_the_tcia_series(shared_data, tmp_path, cnn2d_run):
-    from medml_cli.imaging.dicom_series import read_dicom_series, read_dicom_volume_file
+    from medml_cli.data.formats.dicom import read_dicom_series, read_dicom_volume_file
 
     folder = tcia_series(shared_data)
     out = tmp_path / "enh" / "ct.dcm"
@@ -382,8 +382,8 @@ def _as_nifti_ras(volume, path: Path) -> None:
 
 
 def test_nifti_of_the_tcia_series_reads_as_the_dicom_does(shared_data, tmp_path, cnn2d_run):
-    from medml_cli.imaging.dicom_series import read_dicom_series
-    from medml_cli.imaging.nifti import read_nifti
+    from medml_cli.data.formats.dicom import read_dicom_series
+    from medml_cli.data.formats.nifti import read_nifti
 
     folder = tcia_series(shared_data)
     series = read_dicom_series(folder)
@@ -409,7 +409,7 @@ def test_nifti_oblique_and_permuted_axes(tmp_path):
     """An oblique scan stored with z and x swapped comes back LPS-aligned, same world grid."""
     import SimpleITK as sitk
 
-    from medml_cli.imaging.nifti import read_nifti
+    from medml_cli.data.formats.nifti import read_nifti
 
     rng = np.random.default_rng(0)
     arr = rng.normal(-500, 300, size=(5, 6, 7)).astype(np.float32)

@@ -12,13 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medml_cli.data.base import (
-    binary_target,
-    check_known_labels,
-    label_key,
-    sha256_file,
-    training_labels,
-)
+from medml_cli.data.base import binary_target, check_known_labels, label_key, training_labels
+from medml_cli.data.formats.paths import sha256_file
 from medml_cli.errors import DataError
 from medml_cli.schemas import ColumnSpec, FeatureSchema
 from tests.conftest import read_metrics, run_cli

@@ -1,6 +1,6 @@
 """``ImageCnnClassifier``: a scikit-learn style binary classifier around a Keras CNN.
 
-Training streams batches through :mod:`medml_cli.imaging.input_pipeline`, so ``X`` may be a
+Training streams batches through :mod:`medml_cli.models.keras.input_pipeline`, so ``X`` may be a
 memory-mapped array larger than RAM. Same ``random_state`` on the same machine and software
 gives the same weights (seeded initialisers, seeded shuffle and augmentation, TensorFlow op
 determinism). With ``checkpoint_dir`` set, every epoch leaves ``best.keras``, ``last.keras``
@@ -25,15 +25,15 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.utils.validation import check_is_fitted
 
 from medml_cli.errors import DataError, ModelLoadError
-from medml_cli.imaging.input_pipeline import (
+from medml_cli.jsonio import read_json, write_json
+from medml_cli.models.keras.input_pipeline import (
     check_augment,
     check_intensity,
     class_weights,
     make_dataset,
     sample_shape,
 )
-from medml_cli.imaging.networks import build_network, spatial_dims
-from medml_cli.jsonio import read_json, write_json
+from medml_cli.models.keras.networks import build_network, spatial_dims
 
 if TYPE_CHECKING:
     import keras
@@ -49,7 +49,7 @@ _FORMAT_VERSION = 1
 
 
 def _import_keras() -> tuple[Any, Any]:
-    from medml_cli.imaging.tf_runtime import import_tensorflow
+    from medml_cli.models.keras.tf_runtime import import_tensorflow
 
     tf, keras = import_tensorflow()
     return keras, tf

@@ -15,10 +15,17 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from medml_cli.data.ct_files import IMAGE_TAGS, _hash_files, _size_list, resize_stack
-from medml_cli.data.image_base import HU_WINDOW_FIELD, ImageDataset, hu_intensity
-from medml_cli.data.paths import require_regular_file
-from medml_cli.data.tabular_file import FileDataConfig
+from medml_cli.data.file_config import FileDataConfig
+from medml_cli.data.formats.paths import require_regular_file
+from medml_cli.data.image_base import (
+    HU_WINDOW_FIELD,
+    IMAGE_TAGS,
+    ImageDataset,
+    _hash_files,
+    _size_list,
+    hu_intensity,
+    resize_stack,
+)
 from medml_cli.errors import DataError
 from medml_cli.registry import DATASETS
 from medml_cli.schemas import Provenance
@@ -78,7 +85,7 @@ def _read_labels(cfg: NiftiVolumesData) -> pd.DataFrame:
 
 
 def _volume_path(root: Path, name: str, source: str) -> Path:
-    from medml_cli.imaging.nifti import VOLUME_SUFFIXES, is_volume_file
+    from medml_cli.data.formats.nifti import VOLUME_SUFFIXES, is_volume_file
 
     candidate = (root / name).resolve()
     if not candidate.is_relative_to(root.resolve()):
@@ -97,7 +104,7 @@ def _volume_path(root: Path, name: str, source: str) -> Path:
 @DATASETS.register("nifti-volumes", config=NiftiVolumesData, tags=IMAGE_TAGS,
                    summary="CT volumes (.nii/.nii.gz/.mhd, SimpleITK, HU) + labels CSV")
 def load_nifti_volumes(cfg: NiftiVolumesData, *, problem: str) -> ImageDataset:
-    from medml_cli.imaging.nifti import hu_warning, read_volume_file
+    from medml_cli.data.formats.nifti import hu_warning, read_volume_file
 
     if not cfg.root.is_dir():
         raise DataError(f"{cfg.root} is not a folder.",

@@ -14,7 +14,7 @@ Which files are read (one rule, applied to the files directly inside the folder)
 - DICOM files without pixel data (structured reports, presentation states, RT structures)
   are skipped and listed in ``CtVolume.skipped``.
 
-Every header value is read through :func:`~medml_cli.imaging.dicom_header.header_value`: a
+Every header value is read through :func:`~medml_cli.data.formats.dicom_header.header_value`: a
 needed tag that is unreadable (``NumberOfFrames = '1A'``) is a DataError naming the file, tag
 and value; an unneeded one (PixelSpacing, positions) falls back to a default. Any other
 failure inside pydicom while reading one file is also a DataError naming it. Images must be
@@ -22,7 +22,7 @@ grayscale CT (``Modality``, ``PhotometricInterpretation``, ``SamplesPerPixel`` a
 before pixels are decoded) unless their modality is allowed explicitly.
 
 A folder may instead hold one Enhanced (multi-frame) CT file: its frames are read as the
-slices (see :mod:`medml_cli.imaging.enhanced_ct`) and ordered the same way.
+slices (see :mod:`medml_cli.data.formats.enhanced_ct`) and ordered the same way.
 
 Slices are ordered by ``ImagePositionPatient`` projected on the slice normal (the cross
 product of the two ``ImageOrientationPatient`` direction cosines), ascending; when a file
@@ -39,12 +39,12 @@ from typing import Any
 
 import numpy as np
 
-from medml_cli.data.paths import require_regular_file
+from medml_cli.data.formats.dicom_header import check_ct_image, header_value, modality_of
+from medml_cli.data.formats.enhanced_ct import is_enhanced, read_frames
+from medml_cli.data.formats.hu import to_hu
+from medml_cli.data.formats.paths import require_regular_file
+from medml_cli.data.formats.types import CtVolume
 from medml_cli.errors import DataError
-from medml_cli.imaging.dicom_header import check_ct_image, header_value, modality_of
-from medml_cli.imaging.enhanced_ct import is_enhanced, read_frames
-from medml_cli.imaging.hu import to_hu
-from medml_cli.imaging.types import CtVolume
 
 #: Extensions that are never DICOM; such files in a series folder are ignored.
 NON_DICOM_SUFFIXES = frozenset(

@@ -220,7 +220,7 @@ def make_dataset(
     back to back, each shuffled with ``seed + epoch``, and ``model.fit`` must be given
     ``steps_per_epoch=math.ceil(len(images) / batch_size)``.
     """
-    from medml_cli.imaging.tf_runtime import import_tensorflow
+    from medml_cli.models.keras.tf_runtime import import_tensorflow
 
     tf, _ = import_tensorflow()
     intensity = check_intensity(intensity)

@@ -3,7 +3,7 @@
 NIfTI carries no modality: a file given to a CT model is taken to be CT in HU (as written by
 ``dcm2niix``, which applies the DICOM rescale). SimpleITK applies the NIfTI ``scl_slope`` /
 ``scl_inter`` and maps the file's RAS affine to ITK's LPS world; the voxels are then put in
-the DICOM reader's layout with :func:`~medml_cli.imaging.sitk_volume.orient_lps`, so the
+the DICOM reader's layout with :func:`~medml_cli.data.formats.sitk_volume.orient_lps`, so the
 same scan read from DICOM or from NIfTI gives the same array.
 """
 
@@ -13,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from medml_cli.data.paths import require_regular_file
+from medml_cli.data.formats.paths import require_regular_file
+from medml_cli.data.formats.sitk_volume import orient_lps, read_sitk_image, sitk_to_volume
+from medml_cli.data.formats.types import CtVolume
 from medml_cli.errors import DataError
-from medml_cli.imaging.sitk_volume import orient_lps, read_sitk_image, sitk_to_volume
-from medml_cli.imaging.types import CtVolume
 
 NIFTI_SUFFIXES = (".nii", ".nii.gz")
 #: Volume files medml reads with SimpleITK (MetaImage headers and NIfTI).
@@ -67,7 +67,7 @@ def read_volume_file(path: Path | str, *, reorient: bool = True) -> CtVolume:
     path = Path(path)
     if is_nifti(path):
         return read_nifti(path, reorient=reorient)
-    from medml_cli.imaging.luna16 import read_mhd
+    from medml_cli.data.formats.mhd import read_mhd
 
     return read_mhd(path, reorient=reorient)
 

@@ -1,4 +1,4 @@
-"""Checks on paths a user gives as data, made before anything is opened.
+"""Checks on paths a user gives as data, made before anything is opened; file hashes.
 
 Opening a FIFO blocks until something writes to it, and ``/dev/zero`` or ``/dev/urandom``
 never end, so a device, FIFO or socket given as a data file would hang medml or fill memory.
@@ -8,6 +8,7 @@ regular file is fine (``os.stat`` follows links). ``os.stat`` itself never block
 
 from __future__ import annotations
 
+import hashlib
 import os
 import stat
 from pathlib import Path
@@ -82,3 +83,12 @@ def open_regular_file(path: Path | str, role: str) -> int:
         os.close(fd)
         raise
     return fd
+
+
+def sha256_file(path: Path) -> str:
+    """sha256 of a regular file's bytes (a FIFO or device is refused, never read)."""
+    digest = hashlib.sha256()
+    with os.fdopen(open_regular_file(path, "the data path"), "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -64,7 +64,7 @@ def build_network(
     ``input_shape`` is (H, W, C) for the 2D networks and (D, H, W, C) for the 3D ones.
     ``resnet*`` always uses batch normalisation; ``batch_norm`` applies to ``cnn*`` only.
     """
-    from medml_cli.imaging.tf_runtime import import_tensorflow
+    from medml_cli.models.keras.tf_runtime import import_tensorflow
 
     _, keras = import_tensorflow()
     dims = spatial_dims(architecture)

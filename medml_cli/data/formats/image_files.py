@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from medml_cli.data.paths import require_regular_file
+from medml_cli.data.formats.paths import require_regular_file
 from medml_cli.errors import DataError
 
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff"})

@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
-from medml_cli.data.base import LoadedDataset, sha256_file
-from medml_cli.data.tabular_file import TableFileData, frame_to_dataset
+from medml_cli.data.base import LoadedDataset
+from medml_cli.data.formats.paths import sha256_file
+from medml_cli.data.sources.table_file import TableFileData, frame_to_dataset
 from medml_cli.errors import DataError
 from medml_cli.registry import DATASETS
 from medml_cli.schemas import Provenance, StrictModel

@@ -8,9 +8,9 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from medml_cli.data.base import sha256_file
+from medml_cli.data.file_config import FileDataConfig
+from medml_cli.data.formats.paths import sha256_file
 from medml_cli.data.image_base import ImageDataset
-from medml_cli.data.tabular_file import FileDataConfig
 from medml_cli.registry import DATASETS
 from medml_cli.schemas import Provenance
 
@@ -33,7 +33,7 @@ class MedmnistData(FileDataConfig):
     tags={"image", "binary-classification"},
 )
 def load_medmnist(cfg: MedmnistData, *, problem: str) -> ImageDataset:
-    from medml_cli.imaging.medmnist_npz import load_medmnist_npz
+    from medml_cli.data.formats.npz import load_medmnist_npz
 
     parts = load_medmnist_npz(cfg.path, cfg.positive_classes)
     images, labels, ids, splits = [], [], [], {}

@@ -17,10 +17,10 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from medml_cli.data.paths import require_regular_file
+from medml_cli.data.formats.paths import require_regular_file
+from medml_cli.data.formats.sitk_volume import orient_lps, read_sitk_image, sitk_to_volume
+from medml_cli.data.formats.types import CtVolume, PatchSet
 from medml_cli.errors import DataError
-from medml_cli.imaging.sitk_volume import orient_lps, read_sitk_image, sitk_to_volume
-from medml_cli.imaging.types import CtVolume, PatchSet
 
 if TYPE_CHECKING:
     import pandas as pd

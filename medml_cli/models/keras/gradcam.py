@@ -1,4 +1,4 @@
-"""Grad-CAM heatmaps for the sigmoid binary CNNs of :mod:`medml_cli.imaging.networks`.
+"""Grad-CAM heatmaps for the sigmoid binary CNNs of :mod:`medml_cli.models.keras.networks`.
 
 The heatmap shows where the last convolutional feature map pushes the *positive-class*
 logit up. Gradients are taken of the logit rather than of the sigmoid output: a confident
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from medml_cli.imaging.networks import OUTPUT, last_conv_layer_name
+from medml_cli.models.keras.networks import OUTPUT, last_conv_layer_name
 
 if TYPE_CHECKING:
     import keras
@@ -42,7 +42,7 @@ def gradcam_heatmaps(
     batch_size: int = 16,
 ) -> np.ndarray:
     """Grad-CAM maps (N, *spatial) in [0, 1] for normalised inputs (N, *spatial, C)."""
-    from medml_cli.imaging.tf_runtime import import_tensorflow
+    from medml_cli.models.keras.tf_runtime import import_tensorflow
 
     tf, keras = import_tensorflow()
     x_all = np.asarray(images_normalised, dtype=np.float32)

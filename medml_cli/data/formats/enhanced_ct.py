@@ -21,9 +21,9 @@ from typing import Any
 
 import numpy as np
 
+from medml_cli.data.formats.dicom_header import header_value
+from medml_cli.data.formats.hu import to_hu
 from medml_cli.errors import DataError
-from medml_cli.imaging.dicom_header import header_value
-from medml_cli.imaging.hu import to_hu
 
 
 def _item(sequence_owner: Any, keyword: str) -> Any:

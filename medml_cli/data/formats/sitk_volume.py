@@ -18,8 +18,8 @@ from typing import Any
 
 import numpy as np
 
+from medml_cli.data.formats.types import CtVolume
 from medml_cli.errors import DataError
-from medml_cli.imaging.types import CtVolume
 
 
 def orient_lps(image: Any) -> Any:
