@@ -145,10 +145,11 @@ def train(
     with error_boundary(state):
         import re
 
-        from medml_cli.config import NAME_PATTERN, load_experiment_config
+        from medml_cli.config.loader import load_experiment_config
+        from medml_cli.config.sections import NAME_PATTERN
         from medml_cli.errors import ConfigError
-        from medml_cli.runs import read_status
-        from medml_cli.training import run_experiment
+        from medml_cli.runs.directory import read_status
+        from medml_cli.workflows.train import run_experiment
 
         # fullmatch: with re.match, '$' also matches before a final newline ('ab\n')
         if name is not None and not re.fullmatch(NAME_PATTERN, name):
@@ -156,7 +157,7 @@ def train(
                                          "starting with a letter or digit (at most 64 "
                                          "characters; no spaces or control characters)"])
         if resume is not None:
-            from medml_cli.runs import resumable_run
+            from medml_cli.runs.directory import resumable_run
 
             if config is not None or set_:
                 raise ConfigError("--resume", ["give either CONFIG or --resume RUN_DIR; a "
@@ -204,7 +205,7 @@ def _jsonable(data: Any) -> Any:
 
 
 def _print_metrics(metrics: dict[str, Any], title: str) -> None:
-    from medml_cli.reporting import _fmt
+    from medml_cli.evaluation.report import _fmt
 
     table = Table(title=title, title_justify="left")
     table.add_column("metric")
@@ -253,7 +254,7 @@ def evaluate(
     state = _state(ctx)
     with error_boundary(state):
         from medml_cli.evaluation.gates import check_gates, parse_gates
-        from medml_cli.inference import evaluate_run
+        from medml_cli.workflows.evaluate import evaluate_run
 
         gates = parse_gates(fail_under or [])
         result = evaluate_run(run_dir, data=data, overrides=set_ or [])
@@ -300,8 +301,8 @@ def predict(
     """Predict with a run's model: id, probability and class (or the predicted value)."""
     state = _state(ctx)
     with error_boundary(state):
-        from medml_cli.inference import predict_with_run
-        from medml_cli.outputs import check_output
+        from medml_cli.runs.outputs import check_output
+        from medml_cli.workflows.predict import predict_with_run
 
         # checked before any work, so a refused path costs nothing and loses nothing
         target = check_output(output, inputs=[input_path], overwrite=overwrite)
@@ -324,7 +325,7 @@ def config_validate(
 ) -> None:
     """Check a config; exit 0 if valid, 2 with the problems if not."""
     with error_boundary(_state(ctx)):
-        from medml_cli.config import load_experiment_config
+        from medml_cli.config.loader import load_experiment_config
 
         cfg = load_experiment_config(config, set_ or [])
     print(f"{config}: valid ({cfg.task}, model {cfg.model.type}, data {cfg.data.type})")
@@ -338,7 +339,7 @@ def config_show(
 ) -> None:
     """Print the fully resolved config (defaults and overrides applied) as YAML."""
     with error_boundary(_state(ctx)):
-        from medml_cli.config import config_to_yaml, load_experiment_config
+        from medml_cli.config.loader import config_to_yaml, load_experiment_config
 
         text = config_to_yaml(load_experiment_config(config, set_ or []))
     sys.stdout.write(text)
@@ -348,7 +349,7 @@ def config_show(
 def config_schema(ctx: typer.Context) -> None:
     """Print the JSON schema of experiment configs (for editors)."""
     with error_boundary(_state(ctx)):
-        from medml_cli.config import config_json_schema
+        from medml_cli.config.loader import config_json_schema
 
         schema = config_json_schema()
     print(json.dumps(schema, indent=2))

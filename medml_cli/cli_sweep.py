@@ -294,7 +294,7 @@ def runs_list(
 
     with error_boundary(_state(ctx)):
         from medml_cli.errors import MedmlUsageError
-        from medml_cli.run_index import list_runs
+        from medml_cli.runs.index import list_runs
 
         if as_json and as_csv:
             raise MedmlUsageError("give --json or --csv, not both")
@@ -350,7 +350,7 @@ def runs_show(
     from medml_cli.cli import _state, error_boundary
 
     with error_boundary(_state(ctx)):
-        from medml_cli.run_index import resolve_run, show_run
+        from medml_cli.runs.index import resolve_run, show_run
 
         info = show_run(resolve_run(run, runs_dir))
     if as_json:
@@ -412,7 +412,7 @@ def runs_compare(
     from medml_cli.cli import _state, error_boundary
 
     with error_boundary(_state(ctx)):
-        from medml_cli.run_index import compare_runs, metric_table_json, resolve_run
+        from medml_cli.runs.index import compare_runs, metric_table_json, resolve_run
 
         paths = [resolve_run(r, runs_dir) for r in runs]
         config_diff, metric_table = compare_runs(paths)

@@ -117,10 +117,11 @@ from typing import Annotated, Any, Literal, Union
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from medml_cli.config import CONFIG_KEY, NAME_PATTERN, NotASectionError, set_by_path
+from medml_cli.config.overrides import CONFIG_KEY, NotASectionError, set_by_path
+from medml_cli.config.sections import NAME_PATTERN
 from medml_cli.errors import ConfigError, MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import read_json, write_json, write_text_atomic
-from medml_cli.runs import pid_alive
+from medml_cli.runs.directory import pid_alive
 from medml_cli.schemas import StrictModel
 from medml_cli.tasks.base import LOWER_IS_BETTER
 
@@ -297,7 +298,7 @@ def _merge(base: dict[str, Any], top: dict[str, Any]) -> dict[str, Any]:
 
 
 def _read_with_base(path: Path, seen: tuple[Path, ...] = ()) -> dict[str, Any]:
-    from medml_cli.config import read_config_file
+    from medml_cli.config.loader import read_config_file
 
     data, _ = read_config_file(path)
     base_ref = data.pop("base", None)
@@ -362,7 +363,7 @@ def _candidate_types(section: str, data: dict[str, Any], block: SweepBlock) -> s
 
 def _check_path(key: str, where: str, data: dict[str, Any], block: SweepBlock) -> str | None:
     """Why a dotted parameter path cannot be a config key, or None when it can."""
-    from medml_cli.config import experiment_config_class
+    from medml_cli.config.sections import experiment_config_class
     from medml_cli.registry import DATASETS, MODELS, did_you_mean
 
     parts = key.split(".")
@@ -448,12 +449,8 @@ def expand_sweep(path: Path, overrides: list[str] | None = None) -> Sweep:
     Raises ConfigError (exit 2) for a bad sweep block or any invalid trial, before anything
     runs.
     """
-    from medml_cli.config import (
-        apply_overrides,
-        config_to_yaml,
-        read_config_file,
-        validate_config_data,
-    )
+    from medml_cli.config.loader import config_to_yaml, read_config_file, validate_config_data
+    from medml_cli.config.overrides import apply_overrides
     from medml_cli.plugins import load_builtins
     from medml_cli.registry import MODELS, TASKS, did_you_mean
 
@@ -835,7 +832,7 @@ def _rel(path: str | Path | None, root: Path) -> str | None:
 
 
 def _new_sweep_dir(runs_dir: Path, name: str) -> Path:
-    from medml_cli.runs import ensure_runs_dir
+    from medml_cli.runs.directory import ensure_runs_dir
 
     ensure_runs_dir(runs_dir)
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
@@ -873,7 +870,7 @@ def _create(sweep: Sweep, runs_dir: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def _completed_run(run_dir: Path, config_text: str | None = None) -> bool:
-    from medml_cli.runs import read_status
+    from medml_cli.runs.directory import read_status
 
     status = read_status(run_dir) if run_dir.is_dir() else None
     if not (isinstance(status, dict) and status.get("state") == "completed"

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medml_cli.config import validate_config_data
+from medml_cli.config.loader import validate_config_data
 from medml_cli.evaluation.splits import make_folds
-from medml_cli.runs import RunDir
-from medml_cli.training import fit_fold, load_dataset
+from medml_cli.runs.directory import RunDir
+from medml_cli.workflows.train import fit_fold, load_dataset
 from tests.conftest import CONFIGS, read_metrics
 
 REPORT_SECTIONS = ["## Data", "## Split and model", "## Performance on held-out data",

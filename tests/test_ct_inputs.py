@@ -264,8 +264,8 @@ def test_colour_dicom_is_refused_even_when_its_modality_is_allowed(cnn2d_run, na
 
 
 def test_training_on_an_mr_series_is_refused_unless_allowed(tmp_path):
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import load_dataset
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import load_dataset
 
     config = _series_config(tmp_path)
     mr = tmp_path / "series" / "p2" / "0.dcm"
@@ -326,8 +326,8 @@ def test_enhanced_ct_from_the_tcia_series(shared_data, tmp_path, cnn2d_run):
 
 def test_dicom_series_source_reads_enhanced_ct_frames(tmp_path):
     """Training: one Enhanced CT file per patient; slices are labelled as `<file>#<frame>`."""
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import load_dataset
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import load_dataset
 
     rows = ["file,label"]
     for patient in range(3):
@@ -437,8 +437,8 @@ def test_nifti_oblique_and_permuted_axes(tmp_path):
 def test_nifti_volumes_training_source(tmp_path):
     import SimpleITK as sitk
 
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import load_dataset
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import load_dataset
 
     (tmp_path / "vols").mkdir()
     rows = ["file,label,patient"]

@@ -241,8 +241,8 @@ def test_known_labels_from_the_saved_schema():
 
 
 def test_check_known_labels_on_a_loaded_dataset(tmp_path):
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import load_dataset
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import load_dataset
 
     _table(y=["disease", "healthy", "maybe", "healthy"] * 10).to_csv(tmp_path / "t.csv",
                                                                       index=False)

@@ -26,7 +26,7 @@ from medml_cli.evaluation.metrics import (
 from medml_cli.evaluation.splits import holdout_split
 from medml_cli.jsonio import read_json
 from medml_cli.registry import MODELS, TASKS
-from medml_cli.runs import RunDir
+from medml_cli.runs.directory import RunDir
 
 ProgressFn = Callable[[int, int, str], None]
 CHECKPOINTS = "checkpoints"
@@ -123,7 +123,7 @@ def run_image_training(
     resume: bool = False,
 ) -> dict[str, Any]:
     """Fit, evaluate and record one image experiment inside an open run directory."""
-    from medml_cli.artifacts import save_keras_estimator, write_model_json
+    from medml_cli.runs.artifacts import save_keras_estimator, write_model_json
 
     started = time.perf_counter()
     spec = TASKS.get(cfg.task)
@@ -166,7 +166,7 @@ def run_image_training(
     prevalence = float(np.mean(y[split["train"]]))
     threshold = cfg.evaluation.threshold
     if cfg.evaluation.threshold_method != "fixed":
-        from medml_cli.training import pick_threshold
+        from medml_cli.workflows.threshold import pick_threshold
 
         # chosen on the validation images, never on the test images
         threshold = pick_threshold(cfg, y[split["val"]], estimator.predict_proba(X_val)[:, 1])

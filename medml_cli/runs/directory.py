@@ -224,7 +224,7 @@ def resumable_run(run_path: Path) -> Path:
 
 
 def _check_resume_config(path: Path) -> None:
-    from medml_cli.config import load_experiment_config
+    from medml_cli.config.loader import load_experiment_config
     from medml_cli.errors import ConfigError
 
     if not path.is_file():

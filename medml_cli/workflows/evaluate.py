@@ -13,12 +13,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medml_cli.artifacts import integrity_warnings, load_sklearn_model, verify_file
-from medml_cli.config import (
-    apply_overrides,
-    read_config_file,
-    validate_config_data,
-)
+from medml_cli.config.loader import read_config_file, validate_config_data
+from medml_cli.config.overrides import apply_overrides
 from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
 from medml_cli.data.formats.table import read_table, reading_options
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
@@ -27,9 +23,18 @@ from medml_cli.evaluation.splits import make_folds
 from medml_cli.jsonio import RUN_FIX, read_run_json, write_json
 from medml_cli.models.imputation import MissingFeature, missing_features
 from medml_cli.registry import TASKS
-from medml_cli.runs import _stamp, open_completed_run
+from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
+from medml_cli.runs.directory import _stamp, open_completed_run
 from medml_cli.schemas import FeatureSchema
-from medml_cli.training import load_dataset, predict_scores
+from medml_cli.workflows.run_model import (
+    align_category_spelling,
+    load_card,
+    load_run_config,
+    load_schema,
+    row_warning_summary,
+    row_warnings,
+)
+from medml_cli.workflows.train import load_dataset, predict_scores
 
 log = logging.getLogger("medml")
 
@@ -43,172 +48,6 @@ class EvaluationResult:
     #: what makes its figures less trustworthy, e.g. features the scored data lack (printed
     #: as warnings even with --quiet; also in metrics.json `warnings` and the report)
     alerts: list[str] = field(default_factory=list)
-
-
-def load_run_config(run_path: Path) -> Any:
-    """The run's resolved config; a damaged or edited one is a run problem, said as such."""
-    path = run_path / "config.yaml"
-    try:
-        data, lines = read_config_file(path)
-        return validate_config_data(data, source=str(path), lines=lines)
-    except ConfigError as exc:
-        problems = "; ".join(exc.problems[:3]) + ("; ..." if len(exc.problems) > 3 else "")
-        raise RunNotUsableError(
-            f"{path} (the run's resolved config) cannot be used: {problems}. It was damaged "
-            "or edited after training (or written by another medml version). Fix: restore "
-            "the original file, or train again from your own config."
-        ) from None
-
-
-def load_schema(run_path: Path) -> FeatureSchema:
-    """The features the model was trained on, after checking schema.json's sha256."""
-    from pydantic import ValidationError
-
-    path = verify_file(run_path / "model", "schema.json")
-    data = read_run_json(path, dict, what="the model's feature schema")
-    try:
-        return FeatureSchema.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        where = ".".join(str(p) for p in first["loc"]) or "top level"
-        raise RunNotUsableError(
-            f"{path} (the model's feature schema) is not valid: {where}: {first['msg']} "
-            f"({exc.error_count()} problem(s)); it was damaged or edited after training. "
-            f"Fix: {RUN_FIX}."
-        ) from None
-
-
-#: card.json fields evaluate/predict rely on, by model format: field -> what it must be.
-_CARD_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "skops": {"problem": (str,)},
-    "keras": {"problem": (str,), "input_shape": (list,), "spatial_dims": (int,),
-              "intensity": (list,), "threshold": (int, float)},
-}
-
-
-def load_card(run_path: Path) -> dict[str, Any]:
-    """The model card (format, problem, threshold, classes), after checking its sha256."""
-    path = verify_file(run_path / "model", "card.json")
-    card = read_run_json(path, dict, what="the model card")
-
-    def bad(field: str, expected: str) -> RunNotUsableError:
-        return RunNotUsableError(
-            f"{path} (the model card) has an invalid `{field}` ({json_value(card.get(field))}; "
-            f"expected {expected}); it was damaged or edited after training. Fix: {RUN_FIX}.")
-
-    fmt = card.get("format", "skops")
-    if fmt not in _CARD_FIELDS:
-        raise bad("format", "skops or keras")
-    for field_name, kinds in _CARD_FIELDS[fmt].items():
-        value = card.get(field_name)
-        if not isinstance(value, kinds) or isinstance(value, bool):
-            raise bad(field_name, " or ".join(k.__name__ for k in kinds))
-    if card["problem"] != "regression":
-        threshold = card.get("threshold")
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) \
-                or not 0.0 <= float(threshold) <= 1.0:
-            raise bad("threshold", "a probability between 0 and 1")
-        classes = card.get("classes")
-        if classes is not None and (not isinstance(classes, list) or len(classes) != 2):
-            raise bad("classes", "a list of the two class labels")
-    return card
-
-
-def json_value(value: Any) -> str:
-    """A short rendering of a JSON value for an error message."""
-    import json
-
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-# --------------------------------------------------------------------------- row checks
-#: A numeric value counts as far outside the training range when it lies more than this many
-#: training ranges beyond the minimum or maximum (e.g. age 400 against 29-77).
-RANGE_MARGIN = 1.0
-
-
-def _as_number(value: Any) -> float | None:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if np.isfinite(number) else None
-
-
-def align_category_spelling(X: pd.DataFrame, schema: FeatureSchema) -> pd.DataFrame:
-    """Spell numeric category codes as training did: a table read with integers gives "1"
-    where the training data (read as floats) gave "1.0", and the one-hot encoder would take
-    "1" for an unseen category and silently drop it. Only values equal as numbers to exactly
-    a training category are rewritten; anything else stays, and is flagged as unseen."""
-    X = X.copy()
-    for name, known in schema.categories.items():
-        if name not in X.columns:
-            continue
-        by_number: dict[float, str] = {}
-        for category in known:
-            number = _as_number(category)
-            if number is not None:
-                by_number.setdefault(number, category)
-        values = X[name]
-        other = values.notna() & ~values.isin(known)
-        if not by_number or not other.any():
-            continue
-        spelled = values[other].map(lambda v, known=by_number: known.get(_as_number(v)))
-        spelled = spelled[spelled.notna()]
-        X.loc[spelled.index, name] = spelled
-    return X
-
-
-def row_warnings(X: pd.DataFrame, schema: FeatureSchema) -> pd.Series:
-    """Per row, what makes its score untrustworthy: category values the model never saw,
-    numbers far outside the training range, more than half the features missing; "" if none.
-
-    Vectorised per column so that 100,000-row inputs cost milliseconds, not seconds.
-    """
-    notes: list[list[str]] = [[] for _ in range(len(X))]
-    for column in schema.columns:
-        name = column.name
-        values = X[name]
-        if column.kind == "categorical" and name in schema.categories:
-            unseen = values.notna() & ~values.astype(object).isin(schema.categories[name])
-            for i in np.flatnonzero(unseen.to_numpy()):
-                notes[i].append(f"unseen category: {name}={values.iloc[i]}")
-        elif column.kind == "numeric" and name in schema.ranges:
-            low, high = schema.ranges[name]
-            margin = RANGE_MARGIN * ((high - low) or max(abs(high), 1.0))
-            numbers = values.to_numpy(dtype=float)
-            with np.errstate(invalid="ignore"):
-                outside = (numbers < low - margin) | (numbers > high + margin)
-            for i in np.flatnonzero(outside):
-                notes[i].append(f"{name}={numbers[i]:g} far outside the training range "
-                                f"{low:g}-{high:g}")
-    n_features = len(schema.columns)
-    missing = X[schema.feature_names].isna().sum(axis=1).to_numpy()
-    for i in np.flatnonzero(missing * 2 > n_features):
-        notes[i].append(f"{missing[i]} of {n_features} features missing")
-    return pd.Series(["; ".join(n) for n in notes], index=X.index, dtype=object)
-
-
-def row_warning_summary(warnings: pd.Series, schema: FeatureSchema | None = None) -> list[str]:
-    """One line counting flagged rows by kind (none when every row is fine)."""
-    flagged = warnings[warnings != ""]
-    lines: list[str] = []
-    if len(flagged):
-        kinds = {"unseen category": "unseen category values",
-                 "far outside the training range": "values far outside the training range",
-                 "features missing": "more than half the features missing",
-                 "constant image": "constant images"}
-        counts = [f"{int(flagged.str.contains(key, regex=False).sum())} with {label}"
-                  for key, label in kinds.items() if flagged.str.contains(key, regex=False).any()]
-        lines.append(f"{len(flagged)} of {len(warnings)} row(s) are unlike the training data, "
-                     f"so their scores are extrapolations ({', '.join(counts)}); see the "
-                     "`warnings` column")
-    if schema is not None and not schema.categories and not schema.ranges:
-        lines.append("this run's schema.json predates medml's record of training categories "
-                     "and ranges, so unseen categories and out-of-range values are not "
-                     "flagged (rows with most features missing still are)")
-    return lines
 
 
 # --------------------------------------------------------------------------- evaluate
@@ -344,8 +183,8 @@ def evaluate_run(
         label = "heldout"
 
     from medml_cli.evaluation.clinical import assess, site_table
-    from medml_cli.reporting import tabular_data_lines
-    from medml_cli.training import subgroup_frame
+    from medml_cli.evaluation.report import tabular_data_lines
+    from medml_cli.workflows.train import subgroup_frame
 
     out_tmp = _new_evaluation_tmp(run_path)
     try:
@@ -470,8 +309,8 @@ def read_recorded_predictions(path: Path, problem: str) -> pd.DataFrame:
 def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Path | None,
                         overrides: list[str]) -> EvaluationResult:
     """Held-out test images re-predicted with the saved CNN, or a new image data config."""
-    from medml_cli.artifacts import load_keras_estimator
-    from medml_cli.image_training import image_split
+    from medml_cli.runs.artifacts import load_keras_estimator
+    from medml_cli.workflows.train_image import image_split
 
     notes: list[str] = integrity_warnings(run_path / "model")
     external = data is not None or any(o.startswith("data.") for o in overrides)
@@ -506,7 +345,7 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
     if groups is not None:
         predictions.insert(1, "patient", groups)
     from medml_cli.evaluation.clinical import assess
-    from medml_cli.reporting import image_data_lines
+    from medml_cli.evaluation.report import image_data_lines
 
     out_tmp = _new_evaluation_tmp(run_path)
     try:
@@ -555,7 +394,7 @@ def _save_evaluation(run_path: Path, tmp: Path, label: str, cfg: Any, provenance
                      data_lines: list[str], metrics: dict[str, Any],
                      predictions: pd.DataFrame) -> Path:
     """Write metrics, predictions and reports into ``tmp``, then rename it into place."""
-    from medml_cli.reporting import write_reports
+    from medml_cli.evaluation.report import write_reports
 
     write_json(tmp / "metrics.json", metrics)
     predictions.to_csv(tmp / "predictions.csv", index=False)
@@ -571,90 +410,3 @@ def _finish_evaluation(run_path: Path, tmp: Path, label: str) -> Path:
         if not final.exists():
             os.rename(tmp, final)
             return final
-
-
-# --------------------------------------------------------------------------- predict
-@dataclass
-class PredictionResult:
-    frame: pd.DataFrame
-    warnings: list[str]
-
-
-def predict_with_run(run_path: Path, input_path: Path,
-                     allow_modalities: list[str] | tuple[str, ...] = ()) -> PredictionResult:
-    """Predict for every row of a CSV/Parquet file with a completed run's model.
-
-    ``allow_modalities``: DICOM modalities besides CT an image model trained on CT accepts.
-    """
-    run_path = open_completed_run(Path(run_path))
-    card = load_card(run_path)
-    if card.get("format") == "keras":
-        return _predict_images(run_path, Path(input_path), card, allow_modalities)
-    schema = load_schema(run_path)
-    input_path = Path(input_path)
-    fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
-    frame = read_table(input_path, fmt,
-                       **reading_options(input_path, load_run_config(run_path).data),
-                       categorical=schema.names_of("categorical"),
-                       text_columns=(schema.id_column, schema.group_column),
-                       na_values=getattr(load_run_config(run_path).data, "na_values", ()),
-                       role="--input")
-    warnings: list[str] = integrity_warnings(run_path / "model")
-    known = set(schema.feature_names) | {schema.target, schema.id_column, schema.group_column}
-    unexpected = [c for c in frame.columns if c not in known]
-    if unexpected:
-        warnings.append(
-            f"ignored {len(unexpected)} column(s) the model was not trained on: "
-            f"{', '.join(unexpected[:20])}{' ...' if len(unexpected) > 20 else ''}"
-        )
-    X = align_category_spelling(prepare_features(frame, schema, str(input_path),
-                                                 context="input"), schema)
-    model = load_sklearn_model(run_path / "model")
-    score = predict_scores(model, X, card["problem"])
-    warnings += [m.message() for m in missing_features(X, model)]
-    if schema.id_column and schema.id_column in frame.columns:
-        ids = frame[schema.id_column].astype(str).to_numpy()
-    else:
-        ids = np.arange(1, len(frame) + 1)
-        if schema.id_column:
-            warnings.append(f"no '{schema.id_column}' column in the input; rows are numbered "
-                            "from 1 instead")
-    out = pd.DataFrame({"id": ids})
-    if card["problem"] == "regression":
-        out["prediction"] = score
-    else:
-        threshold = float(card["threshold"])
-        out["probability"] = score
-        out["predicted_class"] = (score >= threshold).astype(int)
-        classes = card.get("classes") or ["0", "1"]
-        out["predicted_label"] = np.where(score >= threshold, classes[1], classes[0])
-    flags = row_warnings(X, schema)
-    out["warnings"] = flags.to_numpy()  # last, so the established columns keep their places
-    warnings += row_warning_summary(flags, schema)
-    return PredictionResult(frame=out, warnings=warnings)
-
-
-
-
-def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any],
-                    allow_modalities: list[str] | tuple[str, ...] = ()) -> PredictionResult:
-    from medml_cli.artifacts import load_keras_estimator
-    from medml_cli.image_inference import (
-        image_warnings,
-        prediction_frame,
-        read_prediction_inputs,
-    )
-
-    inputs = read_prediction_inputs(input_path, card, allow_modalities)
-    images, ids = inputs.images, inputs.ids
-    flags = ["; ".join(f for f in pair if f) for pair in zip(  # refuses NaN/inf pixels
-        image_warnings(images, ids, str(input_path)), inputs.flags, strict=True)]
-    model = load_keras_estimator(run_path / "model")
-    score = model.predict_proba(images)[:, 1]
-    warnings = integrity_warnings(run_path / "model") + inputs.warnings
-    if card.get("synthetic_data"):
-        warnings.append("this model was trained on SYNTHETIC data (the lung phantom); its "
-                        "predictions say nothing about real patients")
-    frame = prediction_frame(ids, score, card, flags)
-    warnings += row_warning_summary(frame["warnings"])
-    return PredictionResult(frame=frame, warnings=warnings)

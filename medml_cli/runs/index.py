@@ -19,8 +19,8 @@ import yaml
 
 from medml_cli.errors import MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import RUN_FIX, read_run_json
-from medml_cli.runs import pid_alive, read_status
-from medml_cli.sweep import LOWER_IS_BETTER
+from medml_cli.runs.directory import pid_alive, read_status
+from medml_cli.tasks.base import LOWER_IS_BETTER
 
 BASE_COLUMNS = ["run", "path", "state", "task", "model", "data", "name", "seed", "started",
                 "ended", "sweep", "reason"]

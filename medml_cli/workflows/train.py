@@ -12,10 +12,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from medml_cli.artifacts import save_sklearn_model, write_model_json
-from medml_cli.config import config_to_yaml
+from medml_cli.config.loader import config_to_yaml
 from medml_cli.data.base import LoadedDataset, check_not_all_missing
-from medml_cli.environment import capture_environment
 from medml_cli.errors import DataError, MedmlUsageError
 from medml_cli.evaluation.metrics import (
     baseline_column,
@@ -23,10 +21,13 @@ from medml_cli.evaluation.metrics import (
     score_column,
     score_predictions,
 )
+from medml_cli.evaluation.report import image_data_lines, tabular_data_lines, write_reports
 from medml_cli.evaluation.splits import make_folds
 from medml_cli.registry import DATASETS, MODELS, TASKS
-from medml_cli.reporting import image_data_lines, tabular_data_lines, write_reports
-from medml_cli.runs import RunDir, create_run_dir
+from medml_cli.runs.artifacts import save_sklearn_model, write_model_json
+from medml_cli.runs.directory import RunDir, create_run_dir
+from medml_cli.runs.environment import capture_environment
+from medml_cli.workflows.threshold import pick_threshold
 
 ProgressFn = Callable[[int, int, str], None]
 
@@ -208,15 +209,6 @@ class FoldOutcome:
     importance: pd.DataFrame | None = None
 
 
-def pick_threshold(cfg: Any, y: np.ndarray, score: np.ndarray) -> float:
-    from medml_cli.evaluation.thresholds import choose_threshold
-
-    ev = cfg.evaluation
-    return float(choose_threshold(y, score, method=ev.threshold_method,
-                                  value=ev.threshold if ev.threshold_method == "fixed"
-                                  else ev.threshold_target))
-
-
 def inner_oof_scores(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray) -> np.ndarray:
     """Honest scores for the training part only (inner 3-fold CV), to choose a threshold on
     without looking at the fold's test rows."""
@@ -337,7 +329,11 @@ def write_explanations(cfg: Any, dataset: LoadedDataset, final_model: Any,
 def _run_image_experiment(cfg: Any, dataset: Any, *, runs_dir: Path, name: str | None,
                           config_path: Path | None, overrides: list[str] | None,
                           progress: ProgressFn | None, resume: Path | None) -> RunResult:
-    from medml_cli.image_training import check_model_fits_data, image_split, run_image_training
+    from medml_cli.workflows.train_image import (
+        check_model_fits_data,
+        image_split,
+        run_image_training,
+    )
 
     check_model_fits_data(cfg, dataset)
     image_split(dataset, cfg)  # split problems are usage errors: raise before a run exists
