@@ -89,7 +89,8 @@ def sweep_command(
     state = _state(ctx)
     with error_boundary(state):
         from medml_cli.errors import ConfigError
-        from medml_cli.sweep import describe_trials, expand_sweep, run_sweep
+        from medml_cli.sweep.expand import describe_trials, expand_sweep
+        from medml_cli.sweep.runner import run_sweep
 
         if resume is not None and (config is not None or set_):
             raise ConfigError("--resume", ["give either a sweep FILE or --resume SWEEP_DIR; a "

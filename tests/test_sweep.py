@@ -28,7 +28,8 @@ from medml_cli.cli import main_callback
 from medml_cli.cli_sweep import runs_app, sweep_command
 from medml_cli.errors import ConfigError
 from medml_cli.jsonio import read_json, write_json
-from medml_cli.sweep import expand_sweep, pid_alive, run_sweep, trial_id
+from medml_cli.runs.directory import pid_alive
+from medml_cli.sweep import expand_sweep, run_sweep, trial_id
 
 REPO = Path(__file__).resolve().parents[1]
 
