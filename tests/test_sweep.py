@@ -24,8 +24,9 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from medml_cli.cli import main_callback
-from medml_cli.cli_sweep import runs_app, sweep_command
+from medml_cli.cli.app import main_callback
+from medml_cli.cli.runs import runs_app
+from medml_cli.cli.sweep import sweep_command
 from medml_cli.errors import ConfigError
 from medml_cli.jsonio import read_json, write_json
 from medml_cli.runs.directory import pid_alive

@@ -1,4 +1,5 @@
-"""The ``medml`` command line: parse, call one library function, render.
+"""The ``medml`` Typer app: train, evaluate, predict, config and the listings; registers the
+``sweep`` command (:mod:`medml_cli.cli.sweep`) and the ``runs`` group (:mod:`medml_cli.cli.runs`).
 
 Heavy libraries (pandas, scikit-learn, TensorFlow) are imported inside the commands, so
 ``medml --help`` stays fast. Results go to stdout; messages, tables and progress to stderr.
@@ -10,15 +11,14 @@ import contextlib
 import json
 import signal
 import sys
-import traceback
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
 from rich.table import Table
+
+from medml_cli.cli.common import State, _escape, _state, error_boundary, stderr, stdout
 
 app = typer.Typer(
     name="medml",
@@ -39,28 +39,14 @@ app.add_typer(data_app, name="data")
 
 
 def _register_sweeps() -> None:
-    # cli_sweep imports cli lazily inside its commands, so this import is not circular
-    from medml_cli.cli_sweep import runs_app, sweep_command
+    from medml_cli.cli.runs import runs_app
+    from medml_cli.cli.sweep import sweep_command
 
     app.command("sweep")(sweep_command)
     app.add_typer(runs_app, name="runs")
 
 
 _register_sweeps()
-
-stderr = Console(stderr=True, highlight=False, soft_wrap=True)
-stdout = Console(highlight=False, soft_wrap=True)
-
-
-@dataclass
-class State:
-    debug: bool = False
-    quiet: bool = False
-
-
-def _state(ctx: typer.Context) -> State:
-    obj = ctx.find_root().obj
-    return obj if isinstance(obj, State) else State()
 
 
 def _print_version(value: bool) -> None:
@@ -82,47 +68,6 @@ def main_callback(
 ) -> None:
     """Reproducible medical machine-learning experiments from one YAML file."""
     ctx.obj = State(debug=debug, quiet=quiet)
-
-
-@contextlib.contextmanager
-def error_boundary(state: State) -> Iterator[None]:
-    """Map medml's errors to exit codes and one clean message; tracebacks only with --debug."""
-    from medml_cli.errors import MedmlError
-
-    try:
-        yield
-    except typer.Exit:
-        raise
-    except MedmlError as exc:
-        if state.debug:
-            traceback.print_exc()
-        label = "error" if exc.exit_code == 2 else "failed"
-        stderr.print(f"[bold red]{label}:[/] {_escape(str(exc))}", markup=True, highlight=False)
-        raise typer.Exit(exc.exit_code) from None
-    except KeyboardInterrupt as exc:
-        from medml_cli.errors import Terminated
-
-        if isinstance(exc, Terminated):
-            stderr.print("terminated (SIGTERM); nothing was completed.")
-            raise typer.Exit(Terminated.exit_code) from None
-        stderr.print("interrupted (Ctrl-C); nothing was completed.")
-        raise typer.Exit(130) from None
-    except Exception as exc:  # an internal error: still one paragraph, exit 1
-        if state.debug:
-            traceback.print_exc()
-        stderr.print(
-            f"[bold red]internal error:[/] {type(exc).__name__}: {_escape(str(exc))}\n"
-            "This is a bug in medml or an unexpected input. Re-run with --debug for the "
-            "traceback and report it.",
-            markup=True,
-        )
-        raise typer.Exit(1) from None
-
-
-def _escape(text: str) -> str:
-    from rich.markup import escape
-
-    return escape(text)
 
 
 # --------------------------------------------------------------------------- train
