@@ -12,7 +12,6 @@ from rich.table import Table
 
 from medml_cli.cli.common import _ci, _fmt, _param, _results_console, _state, error_boundary, stderr
 
-# --------------------------------------------------------------------------- runs
 runs_app = typer.Typer(no_args_is_help=True,
                        help="Find, inspect and compare runs (including sweep trials).")
 

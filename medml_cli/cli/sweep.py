@@ -27,7 +27,6 @@ def _params_text(params: dict[str, Any]) -> str:
     return ", ".join(f"{k}={v}" for k, v in params.items()) or "(base config)"
 
 
-# --------------------------------------------------------------------------- sweep
 def sweep_command(
     ctx: typer.Context,
     config: Annotated[Path | None, typer.Argument(

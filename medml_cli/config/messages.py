@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from medml_cli.registry import DATASETS, MODELS, did_you_mean
 
 
-# --------------------------------------------------------------------------- errors
 def _section_class(root: type, loc: tuple, data: dict) -> type | None:
     """The pydantic class that owns the field at ``loc`` (for did-you-mean on keys)."""
     cls: type | None = root

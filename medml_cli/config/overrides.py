@@ -14,7 +14,6 @@ from medml_cli.config.yaml_io import (
 )
 from medml_cli.errors import ConfigError
 
-# --------------------------------------------------------------------------- overrides
 CONFIG_KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]*$")
 
 

@@ -16,7 +16,6 @@ from medml_cli.schemas import StrictModel
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 
 
-# --------------------------------------------------------------------------- sections
 class SplitConfig(StrictModel):
     """How held-out data are made. Every split is seeded and, with a group column, grouped."""
 

@@ -21,7 +21,6 @@ from medml_cli.errors import MedmlUsageError
 from medml_cli.sweep.manifest import _utc_now
 
 
-# --------------------------------------------------------------------------- one trial
 def trial_command(config_path: Path | str, trials_dir: Path | str, tid: str) -> list[str]:
     """The command that runs one trial: an ordinary ``medml train`` in a fresh interpreter."""
     return [sys.executable, "-m", "medml_cli", "--quiet", "train", str(config_path),

@@ -32,7 +32,6 @@ from medml_cli.sweep.spec import (
 )
 
 
-# --------------------------------------------------------------------------- expansion
 def _sweep_error(source: str, exc: ValidationError, lines: dict[tuple, int],
                  data: dict[str, Any]) -> ConfigError:
     """pydantic errors in the sweep block -> one line per problem, naming sweep.* paths."""

@@ -14,7 +14,6 @@ from typing import Any
 from medml_cli.errors import RunNotUsableError
 from medml_cli.sweep.manifest import _utc_now
 
-# --------------------------------------------------------------------------- the folder lock
 LOCK_NAME = "sweep.lock"
 
 

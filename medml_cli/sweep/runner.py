@@ -88,7 +88,6 @@ def _prepare_resume(path: Path, *, locked: bool = True) -> dict[str, Any]:
     return manifest
 
 
-# --------------------------------------------------------------------------- running
 def run_sweep(
     sweep: Sweep | None = None,
     *,

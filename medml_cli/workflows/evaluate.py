@@ -50,7 +50,6 @@ class EvaluationResult:
     alerts: list[str] = field(default_factory=list)
 
 
-# --------------------------------------------------------------------------- evaluate
 def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -> Any:
     """The run's config with its data section replaced by what --data points at."""
     base = run_cfg.model_dump(mode="json")

@@ -25,7 +25,6 @@ from medml_cli.workflows.run_model import (
 from medml_cli.workflows.train import predict_scores
 
 
-# --------------------------------------------------------------------------- predict
 @dataclass
 class PredictionResult:
     frame: pd.DataFrame
@@ -84,8 +83,6 @@ def predict_with_run(run_path: Path, input_path: Path,
     out["warnings"] = flags.to_numpy()  # last, so the established columns keep their places
     warnings += row_warning_summary(flags, schema)
     return PredictionResult(frame=out, warnings=warnings)
-
-
 
 
 def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any],

@@ -93,7 +93,6 @@ def json_value(value: Any) -> str:
     return text if len(text) <= 40 else text[:37] + "..."
 
 
-# --------------------------------------------------------------------------- row checks
 #: A numeric value counts as far outside the training range when it lies more than this many
 #: training ranges beyond the minimum or maximum (e.g. age 400 against 29-77).
 RANGE_MARGIN = 1.0

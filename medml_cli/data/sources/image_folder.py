@@ -19,7 +19,6 @@ from medml_cli.registry import DATASETS
 from medml_cli.schemas import Provenance
 
 
-# --------------------------------------------------------------------------- image folder
 class ImageFolderData(FileDataConfig):
     """PNG/JPEG images in one sub-folder per class, as Keras `flow_from_directory` reads."""
 

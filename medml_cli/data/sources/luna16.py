@@ -21,7 +21,6 @@ from medml_cli.registry import DATASETS
 from medml_cli.schemas import Provenance
 
 
-# --------------------------------------------------------------------------- LUNA16
 class Luna16Data(FileDataConfig):
     """LUNA16: .mhd/.raw CT volumes plus candidates.csv (world coordinates, mm)."""
 

@@ -23,7 +23,6 @@ from medml_cli.registry import DATASETS
 from medml_cli.schemas import Provenance
 
 
-# --------------------------------------------------------------------------- .npy arrays
 class NumpyArraysData(FileDataConfig):
     """A `.npy` image array opened memory-mapped (training streams it from disk) and a
     labels CSV. The way to train on more images than fit in memory."""
