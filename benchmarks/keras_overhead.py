@@ -45,8 +45,8 @@ def _plain_fit(arch: str, x: np.ndarray, y: np.ndarray, epochs: int) -> dict[str
     """Build, compile and fit the network with plain Keras; the timing covers all three."""
     import keras
 
-    from medml_cli.imaging.input_pipeline import class_weights
-    from medml_cli.imaging.networks import build_network
+    from medml_cli.models.keras.input_pipeline import class_weights
+    from medml_cli.models.keras.networks import build_network
 
     ends: list[float] = []
 
@@ -75,7 +75,7 @@ def _plain_fit(arch: str, x: np.ndarray, y: np.ndarray, epochs: int) -> dict[str
 
 
 def _medml_fit(arch: str, x: np.ndarray, y: np.ndarray, epochs: int) -> dict[str, Any]:
-    from medml_cli.imaging.estimator import ImageCnnClassifier
+    from medml_cli.models.keras.estimator import ImageCnnClassifier
 
     ends: list[float] = []
     est = ImageCnnClassifier(

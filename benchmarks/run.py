@@ -69,7 +69,7 @@ def plain_training(path: Path, cfg) -> float:
     import skops.io as sio
     from sklearn.model_selection import StratifiedKFold
 
-    from medml_cli.training import build_estimator
+    from medml_cli.workflows.train import build_estimator
 
     start = time.perf_counter()
     frame = pd.read_csv(path)
@@ -113,8 +113,8 @@ def _schema_only(cfg, X: pd.DataFrame):
 
 
 def bench_tabular(sizes: list[int]) -> None:
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import run_experiment
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import run_experiment
 
     for n in sizes:
         with tempfile.TemporaryDirectory() as folder:
@@ -143,9 +143,9 @@ def bench_tabular(sizes: list[int]) -> None:
 
 
 def bench_predict(n: int = 100_000) -> None:
-    from medml_cli.config import validate_config_data
-    from medml_cli.inference import predict_with_run
-    from medml_cli.training import run_experiment
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.predict import predict_with_run
+    from medml_cli.workflows.train import run_experiment
 
     with tempfile.TemporaryDirectory() as folder:
         train_path = Path(folder) / "train.csv"
@@ -159,7 +159,7 @@ def bench_predict(n: int = 100_000) -> None:
         run = run_experiment(cfg, runs_dir=Path(folder) / "runs").path
         input_path = Path(folder) / "input.csv"
         synthetic_table(n, input_path)
-        from medml_cli.artifacts import load_sklearn_model
+        from medml_cli.runs.artifacts import load_sklearn_model
 
         model = load_sklearn_model(run / "model")
         frame = pd.read_csv(input_path).drop(columns="y")

@@ -24,7 +24,7 @@ import numpy as np
 CHILD = r"""
 import json, resource, sys, threading, time
 import numpy as np
-from medml_cli.imaging.estimator import ImageCnnClassifier
+from medml_cli.models.keras.estimator import ImageCnnClassifier
 
 peak = {"anon": 0}
 def sample():

@@ -153,12 +153,3 @@ DATASETS: Registry[Any] = Registry("dataset", "medml data list")
 #: Task presets and generic tasks (TaskSpec objects).
 TASKS: Registry[Any] = Registry("task", "medml tasks list")
 
-
-def load_builtins() -> None:
-    """Import the packages whose modules register models, datasets and tasks.
-
-    Cheap: none of them imports TensorFlow at module level.
-    """
-    import medml_cli.data  # noqa: F401
-    import medml_cli.models  # noqa: F401
-    import medml_cli.tasks  # noqa: F401

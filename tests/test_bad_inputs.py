@@ -225,7 +225,7 @@ def diabetes_input(tmp_path) -> Path:
 
 def _rehash(run: Path) -> None:
     """Make the manifest match a replaced file, as an attacker who edits both would."""
-    from medml_cli.data.base import sha256_file
+    from medml_cli.data.formats.paths import sha256_file
 
     manifest = run / "model" / "manifest.json"
     data = json.loads(manifest.read_text())
@@ -368,8 +368,8 @@ def test_gate_with_unknown_metric_and_missing_eval_data(tabular_run, tmp_path):
 @pytest.mark.tensorflow
 def test_keras_file_with_lambda_layer_is_refused(tmp_path):
     from medml_cli.errors import ModelLoadError
-    from medml_cli.imaging.estimator import ImageCnnClassifier
-    from medml_cli.imaging.tf_runtime import import_tensorflow
+    from medml_cli.models.keras.estimator import ImageCnnClassifier
+    from medml_cli.models.keras.tf_runtime import import_tensorflow
 
     _, keras = import_tensorflow()
     folder = tmp_path / "model"

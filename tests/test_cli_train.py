@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 import yaml
 
-from medml_cli.data.uci_heart import FEATURES, load_frame
+from medml_cli.data.sources.uci_heart import FEATURES, load_frame
 from tests.conftest import CONFIGS, read_metrics, write_config
 
 TABULAR_CONFIGS = sorted(
@@ -193,7 +193,7 @@ def test_data_errors_leave_no_run_directory(cli, runs_dir, tmp_path):
 
 
 def test_a_failing_fit_marks_the_run_failed(cli, runs_dir, monkeypatch):
-    import medml_cli.training as training
+    import medml_cli.workflows.train as training
 
     def explode(*args, **kwargs):
         raise RuntimeError("solver diverged")
@@ -236,7 +236,7 @@ def test_help_does_not_import_tensorflow():
 def test_tabular_training_does_not_import_tensorflow(tmp_path):
     code = ("import sys\n"
             "from medml_cli.config import load_experiment_config\n"
-            "from medml_cli.training import run_experiment\n"
+            "from medml_cli.workflows.train import run_experiment\n"
             f"cfg = load_experiment_config({str(CONFIGS / 'diabetes_ridge.yaml')!r})\n"
             f"run_experiment(cfg, runs_dir=__import__('pathlib').Path({str(tmp_path)!r}))\n"
             "print('tensorflow' in sys.modules)")

@@ -9,10 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medml_cli.config import validate_config_data
+from medml_cli.config.loader import validate_config_data
 from medml_cli.evaluation.splits import make_folds
-from medml_cli.runs import RunDir
-from medml_cli.training import fit_fold, load_dataset
+from medml_cli.runs.directory import RunDir
+from medml_cli.workflows.train import fit_fold, load_dataset
 from tests.conftest import CONFIGS, read_metrics
 
 REPORT_SECTIONS = ["## Data", "## Split and model", "## Performance on held-out data",
@@ -81,7 +81,7 @@ def test_youden_threshold_is_stored_and_used_by_predict(cli, runs_dir, tmp_path)
     card = json.loads((run / "model" / "card.json").read_text())
     assert card["threshold"] == metrics["threshold"] != 0.5
     assert len({row["threshold"] for row in metrics["per_fold"]}) > 1  # one per fold
-    from medml_cli.data.uci_heart import FEATURES, load_frame
+    from medml_cli.data.sources.uci_heart import FEATURES, load_frame
 
     frame = load_frame(["cleveland"])[["patient_id", *FEATURES]]
     frame.to_csv(tmp_path / "in.csv", index=False)

@@ -8,12 +8,8 @@ import textwrap
 import pytest
 import yaml
 
-from medml_cli.config import (
-    apply_overrides,
-    config_to_yaml,
-    load_experiment_config,
-    parse_override,
-)
+from medml_cli.config.loader import config_to_yaml, load_experiment_config
+from medml_cli.config.overrides import apply_overrides, parse_override
 from medml_cli.errors import ConfigError
 from tests.conftest import CONFIGS, write_config
 

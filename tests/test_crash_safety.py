@@ -80,7 +80,7 @@ def test_sigkill_leaves_a_temporary_run_marked_running(tmp_path):
     status = json.loads((run / "status.json").read_text())
     assert status["state"] == "running" and status["pid"] == proc.pid
     assert not (run / "metrics.json").exists()
-    from medml_cli.runs import pid_alive
+    from medml_cli.runs.directory import pid_alive
 
     assert not pid_alive(status["pid"])
 

@@ -10,10 +10,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medml_cli.config import validate_config_data
-from medml_cli.data.tabular_file import detect_separator, read_table, reading_options
+from medml_cli.config.loader import validate_config_data
+from medml_cli.data.formats.table import detect_separator, read_table, reading_options
 from medml_cli.errors import ConfigError, DataError
-from medml_cli.training import load_dataset
+from medml_cli.workflows.train import load_dataset
 from tests.conftest import read_metrics, run_cli
 
 FAST = ["--set", "evaluation.bootstrap=0", "--set", "evaluation.plots=false"]

@@ -264,8 +264,8 @@ def test_colour_dicom_is_refused_even_when_its_modality_is_allowed(cnn2d_run, na
 
 
 def test_training_on_an_mr_series_is_refused_unless_allowed(tmp_path):
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import load_dataset
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import load_dataset
 
     config = _series_config(tmp_path)
     mr = tmp_path / "series" / "p2" / "0.dcm"
@@ -286,7 +286,7 @@ def test_training_on_an_mr_series_is_refused_unless_allowed(tmp_path):
 
 # --------------------------------------------------------------------------- 3 Enhanced CT, NIfTI
 def test_enhanced_ct_from_ct_small_with_per_frame_rescale(tmp_path):
-    from medml_cli.imaging.dicom_series import read_dicom_series, read_dicom_volume_file
+    from medml_cli.data.formats.dicom import read_dicom_series, read_dicom_volume_file
 
     slices = ct_copies(tmp_path / "single", 4, intercepts=[-1024, -1000, -1100, -900])
     write_enhanced(slices, tmp_path / "enhanced.dcm", seed=3, per_frame_rescale=True)
@@ -300,7 +300,7 @@ def test_enhanced_ct_from_ct_small_with_per_frame_rescale(tmp_path):
 
 
 def test_enhanced_ct_from_the_tcia_series(shared_data, tmp_path, cnn2d_run):
-    from medml_cli.imaging.dicom_series import read_dicom_series, read_dicom_volume_file
+    from medml_cli.data.formats.dicom import read_dicom_series, read_dicom_volume_file
 
     folder = tcia_series(shared_data)
     out = tmp_path / "enh" / "ct.dcm"
@@ -326,8 +326,8 @@ def test_enhanced_ct_from_the_tcia_series(shared_data, tmp_path, cnn2d_run):
 
 def test_dicom_series_source_reads_enhanced_ct_frames(tmp_path):
     """Training: one Enhanced CT file per patient; slices are labelled as `<file>#<frame>`."""
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import load_dataset
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import load_dataset
 
     rows = ["file,label"]
     for patient in range(3):
@@ -382,8 +382,8 @@ def _as_nifti_ras(volume, path: Path) -> None:
 
 
 def test_nifti_of_the_tcia_series_reads_as_the_dicom_does(shared_data, tmp_path, cnn2d_run):
-    from medml_cli.imaging.dicom_series import read_dicom_series
-    from medml_cli.imaging.nifti import read_nifti
+    from medml_cli.data.formats.dicom import read_dicom_series
+    from medml_cli.data.formats.nifti import read_nifti
 
     folder = tcia_series(shared_data)
     series = read_dicom_series(folder)
@@ -409,7 +409,7 @@ def test_nifti_oblique_and_permuted_axes(tmp_path):
     """An oblique scan stored with z and x swapped comes back LPS-aligned, same world grid."""
     import SimpleITK as sitk
 
-    from medml_cli.imaging.nifti import read_nifti
+    from medml_cli.data.formats.nifti import read_nifti
 
     rng = np.random.default_rng(0)
     arr = rng.normal(-500, 300, size=(5, 6, 7)).astype(np.float32)
@@ -437,8 +437,8 @@ def test_nifti_oblique_and_permuted_axes(tmp_path):
 def test_nifti_volumes_training_source(tmp_path):
     import SimpleITK as sitk
 
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import load_dataset
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import load_dataset
 
     (tmp_path / "vols").mkdir()
     rows = ["file,label,patient"]

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medml_cli.config import validate_config_data
-from medml_cli.data.base import sha256_file
-from medml_cli.data.uci_heart import FEATURES, bundled_dir, load_frame
+from medml_cli.config.loader import validate_config_data
+from medml_cli.data.formats.paths import sha256_file
+from medml_cli.data.sources.uci_heart import FEATURES, bundled_dir, load_frame
 from medml_cli.errors import DataError
-from medml_cli.training import load_dataset
+from medml_cli.workflows.train import load_dataset
 
 # sha256 from the dataset's PROVENANCE.md: the bundled files must be byte-exact.
 UCI_SHA256 = {

@@ -12,13 +12,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medml_cli.data.base import (
-    binary_target,
-    check_known_labels,
-    label_key,
-    sha256_file,
-    training_labels,
-)
+from medml_cli.data.base import binary_target, check_known_labels, label_key, training_labels
+from medml_cli.data.formats.paths import sha256_file
 from medml_cli.errors import DataError
 from medml_cli.schemas import ColumnSpec, FeatureSchema
 from tests.conftest import read_metrics, run_cli
@@ -246,8 +241,8 @@ def test_known_labels_from_the_saved_schema():
 
 
 def test_check_known_labels_on_a_loaded_dataset(tmp_path):
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import load_dataset
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import load_dataset
 
     _table(y=["disease", "healthy", "maybe", "healthy"] * 10).to_csv(tmp_path / "t.csv",
                                                                       index=False)
@@ -260,7 +255,7 @@ def test_check_known_labels_on_a_loaded_dataset(tmp_path):
 
 
 def test_unseen_label_at_evaluation_is_refused(tmp_path):
-    """Needs inference.py to call check_known_labels (see the data-safety report)."""
+    """Needs workflows/evaluate.py to call check_known_labels (see the data-safety report)."""
     frame = _table(y=["disease", "healthy"] * 20)
     result = _train(tmp_path, frame, "type: csv, path: t.csv, target: y, "
                                      "positive_class: disease")
@@ -282,7 +277,7 @@ def test_ids_and_groups_keep_leading_zeros_in_predictions(tabular_run):
 
 
 def test_predict_output_keeps_leading_zeros(tabular_run, tmp_path):
-    """Needs inference.py to pass text_columns to read_table (see the data-safety report)."""
+    """Needs predict.py to pass text_columns to read_table (see the data-safety report)."""
     _table(n=5, pid=["00002", "00010", "7", "0", "00000"]).to_csv(tmp_path / "in.csv",
                                                                    index=False)
     out = tmp_path / "out.csv"

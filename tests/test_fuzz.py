@@ -11,8 +11,9 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from medml_cli.config import apply_overrides, parse_override, parse_yaml_text, validate_config_data
-from medml_cli.data.tabular_file import TableFileData, frame_to_dataset
+from medml_cli.config.loader import parse_yaml_text, validate_config_data
+from medml_cli.config.overrides import apply_overrides, parse_override
+from medml_cli.data.sources.table_file import TableFileData, frame_to_dataset
 from medml_cli.errors import ConfigError, DataError
 from medml_cli.schemas import Provenance
 

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from medml_cli.config import validate_config_data
+from medml_cli.config.loader import validate_config_data
 from medml_cli.errors import DataError
-from medml_cli.training import load_dataset
+from medml_cli.workflows.train import load_dataset
 from tests.imaging.test_dicom_series import write_slice
 from tests.imaging.test_luna16 import luna  # noqa: F401 - fixture
 

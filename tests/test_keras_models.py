@@ -15,10 +15,10 @@ import pytest
 from sklearn.base import clone
 
 from medml_cli.errors import ModelLoadError
-from medml_cli.imaging.estimator import ImageCnnClassifier, verify_model_io
-from medml_cli.imaging.gradcam import gradcam_heatmaps, save_gradcam_overlays
-from medml_cli.imaging.input_pipeline import class_weights, make_dataset, normalise_array
-from medml_cli.imaging.networks import ARCHITECTURES, build_network, last_conv_layer_name
+from medml_cli.models.keras.estimator import ImageCnnClassifier, verify_model_io
+from medml_cli.models.keras.gradcam import gradcam_heatmaps, save_gradcam_overlays
+from medml_cli.models.keras.input_pipeline import class_weights, make_dataset, normalise_array
+from medml_cli.models.keras.networks import ARCHITECTURES, build_network, last_conv_layer_name
 
 pytestmark = [
     pytest.mark.tensorflow,

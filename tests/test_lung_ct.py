@@ -55,9 +55,9 @@ def test_cnn3d_run_is_complete_and_labelled_synthetic(cnn3d_run):
 
 
 def test_split_is_grouped_by_patient(cnn3d_run):
-    from medml_cli.image_training import image_split
-    from medml_cli.inference import load_run_config
-    from medml_cli.training import load_dataset
+    from medml_cli.workflows.run_model import load_run_config
+    from medml_cli.workflows.train import load_dataset
+    from medml_cli.workflows.train_image import image_split
 
     cfg = load_run_config(cnn3d_run)
     dataset = load_dataset(cfg)

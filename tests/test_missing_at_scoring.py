@@ -10,7 +10,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from medml_cli.data.uci_heart import load_frame
+from medml_cli.data.sources.uci_heart import load_frame
 from tests.conftest import CONFIGS, run_cli
 
 QUICK = ["--set", "evaluation.bootstrap=0", "--set", "evaluation.plots=false"]

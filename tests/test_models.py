@@ -7,10 +7,11 @@ import pytest
 from sklearn.base import clone
 from sklearn.utils.validation import check_is_fitted
 
-from medml_cli.artifacts import load_sklearn_model, save_sklearn_model
-from medml_cli.config import validate_config_data
-from medml_cli.registry import MODELS, load_builtins
-from medml_cli.training import build_estimator, load_dataset, predict_scores
+from medml_cli.config.loader import validate_config_data
+from medml_cli.plugins import load_builtins
+from medml_cli.registry import MODELS
+from medml_cli.runs.artifacts import load_sklearn_model, save_sklearn_model
+from medml_cli.workflows.train import build_estimator, load_dataset, predict_scores
 
 load_builtins()
 TABULAR_MODELS = [e.name for e in MODELS.entries() if "tabular" in e.tags]

@@ -1,7 +1,8 @@
 import pytest
 
 from medml_cli.errors import UnknownNameError
-from medml_cli.registry import MODELS, Registry, load_builtins, suggest
+from medml_cli.plugins import load_builtins
+from medml_cli.registry import MODELS, Registry, suggest
 
 
 def test_register_create_and_wildcards():

@@ -43,7 +43,7 @@ def run_copy(heart_run, tmp_path) -> Path:
 
 
 def patients(tmp_path: Path, rows: int = 4) -> pd.DataFrame:
-    from medml_cli.data.uci_heart import load_frame
+    from medml_cli.data.sources.uci_heart import load_frame
 
     frame = load_frame(["cleveland"]).head(rows)
     return frame.drop(columns=["site", "num", "disease"])
@@ -206,7 +206,7 @@ def test_regression_predict_has_the_warnings_column_last(tmp_path):
 
 
 def test_evaluate_on_external_table_counts_flagged_rows(heart_run, tmp_path):
-    from medml_cli.data.uci_heart import load_frame
+    from medml_cli.data.sources.uci_heart import load_frame
 
     frame = load_frame(["hungarian"]).drop(columns=["site", "num"])
     frame["cp"] = frame["cp"].astype(object)

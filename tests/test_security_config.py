@@ -60,7 +60,8 @@ def test_config_that_is_a_device_or_fifo_is_refused(tmp_path):
 
 
 def test_yaml_12_scalars_keep_answers_and_codes_as_text(tmp_path):
-    from medml_cli.config import parse_override, parse_yaml_text
+    from medml_cli.config.loader import parse_yaml_text
+    from medml_cli.config.overrides import parse_override
 
     data, _ = parse_yaml_text("a: yes\nb: no\nc: on\nd: 007\ne: 1:30\nf: true\ng: 1e-3\n"
                               "h: 2024-01-01\ni: 12\n", "x.yaml")
@@ -77,7 +78,7 @@ def test_yaml_12_scalars_keep_answers_and_codes_as_text(tmp_path):
 
 
 def test_resolved_config_round_trips_ambiguous_strings():
-    from medml_cli.yamlio import dump_yaml, load_yaml_value
+    from medml_cli.config.yaml_io import dump_yaml, load_yaml_value
 
     data = {"a": "yes", "b": "007", "c": "1e3", "d": "true", "e": "null", "f": "12", "g": 1.0}
     text = dump_yaml(data)
@@ -104,7 +105,7 @@ def test_max_features_keeps_scikit_learns_int_float_meaning(tmp_path):
     assert one.exit_code == 0, one.stderr
     run = Path(one.last_line)
     assert yaml.safe_load((run / "config.yaml").read_text())["model"]["max_features"] == 1
-    from medml_cli.artifacts import load_sklearn_model
+    from medml_cli.runs.artifacts import load_sklearn_model
 
     forest = load_sklearn_model(run / "model")[-1]
     assert forest.max_features == 1 and isinstance(forest.max_features, int)

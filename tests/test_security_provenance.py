@@ -61,7 +61,7 @@ def test_train_records_commit_without_running_repository_commands(tmp_path):
 
 
 def test_clean_checkout_is_not_dirty_and_packed_refs_are_read(tmp_path):
-    from medml_cli.environment import git_commit
+    from medml_cli.runs.environment import git_commit
 
     repo = tmp_path / "r"
     repo.mkdir()
@@ -78,6 +78,6 @@ def test_clean_checkout_is_not_dirty_and_packed_refs_are_read(tmp_path):
 
 
 def test_folder_outside_any_repository(tmp_path):
-    from medml_cli.environment import git_commit
+    from medml_cli.runs.environment import git_commit
 
     assert git_commit(tmp_path) is None

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from medml_cli.config import validate_config_data
+from medml_cli.config.loader import validate_config_data
 from medml_cli.evaluation.bootstrap import as_threshold, bootstrap_distribution
 from medml_cli.evaluation.calibration import (
     REVERSED_SEPARATION_WARNING,
@@ -30,7 +30,7 @@ from medml_cli.evaluation.plots import plot_confusion_matrix
 from medml_cli.evaluation.subgroups import age_bands, natural_key, subgroup_metrics
 from medml_cli.evaluation.thresholds import choose_threshold
 from medml_cli.jsonio import write_json
-from medml_cli.training import load_dataset, subgroup_frame
+from medml_cli.workflows.train import load_dataset, subgroup_frame
 from tests.conftest import CONFIGS, read_metrics, write_config
 
 CLF = "binary-classification"

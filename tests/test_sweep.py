@@ -24,11 +24,13 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from medml_cli.cli import main_callback
-from medml_cli.cli_sweep import runs_app, sweep_command
+from medml_cli.cli.app import main_callback
+from medml_cli.cli.runs import runs_app
+from medml_cli.cli.sweep import sweep_command
 from medml_cli.errors import ConfigError
 from medml_cli.jsonio import read_json, write_json
-from medml_cli.sweep import expand_sweep, pid_alive, run_sweep, trial_id
+from medml_cli.runs.directory import pid_alive
+from medml_cli.sweep import expand_sweep, run_sweep, trial_id
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -246,8 +248,8 @@ def test_local_sweep_manifest_matches_trial_dirs(local_sweep) -> None:
 
 
 def test_trial_rerun_alone_gives_identical_metrics(local_sweep, tmp_path: Path) -> None:
-    from medml_cli.config import load_experiment_config
-    from medml_cli.training import run_experiment
+    from medml_cli.config.loader import load_experiment_config
+    from medml_cli.workflows.train import run_experiment
 
     _, result = local_sweep
     entry = manifest_of(result.path)["trials"][-1]
@@ -310,7 +312,7 @@ def test_timeout_kills_a_trial(tmp_path: Path) -> None:
 
 
 def test_resume_after_sigkill(tmp_path: Path) -> None:
-    from medml_cli.run_index import list_runs
+    from medml_cli.runs.index import list_runs
 
     path = write(tmp_path, "s.yaml", SMALL.replace("seeds: [0, 1]", "seeds: [0, 1, 2]")
                  .replace("model.type: [ridge, svr]", "model.type: [ridge]"))
@@ -446,8 +448,8 @@ def test_dask_unreachable_scheduler_is_a_usage_error(tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def runs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """ridge alpha 1 and 10, svr (with bootstrap CIs), an interrupted and a failed run."""
-    from medml_cli.config import validate_config_data
-    from medml_cli.training import run_experiment
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.workflows.train import run_experiment
 
     runs = tmp_path_factory.mktemp("index") / "runs"
     for name, model, bootstrap in (("ridge-a1", {"type": "ridge", "alpha": 1.0}, 0),

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from medml_cli.runs import pid_alive
+from medml_cli.runs.directory import pid_alive
 from tests.conftest import run_cli
 
 MEDML = [sys.executable, "-m", "medml_cli"]

@@ -1,13 +1,6 @@
-"""Data sources; importing this package registers each of them in ``DATASETS``."""
+"""Data: ``formats/`` (readers with no registry), ``sources/`` (one registered data source per
+file), ``base`` and ``image_base`` (the loaded dataset types and their checks).
 
-import importlib
-import pkgutil
-
-from medml_cli.data.base import LoadedDataset
-
-# One module per source: a new dataset is one new file in this folder.
-for _module in pkgutil.iter_modules(__path__):
-    if _module.name not in {"base", "bundled"}:
-        importlib.import_module(f"{__name__}.{_module.name}")
-
-__all__ = ["LoadedDataset"]
+Importing this package registers nothing; :func:`medml_cli.plugins.load_builtins` imports
+:mod:`medml_cli.data.sources`, which registers every source in ``DATASETS``.
+"""

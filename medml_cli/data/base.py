@@ -2,13 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import math
-import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -58,17 +55,6 @@ class LoadedDataset:
     @property
     def n_samples(self) -> int:
         return len(self.y)
-
-
-def sha256_file(path: Path) -> str:
-    """sha256 of a regular file's bytes (a FIFO or device is refused, never read)."""
-    from medml_cli.data.paths import open_regular_file
-
-    digest = hashlib.sha256()
-    with os.fdopen(open_regular_file(path, "the data path"), "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _first_bad_row(mask: pd.Series) -> int:

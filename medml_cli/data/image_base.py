@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 from pydantic import Field
 
+from medml_cli.data.formats.paths import sha256_file
 from medml_cli.errors import DataError
 from medml_cli.schemas import Provenance
 
@@ -106,3 +108,28 @@ def modality_note(found: dict[str, int], allowed: list[str]) -> str:
     listed = ", ".join(f"{m} ({n} series)" for m, n in sorted(found.items()))
     return (f"read non-CT images, {listed}, because data.allow_modalities is "
             f"{allowed}: their pixel values are not Hounsfield units")
+
+
+IMAGE_TAGS = {"image", "binary-classification"}
+
+
+def _size_list(value: list[int], n: int) -> list[int]:
+    if len(value) != n or any(v < 4 or v > 1024 for v in value):
+        raise ValueError(f"expected {n} sizes, each between 4 and 1024")
+    return value
+
+
+def _hash_files(paths: list[Path], limit: int = 2000) -> dict[str, str]:
+    """sha256 of the input files (capped, so a huge archive does not stall every run)."""
+    return {p.name: sha256_file(p) for p in sorted(paths)[:limit]}
+
+
+def resize_stack(images: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """Linear resize of each image (N, *spatial) to ``shape``."""
+    from scipy.ndimage import zoom
+
+    if tuple(images.shape[1:]) == tuple(shape):
+        return images.astype(np.float32, copy=False)
+    factors = [1.0, *(t / s for t, s in zip(shape, images.shape[1:], strict=True))]
+    out = zoom(images.astype(np.float32), factors, order=1)
+    return out[(slice(None), *(slice(0, t) for t in shape))]

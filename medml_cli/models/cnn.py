@@ -56,7 +56,7 @@ class CnnConfig(StrictModel):
 
 
 def _build(cfg: CnnConfig, *, problem: str, schema: Any, seed: int) -> Any:
-    from medml_cli.imaging.estimator import ImageCnnClassifier
+    from medml_cli.models.keras.estimator import ImageCnnClassifier
 
     intensity = tuple(schema) if schema is not None else ("hu", -1000.0, 400.0)
     return ImageCnnClassifier(

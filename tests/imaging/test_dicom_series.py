@@ -10,8 +10,8 @@ import pytest
 from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
 
+from medml_cli.data.formats.dicom import read_dicom_file, read_dicom_series, read_slice_labels
 from medml_cli.errors import DataError
-from medml_cli.imaging.dicom_series import read_dicom_file, read_dicom_series, read_slice_labels
 
 PHI = ("SECRET123", "Test^Patient", "19700101", "Springfield")
 SERIES_UID = generate_uid()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medml_cli.imaging.hu import clip_and_normalise, lung_window, to_hu, window
+from medml_cli.data.formats.hu import clip_and_normalise, lung_window, to_hu, window
 
 
 def test_to_hu_applies_slope_and_intercept() -> None:

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from medml_cli.data.formats.image_files import load_image_folder, load_single_image
 from medml_cli.errors import DataError
-from medml_cli.imaging.image_folder import load_image_folder, load_single_image
 
 
 def save_png(path: Path, array: np.ndarray) -> Path:

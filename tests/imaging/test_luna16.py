@@ -8,14 +8,14 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-from medml_cli.errors import DataError
-from medml_cli.imaging.luna16 import (
+from medml_cli.data.formats.mhd import (
     extract_patch,
     load_luna16_candidates,
     read_mhd,
     resample_isotropic,
     world_to_voxel,
 )
+from medml_cli.errors import DataError
 
 SPACING_XYZ = (0.7, 0.7, 2.5)
 ORIGIN_XYZ = (-40.0, 25.0, -300.0)

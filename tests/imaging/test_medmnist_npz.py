@@ -7,8 +7,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from medml_cli.data.formats.npz import load_medmnist_npz
 from medml_cli.errors import DataError
-from medml_cli.imaging.medmnist_npz import load_medmnist_npz
 
 
 def medmnist_arrays(image_shape: tuple[int, ...], n_classes: int = 2, seed: int = 0) -> dict:

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from medml_cli.imaging import phantom
-from medml_cli.imaging.phantom import make_lung_phantom
+from medml_cli.data.sources import lung_phantom as phantom
+from medml_cli.data.sources.lung_phantom import make_lung_phantom
 
 
 def test_is_marked_synthetic() -> None:

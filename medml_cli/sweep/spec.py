@@ -1,0 +1,125 @@
+"""The ``sweep:`` block of a sweep file (grid, random search, distributions, seeds, limits)
+and the records of an expanded sweep."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal, Union
+
+from pydantic import Field, model_validator
+
+from medml_cli.config.sections import NAME_PATTERN
+from medml_cli.schemas import StrictModel
+from medml_cli.tasks.base import LOWER_IS_BETTER
+
+STATES = ("pending", "running", "completed", "failed", "interrupted")
+MAX_TRIALS = 10_000
+ID_LENGTH = 12
+
+ProgressFn = Callable[[int, int, str], None]
+
+
+# --------------------------------------------------------------------------- the sweep block
+class _Uniform(StrictModel):
+    distribution: Literal["uniform"]
+    low: float
+    high: float
+
+    @model_validator(mode="after")
+    def _order(self) -> _Uniform:
+        if not self.low < self.high:
+            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
+        return self
+
+
+class _LogUniform(_Uniform):
+    distribution: Literal["log-uniform"]  # type: ignore[assignment]
+    low: float = Field(gt=0)
+
+
+class _IntUniform(StrictModel):
+    distribution: Literal["int-uniform"]
+    low: int
+    high: int
+
+    @model_validator(mode="after")
+    def _order(self) -> _IntUniform:
+        if self.low > self.high:
+            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
+        return self
+
+
+class _Choice(StrictModel):
+    distribution: Literal["choice"]
+    values: list[Any] = Field(min_length=1)
+
+
+DISTRIBUTIONS = {"uniform": _Uniform, "log-uniform": _LogUniform, "int-uniform": _IntUniform,
+                 "choice": _Choice}
+Distribution = Annotated[Union[_Uniform, _LogUniform, _IntUniform, _Choice],  # noqa: UP007
+                         Field(discriminator="distribution")]
+
+
+class RandomSearch(StrictModel):
+    """Random search: ``trials`` draws of ``parameters``, reproducible from ``seed``."""
+
+    trials: int = Field(ge=1, le=MAX_TRIALS, description="Number of random draws.")
+    seed: int = Field(0, ge=0, description="Seed of the draws (not the trials' `seed`).")
+    parameters: dict[str, Distribution] = Field(min_length=1)
+
+
+class SweepBlock(StrictModel):
+    """The ``sweep:`` block of a sweep file."""
+
+    name: str | None = Field(None, pattern=NAME_PATTERN, description="Default: file stem.")
+    grid: dict[str, Annotated[list[Any], Field(min_length=1)]] = Field(default_factory=dict)
+    random: RandomSearch | None = None
+    seeds: list[Annotated[int, Field(ge=0, le=2**32 - 1)]] | None = Field(None, min_length=1)
+    metric: str | None = None
+    conditions: dict[str, dict[str, Any]] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- results
+@dataclass
+class Trial:
+    """One complete experiment of a sweep."""
+
+    id: str
+    params: dict[str, Any]
+    seed: int
+    config_yaml: str
+    dropped: list[str] = field(default_factory=list)
+
+
+@dataclass
+class Sweep:
+    """An expanded sweep: its trials and how to rank them."""
+
+    name: str
+    metric: str
+    trials: list[Trial]
+    task: str = ""
+    source: Path | None = None
+    overrides: list[str] = field(default_factory=list)
+    sweep_yaml: str = ""
+    duplicates: int = 0
+
+    @property
+    def higher_is_better(self) -> bool:
+        return self.metric not in LOWER_IS_BETTER
+
+
+@dataclass
+class SweepResult:
+    """What :func:`run_sweep` did."""
+
+    path: Path
+    manifest: dict[str, Any]
+    counts: dict[str, int]
+    leaderboard: dict[str, Any]
+
+    @property
+    def all_succeeded(self) -> bool:
+        return self.counts.get("completed", 0) == len(self.manifest["trials"])

@@ -1,0 +1,411 @@
+"""``medml evaluate`` and ``medml predict``: use a completed run's model on data."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.config.loader import read_config_file, validate_config_data
+from medml_cli.config.overrides import apply_overrides
+from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
+from medml_cli.data.formats.table import read_table, reading_options
+from medml_cli.errors import ConfigError, DataError, RunNotUsableError
+from medml_cli.evaluation.metrics import sample_counts, score_column
+from medml_cli.evaluation.splits import make_folds
+from medml_cli.jsonio import RUN_FIX, read_run_json, write_json
+from medml_cli.models.imputation import MissingFeature, missing_features
+from medml_cli.registry import TASKS
+from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
+from medml_cli.runs.directory import _stamp, open_completed_run
+from medml_cli.schemas import FeatureSchema
+from medml_cli.workflows.run_model import (
+    align_category_spelling,
+    load_card,
+    load_run_config,
+    load_schema,
+    row_warning_summary,
+    row_warnings,
+)
+from medml_cli.workflows.train import load_dataset, predict_scores
+
+log = logging.getLogger("medml")
+
+
+@dataclass
+class EvaluationResult:
+    path: Path
+    metrics: dict[str, Any]
+    #: how the evaluation was made (printed as notes)
+    warnings: list[str] = field(default_factory=list)
+    #: what makes its figures less trustworthy, e.g. features the scored data lack (printed
+    #: as warnings even with --quiet; also in metrics.json `warnings` and the report)
+    alerts: list[str] = field(default_factory=list)
+
+
+def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -> Any:
+    """The run's config with its data section replaced by what --data points at."""
+    base = run_cfg.model_dump(mode="json")
+    suffix = data_arg.suffix.lower()
+    if suffix in {".yaml", ".yml"}:
+        given, _ = read_config_file(data_arg)
+        section = given.get("data", given)
+        if not isinstance(section, dict) or "type" not in section:
+            raise ConfigError(str(data_arg), [
+                "expected a `data:` section (or a bare data mapping) with a `type:` key"])
+        base["data"] = section
+        base_dir = data_arg.resolve().parent
+    elif suffix in {".csv", ".tsv", ".txt", ".parquet", ".pq"}:
+        options = reading_options(data_arg, run_cfg.data)  # the training's separator etc.
+        _require_target_column(data_arg, schema, options)
+        section = {
+            "type": "parquet" if suffix in {".parquet", ".pq"} else "csv",
+            "path": str(data_arg.resolve()),
+            "target": schema.target,
+            "features": schema.feature_names,
+            "categorical": schema.names_of("categorical"),
+            "id_column": schema.id_column,
+        }
+        section.update(options)
+        if getattr(run_cfg.data, "na_values", None):  # the training's missing-value words
+            section["na_values"] = list(run_cfg.data.na_values)
+        if TASKS.get(run_cfg.task).problem != "regression" and schema.positive_value:
+            section["positive_class"] = schema.positive_value
+        base["data"] = section
+        # built-in presets keep their task; the file is read as a generic table
+        base["task"] = "tabular-regression" if TASKS.get(run_cfg.task).problem == \
+            "regression" else "tabular-classification"
+        base_dir = None
+    else:
+        raise DataError(f"--data {data_arg}: expected a .yaml data config or a .csv/.parquet "
+                        "file.", "pass a data config or a table with the training columns.")
+    return validate_config_data(base, source=str(data_arg), base_dir=base_dir)
+
+
+def _evaluation_config(run_cfg: Any, overrides: list[str], run_path: Path) -> Any:
+    if not overrides:
+        return run_cfg
+    bad = [o for o in overrides if not o.split("=", 1)[0].startswith(("data.", "evaluation."))]
+    if bad:
+        raise ConfigError("--set", [f"'{b}': evaluate only accepts data.* and evaluation.* "
+                                    "overrides (the model is already trained)" for b in bad])
+    merged, applied = apply_overrides(run_cfg.model_dump(mode="json"), overrides)
+    return validate_config_data(merged, source=str(run_path / "config.yaml"), overrides=applied)
+
+
+def _require_target_column(path: Path, schema: FeatureSchema,
+                           options: dict[str, Any] | None = None) -> None:
+    """An evaluation table must carry the outcome; say which column, and how to make it."""
+    fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
+    columns = list(read_table(path, fmt, **(options or {}),
+                              role="--data").columns)
+    if schema.target in columns:
+        return
+    hint = (" For the heart-disease data it is 1 when the UCI `num` column is above 0."
+            if schema.target == "disease" else "")
+    raise DataError(
+        f"the evaluation table lacks the outcome column '{schema.target}' that the model was "
+        f"trained to predict (it has {', '.join(map(str, columns[:20]))}).{hint}",
+        f"add a '{schema.target}' column with the true outcomes, or use `medml predict` for "
+        "data without outcomes.",
+        source=str(path),
+    )
+
+
+def evaluate_run(
+    run_path: Path,
+    *,
+    data: Path | None = None,
+    overrides: list[str] | None = None,
+) -> EvaluationResult:
+    """Re-score a run on its own held-out data, or score its model on new data.
+
+    Results (metrics.json with intervals, predictions.csv, plots, report.md/html, and for
+    several sites a per-site table) go to a new folder
+    ``<run>/evaluations/<stamp>-<heldout|external>-<id>/``; nothing in the run is overwritten.
+    """
+    run_path = open_completed_run(Path(run_path))
+    run_cfg = load_run_config(run_path)
+    card = load_card(run_path)
+    overrides = overrides or []
+    cfg = _evaluation_config(run_cfg, overrides, run_path)
+    if card.get("format") == "keras":
+        return _evaluate_image_run(run_path, cfg, card, data, overrides)
+    problem = card["problem"]
+    schema = load_schema(run_path)
+    notes: list[str] = integrity_warnings(run_path / "model")
+    # the run's own operating threshold, unless the user sets one for this evaluation
+    new_threshold = any(o.startswith("evaluation.threshold") for o in overrides)
+    threshold: Any = cfg.evaluation.threshold if new_threshold else card.get("threshold", 0.5)
+
+    if data is not None:
+        data = Path(data)
+        if not data.exists():
+            raise DataError(f"--data {data}: file not found.", "check the path.")
+        cfg = _external_data_config(cfg, data, schema)
+    external = data is not None or any(o.startswith("data.") for o in overrides)
+
+    model = load_sklearn_model(run_path / "model")
+    dataset = load_dataset(cfg)
+    X = None
+    missing: list[MissingFeature] = []
+    alerts: list[str] = []
+    if external and problem != "regression":
+        check_known_labels(dataset, schema, str(data or "data"))
+    if external:
+        X = align_category_spelling(
+            prepare_features(dataset.X, schema, str(data or "data"), context="evaluation"),
+            schema)
+        score = predict_scores(model, X, problem)
+        missing = missing_features(X, model)
+        alerts = [m.message() for m in missing]
+        notes += row_warning_summary(row_warnings(X, schema), schema)
+        predictions = _eval_frame(dataset, np.arange(dataset.n_samples), score, problem,
+                                  threshold, fold=None)
+        label = "external"
+        trained_on = run_cfg.data.type + (f" {', '.join(run_cfg.data.sites)}"
+                                          if hasattr(run_cfg.data, "sites") else "")
+        notes.append(f"the run's model (trained on {trained_on}) scored on "
+                     f"{dataset.n_samples} new rows")
+    else:
+        predictions = _heldout_predictions(run_path, cfg, dataset, model, problem, threshold,
+                                           notes)
+        if problem != "regression" and not new_threshold and "threshold" in predictions:
+            threshold = predictions["threshold"].to_numpy()  # per-fold, as at training
+        label = "heldout"
+
+    from medml_cli.evaluation.clinical import assess, site_table
+    from medml_cli.evaluation.report import tabular_data_lines
+    from medml_cli.workflows.train import subgroup_frame
+
+    out_tmp = _new_evaluation_tmp(run_path)
+    try:
+        truth = predictions["truth"].to_numpy()
+        groups = predictions[schema.group_column].to_numpy() \
+            if schema.group_column and schema.group_column in predictions else None
+        clinical = assess(
+            problem, truth, predictions[score_column(problem)].to_numpy(), threshold=threshold,
+            ev=cfg.evaluation, seed=cfg.seed, groups=groups,
+            subgroup_frame=subgroup_frame(dataset, predictions["id"].astype(str))
+            if cfg.evaluation.subgroups else None,
+            out_dir=out_tmp, synthetic=dataset.provenance.synthetic,
+            labels=tuple(schema.classes) if schema.classes else ("0", "1"))
+        metrics = {
+            "task": run_cfg.task, "problem": problem, "run": run_path.name,
+            "evaluation": label, "data": cfg.data.model_dump(mode="json"),
+            "synthetic": bool(card.get("synthetic_data")) or dataset.provenance.synthetic,
+            # the threshold predict uses: per-fold cut-offs have no meaningful mean to report
+            "threshold": ((float(threshold) if np.ndim(threshold) == 0
+                           else card.get("threshold")) if problem != "regression" else None),
+            "threshold_method": card.get("threshold_method"),
+            **clinical,
+            "n": sample_counts(problem, truth, groups),
+            "notes": notes,
+            "warnings": alerts,
+            "missing_features": [m.as_json() for m in missing],
+        }
+        if external and problem != "regression" and "site" in predictions and X is not None:
+            sites = site_table(predictions, X, by="site", threshold=float(np.mean(threshold)),
+                               ev=cfg.evaluation, seed=cfg.seed)
+            sites.to_csv(out_tmp / "sites.csv", index=False)
+            metrics["sites"] = sites.to_dict(orient="records")
+            metrics["missing_policy"] = missing_policy_text(run_cfg)
+        model_X = X if X is not None else dataset.X[schema.feature_names]
+        data_lines = tabular_data_lines(dataset, model_X, external=external)
+        data_lines += [f"**Warning:** {alert}." for alert in alerts]
+        out = _save_evaluation(run_path, out_tmp, label, cfg, dataset.provenance,
+                               data_lines, metrics, predictions)
+    except BaseException:
+        shutil.rmtree(out_tmp, ignore_errors=True)
+        raise
+    return EvaluationResult(path=out, metrics=metrics, warnings=notes, alerts=alerts)
+
+
+def missing_policy_text(run_cfg: Any) -> str:
+    excluded = list(getattr(run_cfg.data, "exclude", []) or [])
+    text = ("Missing-data policy: a feature missing at an external site is imputed with the "
+            "training site's median (numeric) or most frequent value (categorical), learnt "
+            "inside the saved pipeline; no row is dropped.")
+    if excluded:
+        text += (f" Features excluded from the model by its config: {', '.join(excluded)} "
+                 "(mostly missing outside the training site).")
+    return text
+
+
+def _heldout_predictions(run_path: Path, cfg: Any, dataset: LoadedDataset, model: Any,
+                         problem: str, threshold: Any, notes: list[str]) -> pd.DataFrame:
+    environment = read_run_json(run_path / "environment.json", dict,
+                                what="the run's environment and data checksums")
+    recorded = environment.get("data_sha256") or {}
+    if not isinstance(recorded, dict):
+        raise RunNotUsableError(
+            f"{run_path / 'environment.json'} has an invalid `data_sha256` (expected a mapping "
+            f"of file name to sha256); it was damaged or edited. Fix: {RUN_FIX}.")
+    if recorded and recorded != dataset.provenance.files:
+        raise DataError(
+            "the run's data have changed since training (sha256 differs), so its held-out "
+            "rows cannot be rebuilt.",
+            "restore the original file, or score the new data with --data.",
+        )
+    if cfg.split.method == "holdout":
+        y = dataset.y.to_numpy()
+        groups = dataset.groups.to_numpy() if dataset.groups is not None else None
+        folds = make_folds(y, method=cfg.split.method, n_splits=cfg.split.n_splits,
+                           test_size=cfg.split.test_size, seed=cfg.seed,
+                           classify=problem != "regression", stratify=cfg.split.stratify,
+                           groups=groups)
+        test_idx = folds[0][1]
+        score = predict_scores(model, dataset.X.iloc[test_idx], problem)
+        notes.append("re-predicted the held-out test rows with the saved model")
+        return _eval_frame(dataset, test_idx, score, problem, threshold, fold=0)
+    # k-fold: the saved model saw every row, so scoring it on them would be optimistic.
+    # The honest held-out scores are the out-of-fold predictions made during training.
+    notes.append("re-scored the out-of-fold predictions recorded at training (the final "
+                 "model was refit on all rows)")
+    return read_recorded_predictions(run_path / "predictions.csv", problem)
+
+
+def read_recorded_predictions(path: Path, problem: str) -> pd.DataFrame:
+    """predictions.csv of a run, checked for the columns evaluate re-scores (exit 2 naming
+    the file when it is missing, unparsable or lacks them)."""
+    what = (f"{path} (the out-of-fold predictions recorded at training, which evaluate "
+            "re-scores for k-fold runs)")
+    try:
+        frame = pd.read_csv(path)
+    except FileNotFoundError:
+        raise RunNotUsableError(f"{what} is missing. Fix: {RUN_FIX}.") from None
+    except (OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
+        detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
+        raise RunNotUsableError(f"{what} cannot be parsed as CSV ({type(exc).__name__}: "
+                                f"{detail}); it was damaged or edited. Fix: {RUN_FIX}.") from None
+    needed = ["id", "truth", score_column(problem)]
+    lacking = [c for c in needed if c not in frame.columns]
+    if lacking or frame.empty:
+        found = ", ".join(map(str, frame.columns[:12]))
+        problem_text = f"lacks the column(s) {', '.join(lacking)} (found: {found})" if lacking \
+            else "has no rows"
+        raise RunNotUsableError(f"{what} {problem_text}; it was damaged or edited. "
+                                f"Fix: {RUN_FIX}.")
+    numeric = [score_column(problem), "truth"] + (["threshold"] if "threshold" in frame else [])
+    for column in numeric:
+        values = pd.to_numeric(frame[column], errors="coerce")
+        if values.isna().any():
+            row = int(np.flatnonzero(values.isna().to_numpy())[0]) + 2  # 1-based, after header
+            raise RunNotUsableError(
+                f"{what}: column '{column}' holds a missing or non-numeric value at line {row} "
+                f"({frame[column].iloc[row - 2]!r}); it was damaged or edited. Fix: {RUN_FIX}.")
+        frame[column] = values
+    return frame
+
+
+def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Path | None,
+                        overrides: list[str]) -> EvaluationResult:
+    """Held-out test images re-predicted with the saved CNN, or a new image data config."""
+    from medml_cli.runs.artifacts import load_keras_estimator
+    from medml_cli.workflows.train_image import image_split
+
+    notes: list[str] = integrity_warnings(run_path / "model")
+    external = data is not None or any(o.startswith("data.") for o in overrides)
+    if data is not None:
+        data = Path(data)
+        if data.suffix.lower() not in {".yaml", ".yml"} or not data.exists():
+            raise DataError(f"--data {data}: image runs take a YAML data config (a `data:` "
+                            "section, e.g. `data: {type: medmnist-npz, path: ...}`).",
+                            "write one, or use `medml predict` for unlabelled inputs.")
+        given, _ = read_config_file(data)
+        merged = cfg.model_dump(mode="json")
+        merged["data"] = given.get("data", given)
+        cfg = validate_config_data(merged, source=str(data), base_dir=data.resolve().parent)
+    dataset = load_dataset(cfg)
+    model = load_keras_estimator(run_path / "model")
+    if external:
+        index = np.arange(dataset.n_samples)
+        label = "external"
+        notes.append(f"scored the saved model on all {dataset.n_samples} images of the new data")
+    else:
+        index = image_split(dataset, cfg)["test"]
+        label = "heldout"
+        notes.append("re-predicted the held-out test images with the saved model")
+    images = dataset.images[index]
+    score = model.predict_proba(images)[:, 1]
+    new_threshold = any(o.startswith("evaluation.threshold") for o in overrides)
+    threshold = cfg.evaluation.threshold if new_threshold else card.get("threshold", 0.5)
+    truth = dataset.labels[index]
+    groups = dataset.groups[index] if dataset.groups is not None else None
+    predictions = pd.DataFrame({"id": dataset.ids[index], "truth": truth, "score": score,
+                                "predicted_class": (score >= threshold).astype(int)})
+    if groups is not None:
+        predictions.insert(1, "patient", groups)
+    from medml_cli.evaluation.clinical import assess
+    from medml_cli.evaluation.report import image_data_lines
+
+    out_tmp = _new_evaluation_tmp(run_path)
+    try:
+        clinical = assess("binary-classification", truth, score, threshold=threshold,
+                          ev=cfg.evaluation, seed=cfg.seed, groups=groups, out_dir=out_tmp,
+                          synthetic=dataset.provenance.synthetic, labels=dataset.class_names)
+        metrics = {
+            "task": cfg.task, "problem": "binary-classification", "run": run_path.name,
+            "evaluation": label, "data": cfg.data.model_dump(mode="json"),
+            "synthetic": dataset.provenance.synthetic, "threshold": threshold,
+            "threshold_method": card.get("threshold_method"), **clinical,
+            "n": sample_counts("binary-classification", truth, groups), "notes": notes,
+        }
+        out = _save_evaluation(run_path, out_tmp, label, cfg, dataset.provenance,
+                               image_data_lines(dataset), metrics, predictions)
+    except BaseException:
+        shutil.rmtree(out_tmp, ignore_errors=True)
+        raise
+    return EvaluationResult(path=out, metrics=metrics, warnings=notes)
+
+
+def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray, problem: str,
+                threshold: float, fold: int | None) -> pd.DataFrame:
+    frame = pd.DataFrame({"id": dataset.ids.iloc[idx].to_numpy(),
+                          "truth": dataset.y.iloc[idx].to_numpy()})
+    frame[score_column(problem)] = score
+    if problem != "regression":
+        frame["predicted_class"] = (score >= threshold).astype(int)
+    if fold is not None:
+        frame["fold"] = fold
+    if dataset.meta is not None:
+        for column in dataset.meta.columns:
+            frame[column] = dataset.meta[column].iloc[idx].to_numpy()
+    return frame
+
+
+def _new_evaluation_tmp(run_path: Path) -> Path:
+    parent = run_path / "evaluations"
+    parent.mkdir(exist_ok=True)
+    tmp = parent / f".tmp-{uuid.uuid4().hex}"
+    tmp.mkdir()
+    return tmp
+
+
+def _save_evaluation(run_path: Path, tmp: Path, label: str, cfg: Any, provenance: Any,
+                     data_lines: list[str], metrics: dict[str, Any],
+                     predictions: pd.DataFrame) -> Path:
+    """Write metrics, predictions and reports into ``tmp``, then rename it into place."""
+    from medml_cli.evaluation.report import write_reports
+
+    write_json(tmp / "metrics.json", metrics)
+    predictions.to_csv(tmp / "predictions.csv", index=False)
+    write_reports(tmp, cfg, provenance, data_lines, metrics,
+                  title=f"medml evaluation ({label}) of run {run_path.name}")
+    return _finish_evaluation(run_path, tmp, label)
+
+
+def _finish_evaluation(run_path: Path, tmp: Path, label: str) -> Path:
+    """Rename a fully written evaluation folder into place (never over an existing one)."""
+    while True:
+        final = run_path / "evaluations" / f"{_stamp()}-{label}-{uuid.uuid4().hex[:6]}"
+        if not final.exists():
+            os.rename(tmp, final)
+            return final

@@ -1,0 +1,109 @@
+"""``medml predict``: score new rows (or images) with a trained run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.data.base import prepare_features
+from medml_cli.data.formats.table import read_table, reading_options
+from medml_cli.models.imputation import missing_features
+from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
+from medml_cli.runs.directory import open_completed_run
+from medml_cli.workflows.run_model import (
+    align_category_spelling,
+    load_card,
+    load_run_config,
+    load_schema,
+    row_warning_summary,
+    row_warnings,
+)
+from medml_cli.workflows.train import predict_scores
+
+
+@dataclass
+class PredictionResult:
+    frame: pd.DataFrame
+    warnings: list[str]
+
+
+def predict_with_run(run_path: Path, input_path: Path,
+                     allow_modalities: list[str] | tuple[str, ...] = ()) -> PredictionResult:
+    """Predict for every row of a CSV/Parquet file with a completed run's model.
+
+    ``allow_modalities``: DICOM modalities besides CT an image model trained on CT accepts.
+    """
+    run_path = open_completed_run(Path(run_path))
+    card = load_card(run_path)
+    if card.get("format") == "keras":
+        return _predict_images(run_path, Path(input_path), card, allow_modalities)
+    schema = load_schema(run_path)
+    input_path = Path(input_path)
+    fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
+    frame = read_table(input_path, fmt,
+                       **reading_options(input_path, load_run_config(run_path).data),
+                       categorical=schema.names_of("categorical"),
+                       text_columns=(schema.id_column, schema.group_column),
+                       na_values=getattr(load_run_config(run_path).data, "na_values", ()),
+                       role="--input")
+    warnings: list[str] = integrity_warnings(run_path / "model")
+    known = set(schema.feature_names) | {schema.target, schema.id_column, schema.group_column}
+    unexpected = [c for c in frame.columns if c not in known]
+    if unexpected:
+        warnings.append(
+            f"ignored {len(unexpected)} column(s) the model was not trained on: "
+            f"{', '.join(unexpected[:20])}{' ...' if len(unexpected) > 20 else ''}"
+        )
+    X = align_category_spelling(prepare_features(frame, schema, str(input_path),
+                                                 context="input"), schema)
+    model = load_sklearn_model(run_path / "model")
+    score = predict_scores(model, X, card["problem"])
+    warnings += [m.message() for m in missing_features(X, model)]
+    if schema.id_column and schema.id_column in frame.columns:
+        ids = frame[schema.id_column].astype(str).to_numpy()
+    else:
+        ids = np.arange(1, len(frame) + 1)
+        if schema.id_column:
+            warnings.append(f"no '{schema.id_column}' column in the input; rows are numbered "
+                            "from 1 instead")
+    out = pd.DataFrame({"id": ids})
+    if card["problem"] == "regression":
+        out["prediction"] = score
+    else:
+        threshold = float(card["threshold"])
+        out["probability"] = score
+        out["predicted_class"] = (score >= threshold).astype(int)
+        classes = card.get("classes") or ["0", "1"]
+        out["predicted_label"] = np.where(score >= threshold, classes[1], classes[0])
+    flags = row_warnings(X, schema)
+    out["warnings"] = flags.to_numpy()  # last, so the established columns keep their places
+    warnings += row_warning_summary(flags, schema)
+    return PredictionResult(frame=out, warnings=warnings)
+
+
+def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any],
+                    allow_modalities: list[str] | tuple[str, ...] = ()) -> PredictionResult:
+    from medml_cli.runs.artifacts import load_keras_estimator
+    from medml_cli.workflows.predict_image import (
+        image_warnings,
+        prediction_frame,
+        read_prediction_inputs,
+    )
+
+    inputs = read_prediction_inputs(input_path, card, allow_modalities)
+    images, ids = inputs.images, inputs.ids
+    flags = ["; ".join(f for f in pair if f) for pair in zip(  # refuses NaN/inf pixels
+        image_warnings(images, ids, str(input_path)), inputs.flags, strict=True)]
+    model = load_keras_estimator(run_path / "model")
+    score = model.predict_proba(images)[:, 1]
+    warnings = integrity_warnings(run_path / "model") + inputs.warnings
+    if card.get("synthetic_data"):
+        warnings.append("this model was trained on SYNTHETIC data (the lung phantom); its "
+                        "predictions say nothing about real patients")
+    frame = prediction_frame(ids, score, card, flags)
+    warnings += row_warning_summary(frame["warnings"])
+    return PredictionResult(frame=frame, warnings=warnings)

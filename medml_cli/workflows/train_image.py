@@ -1,0 +1,294 @@
+"""Training an image task (lung CT): grouped train/validation/test split, a Keras CNN with
+early stopping and checkpoints, the voxel logistic-regression reference, plots, Grad-CAM.
+
+TensorFlow is imported only through ``medml_cli.models.keras.estimator``, inside its methods.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.data.image_base import ImageDataset
+from medml_cli.errors import DataError, MedmlUsageError
+from medml_cli.evaluation.metrics import (
+    baseline_column,
+    sample_counts,
+    score_column,
+    score_predictions,
+)
+from medml_cli.evaluation.splits import holdout_split
+from medml_cli.jsonio import read_json
+from medml_cli.registry import MODELS, TASKS
+from medml_cli.runs.directory import RunDir
+
+ProgressFn = Callable[[int, int, str], None]
+CHECKPOINTS = "checkpoints"
+#: Skip the voxel logistic regression above this many (rows x voxels): it would take minutes.
+MAX_VOXEL_REFERENCE_CELLS = 400_000_000
+
+
+def image_split(dataset: ImageDataset, cfg: Any) -> dict[str, np.ndarray]:
+    """Train / validation / test row indices, grouped by patient and stratified.
+
+    A source with its own split (MedMNIST) keeps it; otherwise ``split.test_size`` of the
+    patients are held out for testing and ``split.val_size`` of the rest for early stopping.
+    """
+    y = dataset.labels
+    if dataset.splits:
+        train = dataset.splits["train"]
+        test = dataset.splits.get("test")
+        val = dataset.splits.get("val")
+        if test is None:
+            raise DataError("the file's splits have no test part.",
+                            "set `data.use_file_splits: false` to split it by seed.")
+        if val is None or len(val) == 0:
+            inner_train, inner_val = holdout_split(
+                y[train], test_size=cfg.split.val_size, seed=cfg.seed + 1, classify=True,
+                stratify=cfg.split.stratify, groups=None, setting="split.val_size")
+            train, val = train[inner_train], train[inner_val]
+        return {"train": np.asarray(train), "val": np.asarray(val), "test": np.asarray(test)}
+    groups = dataset.groups
+    train_full, test = holdout_split(y, test_size=cfg.split.test_size, seed=cfg.seed,
+                                     classify=True, stratify=cfg.split.stratify, groups=groups)
+    inner_groups = groups[train_full] if groups is not None else None
+    inner_train, inner_val = holdout_split(
+        y[train_full], test_size=cfg.split.val_size, seed=cfg.seed + 1, classify=True,
+        stratify=cfg.split.stratify, groups=inner_groups, setting="split.val_size")
+    return {"train": train_full[inner_train], "val": train_full[inner_val], "test": test}
+
+
+def check_model_fits_data(cfg: Any, dataset: ImageDataset) -> None:
+    dims = 3 if cfg.model.type.endswith("3d") else 2
+    if dims != dataset.spatial_dims:
+        raise MedmlUsageError(
+            f"model.type '{cfg.model.type}' takes {dims}D input but data '{cfg.data.type}' "
+            f"gives {dataset.spatial_dims}D images of shape {dataset.input_shape}. Use "
+            f"{'cnn3d or resnet3d' if dataset.spatial_dims == 3 else 'cnn2d or resnet2d'}."
+        )
+
+
+def subset(images: np.ndarray, index: np.ndarray, cache: Path | None, name: str) -> np.ndarray:
+    """Rows of ``images``; for a memory-mapped source, copied chunk-wise into a memory-mapped
+    cache file in the run, so training keeps streaming from disk instead of loading it all."""
+    if not isinstance(images, np.memmap) or cache is None:
+        return images[index]
+    cache.mkdir(parents=True, exist_ok=True)
+    path = cache / f"{name}.npy"
+    out = np.lib.format.open_memmap(path, mode="w+", dtype=images.dtype,
+                                    shape=(len(index), *images.shape[1:]))
+    for start in range(0, len(index), 256):
+        out[start:start + 256] = images[np.sort(index[start:start + 256])]
+    out.flush()
+    del out
+    return np.load(path, mmap_mode="r")
+
+
+def voxel_reference(dataset: ImageDataset, split: dict[str, np.ndarray], seed: int,
+                    threshold: float) -> dict[str, Any] | None:
+    """Logistic regression on the raw (windowed, scaled) voxels: the bar a CNN must clear."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from medml_cli.models.keras.input_pipeline import normalise_array
+
+    train, test = split["train"], split["test"]
+    n_voxels = int(np.prod(dataset.images.shape[1:]))
+    if len(train) * n_voxels > MAX_VOXEL_REFERENCE_CELLS:
+        return None
+    X_train = normalise_array(np.asarray(dataset.images[train]), dataset.intensity)
+    X_test = normalise_array(np.asarray(dataset.images[test]), dataset.intensity)
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000,
+                                                               random_state=seed))
+    model.fit(X_train.reshape(len(train), -1), dataset.labels[train])
+    score = model.predict_proba(X_test.reshape(len(test), -1))[:, 1]
+    return {"model": "logistic regression on raw voxels (C=0.01, standardised)",
+            "metrics": score_predictions("binary-classification", dataset.labels[test], score,
+                                         threshold)}
+
+
+def run_image_training(
+    cfg: Any,
+    dataset: ImageDataset,
+    run: RunDir,
+    *,
+    progress: ProgressFn | None = None,
+    resume: bool = False,
+) -> dict[str, Any]:
+    """Fit, evaluate and record one image experiment inside an open run directory."""
+    from medml_cli.runs.artifacts import save_keras_estimator, write_model_json
+
+    started = time.perf_counter()
+    spec = TASKS.get(cfg.task)
+    check_model_fits_data(cfg, dataset)
+    split = image_split(dataset, cfg)
+    run.log(f"split: train {len(split['train'])}, validation {len(split['val'])}, "
+            f"test {len(split['test'])} images"
+            + (f" ({len(np.unique(dataset.groups[split['test']]))} test patients)"
+               if dataset.groups is not None else ""))
+    cache = run.file("cache") if isinstance(dataset.images, np.memmap) else None
+    X_train = subset(dataset.images, split["train"], cache, "train")
+    X_val = subset(dataset.images, split["val"], cache, "val")
+    X_test = subset(dataset.images, split["test"], cache, "test")
+    y = dataset.labels
+
+    estimator = MODELS.create(cfg.model.type, cfg.model, problem=spec.problem,
+                              schema=dataset.intensity, seed=cfg.seed)
+    checkpoint_dir = run.file(CHECKPOINTS)
+    estimator.set_params(checkpoint_dir=str(checkpoint_dir))
+    epochs = cfg.model.epochs
+
+    def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+        text = ", ".join(f"{k}={v:.4f}" for k, v in logs.items())
+        run.log(f"epoch {epoch + 1}/{epochs}: {text}")
+        if progress:
+            progress(epoch + 1, epochs, f"epoch {epoch + 1}/{epochs} "
+                     f"val_auroc={logs.get('val_auroc', float('nan')):.3f}")
+
+    estimator.set_params(epoch_callback=on_epoch)
+    fit_kwargs: dict[str, Any] = {"X_val": X_val, "y_val": y[split["val"]]}
+    if resume:
+        state = read_json(checkpoint_dir / "train_state.json")
+        fit_kwargs.update(resume_from=checkpoint_dir / "last.keras",
+                          initial_epoch=int(state["epoch"]))
+        run.log(f"resuming from epoch {state['epoch']}")
+    estimator.fit(X_train, y[split["train"]], **fit_kwargs)
+    run.log(f"training finished; best epoch {int(estimator.best_epoch_) + 1}")
+
+    score = estimator.predict_proba(X_test)[:, 1]
+    prevalence = float(np.mean(y[split["train"]]))
+    threshold = cfg.evaluation.threshold
+    if cfg.evaluation.threshold_method != "fixed":
+        from medml_cli.workflows.threshold import pick_threshold
+
+        # chosen on the validation images, never on the test images
+        threshold = pick_threshold(cfg, y[split["val"]], estimator.predict_proba(X_val)[:, 1])
+        run.log(f"threshold {threshold:.4f} chosen on the validation set "
+                f"({cfg.evaluation.threshold_method})")
+    test = split["test"]
+    predictions = pd.DataFrame({"id": dataset.ids[test]})
+    if dataset.groups is not None:
+        predictions["patient"] = dataset.groups[test]
+    predictions["truth"] = y[test]
+    predictions[score_column(spec.problem)] = score
+    predictions["predicted_class"] = (score >= threshold).astype(int)
+    predictions[baseline_column(spec.problem)] = prevalence
+    predictions["fold"] = 0
+
+    reference = None
+    if cfg.evaluation.voxel_logistic_baseline:
+        reference = voxel_reference(dataset, split, cfg.seed, threshold)
+        if reference is None:
+            run.log("voxel logistic-regression reference skipped: input too large")
+        else:
+            run.log("voxel logistic-regression reference: auroc "
+                    f"{reference['metrics']['auroc']:.4f}")
+    metrics = {
+        "task": cfg.task,
+        "problem": spec.problem,
+        "model": cfg.model.type,
+        "data": cfg.data.type,
+        "synthetic": dataset.provenance.synthetic,
+        "split": {"method": "holdout", "train": len(split["train"]),
+                  "validation": len(split["val"]), "test": len(test),
+                  "source": "file" if dataset.splits else "seeded, grouped by patient"},
+        "threshold": threshold,
+        "threshold_method": cfg.evaluation.threshold_method,
+        "metrics": score_predictions(spec.problem, y[test], score, threshold),
+        "baseline": score_predictions(spec.problem, y[test], np.full(len(test), prevalence),
+                                      threshold) if cfg.evaluation.baseline else {},
+        "reference": {"voxel-logistic-regression": reference["metrics"]} if reference else {},
+        "intervals": {},
+        "n": sample_counts(spec.problem, y[test],
+                           dataset.groups[test] if dataset.groups is not None else None),
+        "training": {"epochs_run": len(estimator.history_.get("loss", [])),
+                     "best_epoch": int(estimator.best_epoch_) + 1,
+                     "history": estimator.history_},
+        "primary_metric": spec.primary_metric,
+        "data_notes": list(getattr(dataset, "notes", [])),
+    }
+
+    from medml_cli.evaluation.clinical import assess
+
+    clinical = assess(spec.problem, y[test], score, threshold=threshold, ev=cfg.evaluation,
+                      seed=cfg.seed,
+                      groups=dataset.groups[test] if dataset.groups is not None else None,
+                      out_dir=run.path, synthetic=dataset.provenance.synthetic,
+                      labels=dataset.class_names)
+    clinical.pop("metrics")
+    metrics.update(clinical)
+    save_keras_estimator(estimator, run.file("model"))
+    write_model_json(run.file("model"), "card.json", image_model_card(cfg, dataset, threshold))
+    predictions.to_csv(run.file("predictions.csv"), index=False)
+    plots = run.file("plots")
+    plot_learning_curves(estimator.history_, plots / "learning_curves.png",
+                         synthetic=dataset.provenance.synthetic)
+    run.log("evaluation and plots written")
+    if cfg.evaluation.explain == "gradcam":
+        from medml_cli.models.keras.gradcam import save_gradcam_overlays
+        from medml_cli.models.keras.input_pipeline import normalise_array
+
+        n = min(cfg.evaluation.explain_n, len(test))
+        chosen = np.asarray(X_test[:n])
+        save_gradcam_overlays(estimator.model_, normalise_array(chosen, dataset.intensity),
+                              score[:n], y[test][:n], dataset.ids[test][:n], plots / "gradcam",
+                              n=n, synthetic=dataset.provenance.synthetic)
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    if cache is not None:
+        del X_train, X_val, X_test
+        shutil.rmtree(cache, ignore_errors=True)
+    metrics["seconds"] = round(time.perf_counter() - started, 3)
+    return metrics
+
+
+def image_model_card(cfg: Any, dataset: ImageDataset, threshold: float) -> dict[str, Any]:
+    import medml_cli
+
+    return {
+        "format": "keras",
+        "file": "model.keras",
+        "task": cfg.task,
+        "problem": "binary-classification",
+        "model": cfg.model.type,
+        "input_kind": "volume3d" if dataset.spatial_dims == 3 else "image2d",
+        "input_shape": list(dataset.input_shape),
+        "spatial_dims": dataset.spatial_dims,
+        "intensity": list(dataset.intensity),
+        "threshold": threshold,
+        "threshold_method": cfg.evaluation.threshold_method,
+        "classes": list(dataset.class_names),
+        "trained_on_images": dataset.n_samples,
+        "synthetic_data": dataset.provenance.synthetic,
+        "medml_version": medml_cli.__version__,
+    }
+
+
+def plot_learning_curves(history: dict[str, list[float]], path: Path, *,
+                         synthetic: bool) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig, axes = plt.subplots(1, 2, figsize=(9, 3.5))
+    for key, ax in (("loss", axes[0]), ("auroc", axes[1])):
+        for prefix, style in (("", "-"), ("val_", "--")):
+            values = history.get(prefix + key)
+            if values:
+                ax.plot(range(1, len(values) + 1), values, style,
+                        label="validation" if prefix else "training")
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        ax.legend()
+    fig.suptitle("learning curves" + (" — SYNTHETIC DATA" if synthetic else ""))
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
