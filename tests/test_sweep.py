@@ -24,7 +24,7 @@ import typer
 import yaml
 from typer.testing import CliRunner
 
-from medml_cli.cli.app import main_callback
+from medml_cli.cli.commands import main_callback
 from medml_cli.cli.runs import runs_app
 from medml_cli.cli.sweep import sweep_command
 from medml_cli.errors import ConfigError

@@ -1,10 +1,10 @@
 """The ``medml`` command line: parse, call one library function, render.
 
-One module per command group: ``app`` (the Typer app; train, evaluate, predict, config and the
+One module per command group: ``commands`` (the Typer app; train, evaluate, predict, config and the
 listings), ``sweep``, ``runs``, and ``common`` (consoles, State, the error boundary) which they
 share. Heavy libraries are imported inside the commands, so ``medml --help`` stays fast.
 """
 
-from medml_cli.cli.app import app, main
+from medml_cli.cli.commands import app, main
 
 __all__ = ["app", "main"]

@@ -1,4 +1,4 @@
-"""``medml sweep``, registered in :mod:`medml_cli.cli.app` as the `sweep` command.
+"""``medml sweep``, registered in :mod:`medml_cli.cli.commands` as the `sweep` command.
 
 Results (the sweep folder, the trial table) go to stdout; progress, the leaderboard and messages
 to stderr, as for every medml command.
