@@ -10,6 +10,10 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, model_validator
 from pydantic_core import PydanticCustomError
 
+#: The default HU window, the lung window: air (-1000 HU) to dense soft tissue / contrast
+#: (+400 HU). Data sources, the HU reader and the Keras input pipeline all default to it.
+DEFAULT_HU_WINDOW: tuple[float, float] = (-1000.0, 400.0)
+
 
 def _types_in(annotation: Any) -> set[Any]:
     """The plain types (and Literal values' types) an annotation admits, through unions."""

@@ -10,7 +10,7 @@ from pydantic import Field
 
 from medml_cli.data.formats.paths import sha256_file
 from medml_cli.errors import DataError
-from medml_cli.schemas import Provenance
+from medml_cli.schemas import DEFAULT_HU_WINDOW, Provenance
 
 #: Intensity handling passed to the input pipeline: (mode, low, high).
 Intensity = tuple[str, float, float]
@@ -71,7 +71,7 @@ class ImageDataset:
 
 
 HU_WINDOW_FIELD = Field(
-    default_factory=lambda: [-1000.0, 400.0],
+    default_factory=lambda: list(DEFAULT_HU_WINDOW),
     min_length=2,
     max_length=2,
     description="HU range [low, high] clipped and scaled to [0, 1] (lung window default).",

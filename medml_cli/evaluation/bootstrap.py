@@ -19,11 +19,7 @@ from __future__ import annotations
 
 import numpy as np
 
-CLASSIFICATION_METRICS = (
-    "auroc", "auprc", "accuracy", "balanced_accuracy", "sensitivity", "specificity",
-    "ppv", "npv", "f1", "brier", "log_loss",
-)
-REGRESSION_METRICS = ("r2", "rmse", "mae")
+from medml_cli.tasks.base import CLASSIFICATION_METRICS, REGRESSION_METRICS
 
 # Bound on the elements of one count matrix chunk (float64: 8 bytes each, ~32 MB), so large
 # test sets do not allocate n_resamples x n at once.

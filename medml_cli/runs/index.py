@@ -20,7 +20,7 @@ import yaml
 from medml_cli.errors import MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import RUN_FIX, read_run_json
 from medml_cli.runs.directory import pid_alive, read_status
-from medml_cli.tasks.base import LOWER_IS_BETTER
+from medml_cli.tasks.base import higher_is_better
 
 BASE_COLUMNS = ["run", "path", "state", "task", "model", "data", "name", "seed", "started",
                 "ended", "sweep", "reason"]
@@ -250,7 +250,7 @@ def sort_runs(frame: pd.DataFrame, sort: str) -> pd.DataFrame:
         raise MedmlUsageError(f"--sort {sort}: no column '{key}'{did_you_mean(key, valid)} "
                               f"(columns: {', '.join(valid)})")
     metric = key not in BASE_COLUMNS
-    ascending = not metric or key in LOWER_IS_BETTER
+    ascending = not metric or not higher_is_better(key)
     if sort.startswith("-"):
         ascending = False
     elif sort.startswith("+"):

@@ -23,7 +23,7 @@ from medml_cli.jsonio import read_json, write_json, write_text_atomic
 from medml_cli.runs.directory import pid_alive
 from medml_cli.sweep.expand import trial_id
 from medml_cli.sweep.spec import ID_LENGTH, MAX_TRIALS, STATES, Sweep
-from medml_cli.tasks.base import LOWER_IS_BETTER
+from medml_cli.tasks.base import higher_is_better
 
 
 # --------------------------------------------------------------------------- the manifest
@@ -266,7 +266,7 @@ def _metric_value(trial: dict[str, Any], metric: str) -> float | None:
 def leaderboard(manifest: dict[str, Any], top: int = 10) -> dict[str, Any]:
     """Best trials by the sweep's metric, and mean and SD across seeds per parameter set."""
     metric = manifest["metric"]
-    higher = metric not in LOWER_IS_BETTER
+    higher = higher_is_better(metric)
     scored = [(t, v) for t in manifest["trials"] if t["status"] == "completed"
               and (v := _metric_value(t, metric)) is not None]
     scored.sort(key=lambda tv: -tv[1] if higher else tv[1])

@@ -12,7 +12,7 @@ from pydantic import Field, model_validator
 
 from medml_cli.config.sections import NAME_PATTERN
 from medml_cli.schemas import StrictModel
-from medml_cli.tasks.base import LOWER_IS_BETTER
+from medml_cli.tasks.base import higher_is_better
 
 STATES = ("pending", "running", "completed", "failed", "interrupted")
 MAX_TRIALS = 10_000
@@ -108,7 +108,7 @@ class Sweep:
 
     @property
     def higher_is_better(self) -> bool:
-        return self.metric not in LOWER_IS_BETTER
+        return higher_is_better(self.metric)
 
 
 @dataclass

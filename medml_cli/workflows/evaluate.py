@@ -16,7 +16,7 @@ import pandas as pd
 from medml_cli.config.loader import read_config_file, validate_config_data
 from medml_cli.config.overrides import apply_overrides
 from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
-from medml_cli.data.formats.table import read_table, reading_options
+from medml_cli.data.formats.table import TABLE_SUFFIXES, read_table, reading_options, table_format
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
 from medml_cli.evaluation.metrics import sample_counts, score_column
 from medml_cli.evaluation.splits import make_folds
@@ -62,11 +62,11 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -
                 "expected a `data:` section (or a bare data mapping) with a `type:` key"])
         base["data"] = section
         base_dir = data_arg.resolve().parent
-    elif suffix in {".csv", ".tsv", ".txt", ".parquet", ".pq"}:
+    elif suffix in TABLE_SUFFIXES:
         options = reading_options(data_arg, run_cfg.data)  # the training's separator etc.
         _require_target_column(data_arg, schema, options)
         section = {
-            "type": "parquet" if suffix in {".parquet", ".pq"} else "csv",
+            "type": table_format(data_arg),
             "path": str(data_arg.resolve()),
             "target": schema.target,
             "features": schema.feature_names,
@@ -103,8 +103,7 @@ def _evaluation_config(run_cfg: Any, overrides: list[str], run_path: Path) -> An
 def _require_target_column(path: Path, schema: FeatureSchema,
                            options: dict[str, Any] | None = None) -> None:
     """An evaluation table must carry the outcome; say which column, and how to make it."""
-    fmt = "parquet" if path.suffix.lower() in {".parquet", ".pq"} else "csv"
-    columns = list(read_table(path, fmt, **(options or {}),
+    columns = list(read_table(path, table_format(path), **(options or {}),
                               role="--data").columns)
     if schema.target in columns:
         return

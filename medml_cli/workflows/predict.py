@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from medml_cli.data.base import prepare_features
-from medml_cli.data.formats.table import read_table, reading_options
+from medml_cli.data.formats.table import read_table, reading_options, table_format
 from medml_cli.models.imputation import missing_features
 from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
 from medml_cli.runs.directory import open_completed_run
@@ -43,8 +43,7 @@ def predict_with_run(run_path: Path, input_path: Path,
         return _predict_images(run_path, Path(input_path), card, allow_modalities)
     schema = load_schema(run_path)
     input_path = Path(input_path)
-    fmt = "parquet" if input_path.suffix.lower() in {".parquet", ".pq"} else "csv"
-    frame = read_table(input_path, fmt,
+    frame = read_table(input_path, table_format(input_path),
                        **reading_options(input_path, load_run_config(run_path).data),
                        categorical=schema.names_of("categorical"),
                        text_columns=(schema.id_column, schema.group_column),

@@ -15,11 +15,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medml_cli.data.formats.dicom import DICOM_SUFFIX
+from medml_cli.data.formats.hu import AIR_HU
+from medml_cli.data.formats.image_files import IMAGE_SUFFIXES
 from medml_cli.data.formats.nifti import is_volume_file
+from medml_cli.data.formats.npz import ARRAY_SUFFIXES
 from medml_cli.errors import DataError
-
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"}
-AIR_HU = -1000.0
 
 
 def _model_hw(card: dict[str, Any]) -> tuple[int, ...]:
@@ -66,7 +67,7 @@ def _volume_inputs(hu: np.ndarray, label: str, card: dict[str, Any],
 
 def _is_dicom_folder(folder: Path) -> bool:
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")]
-    if any(p.suffix.lower() == ".dcm" for p in files):
+    if any(p.suffix.lower() == DICOM_SUFFIX for p in files):
         return True
     for path in files[:3]:
         if path.suffix.lower() in IMAGE_SUFFIXES or is_volume_file(path):
@@ -180,11 +181,11 @@ def read_prediction_inputs(path: Path, card: dict[str, Any],
     suffix = path.suffix.lower()
     if suffix in IMAGE_SUFFIXES:
         return PredictionInputs(*_from_image_files([path], card, None))
-    if suffix == ".dcm":
+    if suffix == DICOM_SUFFIX:
         return reader.done(*reader.dicom_file(path))
     if is_volume_file(path):
         return reader.done(*reader.volume_file(path))
-    if suffix in {".npz", ".npy"}:
+    if suffix in ARRAY_SUFFIXES:
         images, ids = _from_array_file(path, card)
         return PredictionInputs(images, ids, [""] * len(ids))
     raise DataError(f"{path.name}: medml cannot read '{suffix}' files for image models.",

@@ -42,15 +42,19 @@ import numpy as np
 from medml_cli.data.formats.dicom_header import check_ct_image, header_value, modality_of
 from medml_cli.data.formats.enhanced_ct import is_enhanced, read_frames
 from medml_cli.data.formats.hu import to_hu
+from medml_cli.data.formats.image_files import IMAGE_SUFFIXES
+from medml_cli.data.formats.npz import ARRAY_SUFFIXES
 from medml_cli.data.formats.paths import require_regular_file
 from medml_cli.data.formats.types import CtVolume
 from medml_cli.errors import DataError
 
+#: The suffix of a single DICOM file (series folders may also hold files without one).
+DICOM_SUFFIX = ".dcm"
 #: Extensions that are never DICOM; such files in a series folder are ignored.
-NON_DICOM_SUFFIXES = frozenset(
+NON_DICOM_SUFFIXES = IMAGE_SUFFIXES | ARRAY_SUFFIXES | frozenset(
     (
-        ".txt .csv .tsv .md .json .xml .yaml .yml .html .htm .pdf .png .jpg .jpeg .bmp .gif "
-        ".tif .tiff .zip .gz .log .ini .py .nii .mhd .raw .npy .npz .sha256 .md5"
+        ".txt .csv .tsv .md .json .xml .yaml .yml .html .htm .pdf "
+        ".zip .gz .log .ini .py .nii .mhd .raw .sha256 .md5"
     ).split()
 )
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import numpy as np
 
-#: Default window: air (-1000 HU) to dense soft tissue / contrast (+400 HU).
-DEFAULT_HU_MIN = -1000.0
-DEFAULT_HU_MAX = 400.0
+from medml_cli.schemas import DEFAULT_HU_WINDOW
+
+DEFAULT_HU_MIN, DEFAULT_HU_MAX = DEFAULT_HU_WINDOW
+#: Air in Hounsfield units: the value CT is padded with beyond its edges.
+AIR_HU = -1000.0
 
 
 def to_hu(pixel_array: np.ndarray, slope: float = 1.0, intercept: float = 0.0) -> np.ndarray:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from medml_cli.data.formats.hu import AIR_HU
 from medml_cli.data.formats.paths import require_regular_file
 from medml_cli.data.formats.sitk_volume import orient_lps, read_sitk_image, sitk_to_volume
 from medml_cli.data.formats.types import CtVolume, PatchSet
@@ -28,7 +29,6 @@ if TYPE_CHECKING:
 CANDIDATE_COLUMNS = ("seriesuid", "coordX", "coordY", "coordZ", "class")
 #: Names tried, in order, when no candidates CSV is given.
 CANDIDATE_FILE_NAMES = ("candidates_V2.csv", "candidates.csv")
-AIR_HU = -1000.0
 
 
 def _mhd_header(path: Path) -> dict[str, str]:

@@ -19,6 +19,8 @@ import numpy as np
 from medml_cli.data.formats.paths import require_regular_file
 from medml_cli.errors import DataError
 
+#: Array files predict and the numpy-arrays source read.
+ARRAY_SUFFIXES = frozenset({".npz", ".npy"})
 SPLITS = ("train", "val", "test")
 REQUIRED_KEYS = tuple(f"{split}_{part}" for split in SPLITS for part in ("images", "labels"))
 

@@ -35,8 +35,19 @@ _DECIMAL_COMMA = r"[+-]?\d*,\d+"
 _LEGACY_HINT = "`data.encoding: cp1252` (Excel on Windows) or `data.encoding: latin-1`"
 
 
+#: Table files by suffix: Parquet, and delimited text (read as `csv`, separator detected).
+PARQUET_SUFFIXES = frozenset({".parquet", ".pq"})
+TEXT_TABLE_SUFFIXES = frozenset({".csv", ".tsv", ".txt"})
+TABLE_SUFFIXES = PARQUET_SUFFIXES | TEXT_TABLE_SUFFIXES
+
+
+def table_format(path: Path) -> str:
+    """The `data.type` a table file is read as: `parquet` for .parquet/.pq, else `csv`."""
+    return "parquet" if Path(path).suffix.lower() in PARQUET_SUFFIXES else "csv"
+
+
 def _is_parquet(path: Path, fmt: str) -> bool:
-    return fmt == "parquet" or path.suffix.lower() in {".parquet", ".pq"}
+    return fmt == "parquet" or table_format(path) == "parquet"
 
 
 def _yaml(separator: str) -> str:

@@ -27,6 +27,7 @@ from sklearn.utils.validation import check_is_fitted
 from medml_cli.errors import DataError, ModelLoadError
 from medml_cli.jsonio import read_json, write_json
 from medml_cli.models.keras.input_pipeline import (
+    DEFAULT_INTENSITY,
     check_augment,
     check_intensity,
     class_weights,
@@ -138,7 +139,7 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
         patience: int | None = 5,
         augment: dict | None = None,
         class_weight: str | Mapping[int, float] | None = "balanced",
-        intensity: tuple[str, float, float] = ("hu", -1000.0, 400.0),
+        intensity: tuple[str, float, float] = DEFAULT_INTENSITY,
         random_state: int = 0,
         checkpoint_dir: str | Path | None = None,
         epoch_callback: Callable[[int, dict], None] | None = None,

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from medml_cli.errors import DataError
+from medml_cli.schemas import DEFAULT_HU_WINDOW
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -31,7 +32,12 @@ if TYPE_CHECKING:
 Intensity = tuple[str, float, float]
 
 INTENSITY_MODES = ("hu", "uint8", "unit")
+#: The default intensity: CT in HU, windowed to the default lung window.
+DEFAULT_INTENSITY: Intensity = ("hu", *DEFAULT_HU_WINDOW)
 AUGMENT_KEYS = ("flip", "rotate_degrees", "intensity_jitter")
+#: Augmentation bounds: the CNN config's `augment` fields and :func:`check_augment` share them.
+MAX_ROTATE_DEGREES = 45.0
+MAX_INTENSITY_JITTER = 0.5
 
 
 def check_intensity(intensity: Any) -> Intensity:
@@ -65,13 +71,14 @@ def check_augment(augment: Mapping[str, Any] | None) -> dict[str, Any]:
     if augment.get("flip"):
         out["flip"] = True
     rotate = float(augment.get("rotate_degrees") or 0.0)
-    if not 0.0 <= rotate <= 180.0:
-        raise ValueError(f"rotate_degrees must lie in [0, 180], got {rotate}")
+    if not 0.0 <= rotate <= MAX_ROTATE_DEGREES:
+        raise ValueError(f"rotate_degrees must lie in [0, {MAX_ROTATE_DEGREES:g}], got {rotate}")
     if rotate:
         out["rotate_degrees"] = rotate
     jitter = float(augment.get("intensity_jitter") or 0.0)
-    if not 0.0 <= jitter < 1.0:
-        raise ValueError(f"intensity_jitter must lie in [0, 1), got {jitter}")
+    if not 0.0 <= jitter <= MAX_INTENSITY_JITTER:
+        raise ValueError(
+            f"intensity_jitter must lie in [0, {MAX_INTENSITY_JITTER:g}], got {jitter}")
     if jitter:
         out["intensity_jitter"] = jitter
     return out
@@ -204,7 +211,7 @@ def make_dataset(
     batch_size: int,
     shuffle: bool,
     seed: int,
-    intensity: Intensity = ("hu", -1000.0, 400.0),
+    intensity: Intensity = DEFAULT_INTENSITY,
     augment: dict | None = None,
     sample_weights: np.ndarray | None = None,
     spatial_dims: int | None = None,
