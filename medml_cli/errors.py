@@ -67,12 +67,6 @@ class RunFailedError(MedmlError):
     exit_code = 1
 
 
-class GateNotMetError(MedmlError):
-    """A ``--fail-under`` metric gate was not met."""
-
-    exit_code = 1
-
-
 class Terminated(KeyboardInterrupt):
     """SIGTERM (sent by schedulers, ``timeout``, ``kill``) handled like Ctrl-C: the run is
     renamed ``-interrupted`` and trial processes are stopped; the exit code is 143."""

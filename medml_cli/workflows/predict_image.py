@@ -127,14 +127,6 @@ class PredictionInputs:
     warnings: list[str] = field(default_factory=list)
 
 
-def load_prediction_inputs(path: Path, card: dict[str, Any],
-                           allow_modalities: Collection[str] = ()) -> tuple[np.ndarray,
-                                                                            list[str]]:
-    """Read whatever the user points at into (images, ids) shaped for the model."""
-    inputs = read_prediction_inputs(path, card, allow_modalities)
-    return inputs.images, inputs.ids
-
-
 def read_prediction_inputs(path: Path, card: dict[str, Any],
                            allow_modalities: Collection[str] = ()) -> PredictionInputs:
     """Read whatever the user points at, with per-image notes and input-level warnings.

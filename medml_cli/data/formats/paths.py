@@ -37,11 +37,6 @@ def file_kind(path: Path | str) -> str | None:
     return next((name for test, name in _KINDS if test(mode)), "not a regular file")
 
 
-def is_regular_file(path: Path | str) -> bool:
-    """True for a regular file or a symlink to one; never opens the path."""
-    return file_kind(path) is None
-
-
 def require_regular_file(path: Path | str, role: str, *, fix: str | None = None) -> Path:
     """Return ``path`` if it is a regular file (or a link to one), else raise a DataError.
 

@@ -204,14 +204,19 @@ def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
-def _decimal_comma_columns(frame: pd.DataFrame, skip: set[str]) -> tuple[str, int, str] | None:
-    """(column, data row, cell) of the first text column of numbers with decimal commas."""
+def _text_columns(frame: pd.DataFrame, skip: set[str]) -> Iterable[tuple[str, pd.Series]]:
+    """(column, its present cells stripped) for each text column of ``frame`` not in ``skip``."""
     for column in frame.columns:
         values = frame[column]
         if column in skip or pd.api.types.is_numeric_dtype(values) \
                 or pd.api.types.is_bool_dtype(values):
             continue
-        present = values.dropna().astype(str).str.strip()
+        yield column, values.dropna().astype(str).str.strip()
+
+
+def _decimal_comma_columns(frame: pd.DataFrame, skip: set[str]) -> tuple[str, int, str] | None:
+    """(column, data row, cell) of the first text column of numbers with decimal commas."""
+    for column, present in _text_columns(frame, skip):
         commas = present.str.fullmatch(_DECIMAL_COMMA)
         if not commas.any():
             continue
@@ -225,12 +230,8 @@ def _decimal_comma_columns(frame: pd.DataFrame, skip: set[str]) -> tuple[str, in
 def _read_decimal_commas(frame: pd.DataFrame, skip: set[str]) -> None:
     """With `decimal: ','`, text cells pandas left alone (`' 1,5'`, or a column where a word
     was only marked missing afterwards) become numbers when every present cell is one."""
-    for column in frame.columns:
+    for column, present in list(_text_columns(frame, skip)):
         values = frame[column]
-        if column in skip or pd.api.types.is_numeric_dtype(values) \
-                or pd.api.types.is_bool_dtype(values):
-            continue
-        present = values.dropna().astype(str).str.strip()
         if present.empty or not present.str.contains(",", regex=False).any():
             continue
         dotted = pd.to_numeric(present.str.replace(",", ".", regex=False), errors="coerce")

@@ -24,13 +24,6 @@ from medml_cli.registry import DATASETS
 from medml_cli.schemas import Provenance, StrictModel
 
 Site = Literal["cleveland", "hungarian", "switzerland", "va"]
-SITES: tuple[str, ...] = ("cleveland", "hungarian", "switzerland", "va")
-SITE_NAMES = {
-    "cleveland": "Cleveland Clinic Foundation",
-    "hungarian": "Hungarian Institute of Cardiology, Budapest",
-    "switzerland": "University Hospitals Zurich and Basel",
-    "va": "V.A. Medical Center, Long Beach",
-}
 
 #: The 13 features with their meanings from heart-disease.names, and how medml encodes them.
 FEATURES: dict[str, tuple[str, str]] = {
