@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from medml_cli.registry import TASKS
+
 Problem = Literal["binary-classification", "regression"]
 
 CLASSIFICATION_METRICS = (
@@ -55,3 +57,9 @@ class TaskSpec:
     @property
     def primary_metric(self) -> str:
         return "r2" if self.problem == "regression" else "auroc"
+
+
+def register_task(spec: TaskSpec) -> TaskSpec:
+    """Register a task preset under its name, tagged with its problem and data kind."""
+    TASKS.add(spec.name, spec, summary=spec.summary, tags={spec.problem, spec.data_kind})
+    return spec
