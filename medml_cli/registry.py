@@ -1,4 +1,4 @@
-"""One small generic registry, used for models, datasets and tasks.
+"""One small generic registry, used for models, datasets, tasks and CNN networks.
 
 Names are explicit kebab-case strings; registering a name twice is an error, and an unknown
 name raises :class:`UnknownNameError` with did-you-mean suggestions.
@@ -9,8 +9,9 @@ from __future__ import annotations
 import difflib
 import fnmatch
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, Generic, TypeVar
 
 from medml_cli.errors import UnknownNameError
@@ -57,6 +58,9 @@ class Entry(Generic[T]):
     summary: str = ""
     config: type | None = None
     tags: frozenset[str] = field(default_factory=frozenset)
+    #: What a kind of plug-in declares beyond name, config and tags (read-only): a model's
+    #: ``trusted_types``, a network's ``dims``.
+    extra: Mapping[str, Any] = field(default_factory=lambda: MappingProxyType({}))
 
 
 class Registry(Generic[T]):
@@ -74,11 +78,12 @@ class Registry(Generic[T]):
         config: type | None = None,
         summary: str = "",
         tags: Iterable[str] = (),
+        extra: Mapping[str, Any] | None = None,
     ) -> Callable[[T], T]:
         """Decorator: ``@MODELS.register("random-forest", config=..., tags=...)``."""
 
         def decorator(obj: T) -> T:
-            self.add(name, obj, config=config, summary=summary, tags=tags)
+            self.add(name, obj, config=config, summary=summary, tags=tags, extra=extra)
             return obj
 
         return decorator
@@ -91,12 +96,14 @@ class Registry(Generic[T]):
         config: type | None = None,
         summary: str = "",
         tags: Iterable[str] = (),
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
         if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
             raise ValueError(f"{self.kind} name {name!r} must be lower-case kebab-case")
         if name in self._entries:
             raise ValueError(f"{self.kind} {name!r} is already registered")
-        self._entries[name] = Entry(name, obj, summary, config, frozenset(tags))
+        self._entries[name] = Entry(name, obj, summary, config, frozenset(tags),
+                                    MappingProxyType(dict(extra or {})))
 
     def unregister(self, name: str) -> None:
         self._entries.pop(name, None)
@@ -152,4 +159,12 @@ MODELS: Registry[Any] = Registry("model", "medml models list")
 DATASETS: Registry[Any] = Registry("dataset", "medml data list")
 #: Task presets and generic tasks (TaskSpec objects).
 TASKS: Registry[Any] = Registry("task", "medml tasks list")
+#: CNN architectures (feature-stack builders); ``extra["dims"]`` is 2 or 3. Each is also a
+#: model of the same name in ``MODELS`` (see :func:`medml_cli.models.cnn.register_network`).
+NETWORKS: Registry[Any] = Registry("network", "medml models list")
+
+
+def model_trusted_types() -> frozenset[str]:
+    """The union of the skops types the registered models declare (``trusted_types``)."""
+    return frozenset(t for entry in MODELS.entries() for t in entry.extra.get("trusted_types", ()))
 

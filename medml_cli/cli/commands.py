@@ -320,9 +320,9 @@ def _registry_table(registry: Any, pattern: str, with_fields: bool) -> Table:
 def _list(ctx: typer.Context, kind: str, pattern: str, as_json: bool) -> None:
     with error_boundary(_state(ctx)):
         from medml_cli import registry as reg
-        from medml_cli.plugins import load_builtins
+        from medml_cli.plugins import load_plugins
 
-        load_builtins()
+        load_plugins()
         registry = {"models": reg.MODELS, "tasks": reg.TASKS, "data": reg.DATASETS}[kind]
         entries = registry.entries(pattern)
         if as_json:

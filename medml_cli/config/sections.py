@@ -9,7 +9,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, create_model, field_validator, model_validator
 
-from medml_cli.plugins import load_builtins
+from medml_cli.plugins import load_plugins
 from medml_cli.registry import DATASETS, MODELS, TASKS, did_you_mean
 from medml_cli.schemas import StrictModel
 
@@ -203,7 +203,7 @@ def _discriminated(configs: list[type]) -> Any:
 @functools.cache
 def experiment_config_class() -> type[ExperimentConfigBase]:
     """The full ExperimentConfig, with data and model unions built from the registries."""
-    load_builtins()
+    load_plugins()
     return create_model(
         "ExperimentConfig",
         __base__=ExperimentConfigBase,

@@ -1,13 +1,23 @@
-"""How tabular models register: a config class, the problems they solve, one builder."""
+"""How tabular models register: a config class, the problems they solve, one builder, and the
+skops types their fitted pipelines are made of."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from medml_cli.registry import MODELS
 
 PROBLEMS = ("binary-classification", "regression")
+
+#: What ``evaluation.recalibration`` (CalibratedClassifierCV around any classifier) and the
+#: svm's own calibration add to a saved pipeline; every classifier may be wrapped, so every
+#: classification model trusts these.
+CALIBRATION_TYPES = (
+    "sklearn.calibration._CalibratedClassifier",
+    "sklearn.calibration._SigmoidCalibration",
+    "sklearn.isotonic.IsotonicRegression",
+)
 
 
 def register_model(
@@ -17,11 +27,22 @@ def register_model(
     summary: str,
     problems: tuple[str, ...],
     data_kind: str = "tabular",
+    trusted_types: Iterable[str] = (),
 ) -> Callable[[Any], Any]:
-    """Register a builder ``build(cfg, *, problem, schema, seed) -> estimator``."""
+    """Register a builder ``build(cfg, *, problem, schema, seed) -> estimator``.
+
+    ``trusted_types`` names the types (``module.Class``) of the fitted model that skops does
+    not trust by default, e.g. ``("sklearn.tree._tree.Tree",)``; a saved model is only loaded
+    if every type it asks for is trusted by skops, medml's base list or a registered model.
+    """
     unknown = set(problems) - set(PROBLEMS)
     if unknown:
         raise ValueError(f"unknown problem kinds {unknown}")
-    return MODELS.register(name, config=config, summary=summary, tags={*problems, data_kind})
-
-
+    trusted = tuple(trusted_types)
+    bad = [t for t in trusted if not isinstance(t, str) or "." not in t]
+    if bad:
+        raise ValueError(f"trusted_types must be dotted type names, got {bad}")
+    if data_kind == "tabular" and "binary-classification" in problems:
+        trusted = (*trusted, *CALIBRATION_TYPES)
+    return MODELS.register(name, config=config, summary=summary, tags={*problems, data_kind},
+                           extra={"trusted_types": tuple(dict.fromkeys(trusted))})

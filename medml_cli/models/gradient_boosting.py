@@ -38,6 +38,10 @@ class GradientBoostingConfig(StrictModel):
     config=GradientBoostingConfig,
     summary="histogram gradient boosting (scikit-learn)",
     problems=("binary-classification", "regression"),
+    trusted_types=(
+        "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
+        "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
+    ),
 )
 def build_gradient_boosting(
     cfg: GradientBoostingConfig, *, problem: str, schema: FeatureSchema, seed: int

@@ -47,6 +47,7 @@ class RandomForestConfig(StrictModel):
     config=RandomForestConfig,
     summary="random forest (scikit-learn)",
     problems=("binary-classification", "regression"),
+    trusted_types=("sklearn.tree._tree.Tree",),
 )
 def build_random_forest(
     cfg: RandomForestConfig, *, problem: str, schema: FeatureSchema, seed: int

@@ -9,7 +9,7 @@ from sklearn.calibration import CalibratedClassifierCV
 from sklearn.pipeline import Pipeline
 from sklearn.svm import SVC
 
-from medml_cli.models.base import register_model
+from medml_cli.models.base import CALIBRATION_TYPES, register_model
 from medml_cli.models.preprocessing import tabular_pipeline
 from medml_cli.schemas import FeatureSchema, StrictModel
 
@@ -42,6 +42,7 @@ class SvmConfig(StrictModel):
     config=SvmConfig,
     summary="support vector classifier with calibrated probabilities (scikit-learn)",
     problems=("binary-classification",),
+    trusted_types=CALIBRATION_TYPES,
 )
 def build_svm(cfg: SvmConfig, *, problem: str, schema: FeatureSchema, seed: int) -> Pipeline:
     svc = SVC(C=cfg.C, kernel=cfg.kernel, gamma=cfg.gamma, degree=cfg.degree,

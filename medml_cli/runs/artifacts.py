@@ -1,10 +1,12 @@
 """Saving and loading fitted models without ever unpickling a file.
 
 scikit-learn pipelines are stored with skops. On load, every type the file asks for that
-skops does not trust by default must be on :data:`TRUSTED_TYPES`, an explicit list; anything
-else is refused before an object is built. Each model file's sha256 is recorded beside it and
-checked on load, so a tampered or truncated file is refused too; so are the card (threshold,
-classes) and schema beside it, which change predictions just as much as the model does.
+skops does not trust by default must be on :data:`TRUSTED_TYPES` (a short base list) or be
+declared by a registered model (``register_model(..., trusted_types=...)``); anything else is
+refused before an object is built. What is trusted never comes from the file itself. Each
+model file's sha256 is recorded beside it and checked on load, so a tampered or truncated file
+is refused too; so are the card (threshold, classes) and schema beside it, which change
+predictions just as much as the model does.
 """
 
 from __future__ import annotations
@@ -17,16 +19,18 @@ from medml_cli.data.formats.paths import sha256_file
 from medml_cli.errors import ModelLoadError
 from medml_cli.jsonio import read_json, read_run_json, write_json
 
-#: Types beyond skops' own defaults that medml's tabular pipelines are made of.
-TRUSTED_TYPES: tuple[str, ...] = (
-    "numpy.dtype",
-    "sklearn.calibration._CalibratedClassifier",
-    "sklearn.calibration._SigmoidCalibration",
-    "sklearn.isotonic.IsotonicRegression",
-    "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
-    "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",
-    "sklearn.tree._tree.Tree",
-)
+#: Types beyond skops' own defaults that any medml pipeline may hold; each model adds the
+#: types its estimator needs when it registers (``trusted_types``).
+TRUSTED_TYPES: tuple[str, ...] = ("numpy.dtype",)
+
+
+def trusted_types() -> frozenset[str]:
+    """The base list plus what every registered model (built-in or plug-in) declares."""
+    from medml_cli.plugins import load_plugins
+    from medml_cli.registry import model_trusted_types
+
+    load_plugins()
+    return frozenset(TRUSTED_TYPES) | model_trusted_types()
 
 MANIFEST = "manifest.json"
 #: 2: the manifest lists every file of ``model/`` that evaluate/predict read (model file(s),
@@ -135,7 +139,7 @@ def load_sklearn_model(folder: Path, name: str = "model.skops") -> Any:
             f"{path} is not a readable skops model file ({type(exc).__name__}). medml never "
             "loads pickles; re-run `medml train` to recreate the model."
         ) from None
-    refused = sorted(set(asked) - set(TRUSTED_TYPES))
+    refused = sorted(set(asked) - trusted_types())
     if refused:
         raise ModelLoadError(
             f"{path} asks to build type(s) outside medml's trusted list: {', '.join(refused)}. "

@@ -246,10 +246,10 @@ def expand_sweep(path: Path, overrides: list[str] | None = None) -> Sweep:
     """
     from medml_cli.config.loader import config_to_yaml, read_config_file, validate_config_data
     from medml_cli.config.overrides import apply_overrides
-    from medml_cli.plugins import load_builtins
+    from medml_cli.plugins import load_plugins
     from medml_cli.registry import MODELS, TASKS, did_you_mean
 
-    load_builtins()
+    load_plugins()
     path = Path(path)
     source = str(path)
     overrides = list(overrides or [])
