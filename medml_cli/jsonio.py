@@ -33,6 +33,7 @@ def _clean(value: Any) -> Any:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
+    """Write text to ``path`` via a temporary file and rename: readers never see half a file."""
     path = Path(path)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -45,10 +46,12 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
+    """Write data as indented JSON atomically; NaN and infinity are refused."""
     write_text_atomic(path, json.dumps(_clean(data), indent=2, allow_nan=False) + "\n")
 
 
 def read_json(path: Path) -> Any:
+    """Read a JSON file."""
     with open(path, encoding="utf-8") as handle:
         return json.load(handle)
 

@@ -62,6 +62,8 @@ class StrictModel(BaseModel):
 
 
 class ColumnSpec(StrictModel):
+    """One feature column: name, numeric or categorical, and description."""
+
     name: str
     kind: Literal["numeric", "categorical"]
     description: str = ""
@@ -98,9 +100,11 @@ class FeatureSchema(StrictModel):
 
     @property
     def feature_names(self) -> list[str]:
+        """Names of the feature columns, in order."""
         return [c.name for c in self.columns]
 
     def names_of(self, kind: str) -> list[str]:
+        """Names of the feature columns of ``kind`` (numeric or categorical)."""
         return [c.name for c in self.columns if c.kind == kind]
 
 

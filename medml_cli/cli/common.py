@@ -19,6 +19,8 @@ stdout = Console(highlight=False, soft_wrap=True)
 
 @dataclass
 class State:
+    """Global command-line flags (--debug, --quiet) shared by every command."""
+
     debug: bool = False
     quiet: bool = False
 

@@ -19,6 +19,8 @@ from medml_cli.cli.common import _ci, _fmt, _param, _results_console, _state, er
 
 
 class Executor(str, Enum):
+    """Where sweep trials run: local processes or a Dask cluster."""
+
     local = "local"
     dask = "dask"
 

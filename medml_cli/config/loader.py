@@ -77,6 +77,7 @@ def parse_yaml_text(text: str, source: str) -> tuple[dict[str, Any], dict[tuple,
 
 
 def read_config_file(path: Path) -> tuple[dict[str, Any], dict[tuple, int]]:
+    """Read a YAML config file into a mapping plus the line number of each key."""
     source = str(path)
     if not path.exists():
         raise ConfigError(source, ["file not found; check the path"])
@@ -135,6 +136,7 @@ def config_to_yaml(cfg: Any) -> str:
 
 
 def config_json_schema() -> dict[str, Any]:
+    """The JSON schema of the full experiment config, built from the registries."""
     schema = experiment_config_class().model_json_schema()
     schema["title"] = "medml experiment config"
     return schema

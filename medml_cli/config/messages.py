@@ -55,6 +55,7 @@ def format_validation_error(
     overrides: dict[tuple, str],
     root: type,
 ) -> list[str]:
+    """A pydantic ValidationError as plain messages naming the config line or --set override."""
     problems: list[str] = []
     errors = exc.errors(include_url=False)
     task_invalid = any(tuple(e["loc"]) == ("task",) for e in errors)

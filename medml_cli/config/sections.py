@@ -132,6 +132,7 @@ class ExperimentConfigBase(StrictModel):
 
     @property
     def run_name(self) -> str:
+        """The run's name: `name` if given, else `<task>-<model type>`."""
         return self.name or f"{self.task}-{self.model.type}"  # type: ignore[attr-defined]
 
 

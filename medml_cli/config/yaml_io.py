@@ -158,4 +158,5 @@ class _Dumper(yaml.SafeDumper):
 
 
 def dump_yaml(data: Any) -> str:
+    """Dump data as YAML with keys in their given order and Unicode kept."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)

@@ -54,6 +54,7 @@ class LoadedDataset:
 
     @property
     def n_samples(self) -> int:
+        """Number of rows."""
         return len(self.y)
 
 
@@ -222,6 +223,7 @@ def prepare_features(
 
 
 def check_not_all_missing(X: pd.DataFrame, source: str) -> None:
+    """Raise a DataError when a feature column has no values at all."""
     empty = [c for c in X.columns if X[c].isna().all()]
     if empty:
         raise DataError(
@@ -233,6 +235,7 @@ def check_not_all_missing(X: pd.DataFrame, source: str) -> None:
 
 
 def check_unique_ids(ids: pd.Series, column: str, source: str) -> None:
+    """Raise a DataError when the id column repeats a value."""
     duplicated = ids[ids.duplicated()]
     if not duplicated.empty:
         examples = ", ".join(map(str, duplicated.unique()[:5]))
@@ -420,6 +423,7 @@ def make_schema(
     classes: list[str],
     descriptions: dict[str, str] | None = None,
 ) -> FeatureSchema:
+    """Build the FeatureSchema (columns, kinds, target, classes) saved with a run."""
     descriptions = descriptions or {}
     columns = [
         ColumnSpec(

@@ -40,10 +40,12 @@ class ImageDataset:
 
     @property
     def n_samples(self) -> int:
+        """Number of images."""
         return len(self.labels)
 
     @property
     def input_shape(self) -> tuple[int, ...]:
+        """Shape of one image, with a trailing channel axis added when it has none."""
         shape = tuple(int(s) for s in self.images.shape[1:])
         return shape if len(shape) > self.spatial_dims else (*shape, 1)
 
@@ -79,6 +81,7 @@ HU_WINDOW_FIELD = Field(
 
 
 def hu_intensity(window: list[float]) -> Intensity:
+    """A checked `hu_window` [low, high] as the intensity ('hu', low, high)."""
     low, high = float(window[0]), float(window[1])
     if not low < high:
         raise DataError(f"hu_window [{low}, {high}] is empty.", "give [low, high] with low < high.")

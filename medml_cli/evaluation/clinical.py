@@ -121,6 +121,7 @@ def subgroup_table(problem: str, y: np.ndarray, score: np.ndarray, frame: pd.Dat
 def make_plots(problem: str, y: np.ndarray, score: np.ndarray, threshold: Any, folder: Path,
                *, groups: np.ndarray | None, seed: int, synthetic: bool,
                labels: tuple[str, str], intervals: dict | None = None) -> list[str]:
+    """Draw the problem's evaluation plots into ``folder``; returns the file names."""
     from medml_cli.evaluation import plots
 
     folder.mkdir(parents=True, exist_ok=True)

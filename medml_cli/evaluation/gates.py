@@ -20,14 +20,18 @@ GATE_METRICS = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
 
 @dataclass(frozen=True)
 class Gate:
+    """A --fail-under gate: a metric and the value it must reach."""
+
     metric: str
     threshold: float
 
     @property
     def higher_is_better(self) -> bool:
+        """Whether the gated metric improves upward."""
         return higher_is_better(self.metric)
 
     def passes(self, value: float | None) -> bool:
+        """True when ``value`` is finite and reaches the threshold in the metric's direction."""
         if value is None or not math.isfinite(value):
             return False
         return value >= self.threshold if self.higher_is_better else value <= self.threshold
@@ -65,11 +69,14 @@ def parse_gates(specs: list[str]) -> list[Gate]:
 
 @dataclass(frozen=True)
 class GateResult:
+    """A gate, the value measured and whether it passed."""
+
     gate: Gate
     value: float | None
     passed: bool
 
     def as_json(self, ci: list[float] | None) -> dict[str, Any]:
+        """The result as written to metrics.json, with the metric's interval."""
         return {"metric": self.gate.metric, "threshold": self.gate.threshold,
                 "direction": "min" if self.gate.higher_is_better else "max",
                 "value": self.value, "ci": ci, "passed": self.passed}

@@ -43,4 +43,5 @@ def score_column(problem: str) -> str:
 
 
 def baseline_column(problem: str) -> str:
+    """Name of the baseline's score column for ``problem``."""
     return f"baseline_{score_column(problem)}"

@@ -46,6 +46,8 @@ def _fmt(value: Any) -> str:
 
 @dataclass
 class Section:
+    """One report section: title, paragraphs, bullets, tables and images."""
+
     title: str
     paragraphs: list[str] = field(default_factory=list)
     bullets: list[str] = field(default_factory=list)
@@ -54,6 +56,7 @@ class Section:
 
 
 def metric_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
+    """Header and rows of the metrics table: model, CI, baseline and references."""
     model, baseline = metrics["metrics"], metrics.get("baseline") or {}
     references = metrics.get("reference") or {}
     intervals = metrics.get("intervals") or {}
@@ -93,6 +96,7 @@ def tabular_data_lines(dataset: Any, X: Any = None, *, external: bool = False) -
 
 
 def image_data_lines(dataset: Any) -> list[str]:
+    """Report bullets describing an image dataset (counts, shape, intensity)."""
     positives = int(np.sum(dataset.labels == 1))
     patients = len(np.unique(dataset.groups)) if dataset.groups is not None else None
     mode, low, high = dataset.intensity
@@ -141,6 +145,7 @@ def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
 
 def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: dict[str, Any],
                    run_path: Path) -> list[Section]:
+    """The report's sections for a run, from its config, data and metrics."""
     problem = metrics["problem"]
     sections: list[Section] = []
     counts = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in metrics["n"].items())
@@ -291,6 +296,7 @@ def _md_table(header: list[str], rows: list[list[str]]) -> str:
 
 def render_markdown(title: str, sections: list[Section], synthetic: bool,
                     run_path: Path) -> str:
+    """Render the report sections as Markdown."""
     out = [f"# {title}", ""]
     if synthetic:
         out += [f"> **{SYNTHETIC_BANNER}**", ""]
@@ -309,6 +315,7 @@ def render_markdown(title: str, sections: list[Section], synthetic: bool,
 
 
 def render_html(title: str, sections: list[Section], synthetic: bool) -> str:
+    """Render the report sections as a self-contained HTML page."""
     esc = html.escape
     parts = [
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>",

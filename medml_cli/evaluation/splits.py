@@ -117,6 +117,7 @@ def make_folds(
     stratify: bool,
     groups: np.ndarray | None,
 ) -> list[Fold]:
+    """The train/test folds for ``method``: one holdout split or k folds."""
     if method == "holdout":
         return [holdout_split(y, test_size=test_size, seed=seed, classify=classify,
                               stratify=stratify, groups=groups)]

@@ -28,6 +28,7 @@ class GradientBoostingConfig(StrictModel):
     )
 
     def problems_check(self, problem: str) -> list[str]:
+        """Problems with this config for ``problem`` (class_weight on regression)."""
         if problem == "regression" and self.class_weight is not None:
             return ["class_weight: only applies to classification; remove it"]
         return []
@@ -46,6 +47,7 @@ class GradientBoostingConfig(StrictModel):
 def build_gradient_boosting(
     cfg: GradientBoostingConfig, *, problem: str, schema: FeatureSchema, seed: int
 ) -> Pipeline:
+    """Build the histogram gradient-boosting pipeline for ``problem``."""
     common = dict(
         learning_rate=cfg.learning_rate,
         max_iter=cfg.max_iter,

@@ -18,6 +18,8 @@ MOSTLY_MISSING = 0.5
 
 @dataclass(frozen=True)
 class MissingFeature:
+    """A feature missing in scored rows and what the saved pipeline imputed for it."""
+
     feature: str
     missing: int
     rows: int
@@ -27,9 +29,11 @@ class MissingFeature:
 
     @property
     def share(self) -> float:
+        """Fraction of rows missing the feature."""
         return self.missing / self.rows if self.rows else 0.0
 
     def message(self) -> str:
+        """A sentence saying how many rows lacked the feature and what replaced it."""
         values = sorted({_fmt(v) for v in self.replaced_by})
         value = values[0] if len(values) == 1 else f"{values[0]}–{values[-1]} (per sub-model)"
         whole = "entirely" if self.missing == self.rows else f"{self.share:.0%}"
@@ -38,6 +42,7 @@ class MissingFeature:
                 "patients were scored without it")
 
     def as_json(self) -> dict[str, Any]:
+        """The record as a JSON-ready dict, with its share and message."""
         return {**asdict(self), "share": round(self.share, 4), "message": self.message()}
 
 

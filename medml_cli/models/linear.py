@@ -32,6 +32,7 @@ class LogisticRegressionConfig(StrictModel):
 def build_logistic_regression(
     cfg: LogisticRegressionConfig, *, problem: str, schema: FeatureSchema, seed: int
 ) -> Pipeline:
+    """Build the logistic-regression pipeline (L2, or elastic net when l1_ratio > 0)."""
     solver = "lbfgs" if cfg.l1_ratio == 0 else "saga"
     estimator = LogisticRegression(C=cfg.C, l1_ratio=cfg.l1_ratio, solver=solver,
                                    class_weight=cfg.class_weight, max_iter=cfg.max_iter,
@@ -49,4 +50,5 @@ class RidgeConfig(StrictModel):
 @register_model("ridge", config=RidgeConfig, summary="ridge regression (scikit-learn)",
                 problems=("regression",))
 def build_ridge(cfg: RidgeConfig, *, problem: str, schema: FeatureSchema, seed: int) -> Pipeline:
+    """Build the scaled ridge-regression pipeline."""
     return tabular_pipeline(schema, Ridge(alpha=cfg.alpha), scale=True)

@@ -41,4 +41,5 @@ def make_preprocessor(schema: FeatureSchema, *, scale: bool = True) -> ColumnTra
 
 
 def tabular_pipeline(schema: FeatureSchema, estimator: object, *, scale: bool = True) -> Pipeline:
+    """A pipeline of the schema's preprocessor followed by ``estimator``."""
     return Pipeline([("preprocess", make_preprocessor(schema, scale=scale)), ("model", estimator)])

@@ -31,6 +31,7 @@ class RandomForestConfig(StrictModel):
     n_jobs: int = Field(1, description="Parallel jobs; -1 uses every core.")
 
     def problems_check(self, problem: str) -> list[str]:
+        """Problems with this config for ``problem`` (regression class_weight, max_features)."""
         out = []
         if problem == "regression" and self.class_weight is not None:
             out.append("class_weight: only applies to classification; remove it")
@@ -52,6 +53,7 @@ class RandomForestConfig(StrictModel):
 def build_random_forest(
     cfg: RandomForestConfig, *, problem: str, schema: FeatureSchema, seed: int
 ) -> Pipeline:
+    """Build the random-forest pipeline for ``problem``."""
     common = dict(
         n_estimators=cfg.n_estimators,
         max_depth=cfg.max_depth,

@@ -32,6 +32,7 @@ class SvmConfig(StrictModel):
     calibration_folds: int = Field(5, ge=2, le=20, description="Internal calibration folds.")
 
     def problems_check(self, problem: str) -> list[str]:
+        """Problems with this config (a non-positive numeric gamma)."""
         if isinstance(self.gamma, float) and self.gamma <= 0:
             return [f"gamma: must be 'scale', 'auto' or a number > 0, got {self.gamma}"]
         return []
@@ -45,6 +46,7 @@ class SvmConfig(StrictModel):
     trusted_types=CALIBRATION_TYPES,
 )
 def build_svm(cfg: SvmConfig, *, problem: str, schema: FeatureSchema, seed: int) -> Pipeline:
+    """Build the calibrated SVC pipeline."""
     svc = SVC(C=cfg.C, kernel=cfg.kernel, gamma=cfg.gamma, degree=cfg.degree,
               class_weight=cfg.class_weight, random_state=seed)
     # ensemble=False: one SVC on all training rows, sigmoid fitted on its cross-validated

@@ -31,6 +31,7 @@ class SvrConfig(StrictModel):
 @register_model("svr", config=SvrConfig, summary="support vector regression (scikit-learn)",
                 problems=("regression",))
 def build_svr(cfg: SvrConfig, *, problem: str, schema: FeatureSchema, seed: int) -> Pipeline:
+    """Build the SVR pipeline with a standardised target."""
     svr = SVR(C=cfg.C, epsilon=cfg.epsilon, kernel=cfg.kernel, gamma=cfg.gamma,
               degree=cfg.degree)
     return tabular_pipeline(

@@ -26,6 +26,7 @@ from medml_cli.jsonio import RUN_FIX, read_run_json, write_json, write_text_atom
 
 
 def utc_now() -> str:
+    """The current UTC time as ISO 8601 to the second."""
     return datetime.now(timezone.utc).isoformat(timespec="seconds")
 
 
@@ -45,15 +46,19 @@ class RunDir:
     logger: logging.Logger | None = None
 
     def file(self, name: str) -> Path:
+        """Path of ``name`` inside the run directory."""
         return self.path / name
 
     def write_json(self, name: str, data: Any) -> None:
+        """Write ``data`` as JSON to ``name`` in the run directory, atomically."""
         write_json(self.path / name, data)
 
     def write_text(self, name: str, text: str) -> None:
+        """Write ``text`` to ``name`` in the run directory, atomically."""
         write_text_atomic(self.path / name, text)
 
     def status(self, state: str, **extra: Any) -> None:
+        """Write status.json with ``state`` and any extra fields."""
         self.write_json("status.json", {
             "state": state,
             "name": self.name,
@@ -64,6 +69,7 @@ class RunDir:
         })
 
     def log(self, message: str) -> None:
+        """Log ``message`` to the run's log, if it has one."""
         if self.logger is not None:
             self.logger.info(message)
 
@@ -109,6 +115,7 @@ def _close_logger(logger: logging.Logger | None) -> None:
 
 
 def ensure_runs_dir(runs_dir: Path) -> Path:
+    """Create the runs directory and check it is writable, else raise RunNotUsableError."""
     try:
         runs_dir.mkdir(parents=True, exist_ok=True)
         probe = runs_dir / f".write-test-{uuid.uuid4().hex}"

@@ -20,6 +20,7 @@ PACKAGES = (
 
 
 def package_versions() -> dict[str, str | None]:
+    """Installed versions of the packages a run depends on (None when absent)."""
     versions: dict[str, str | None] = {}
     for name in PACKAGES:
         try:
@@ -170,6 +171,7 @@ def git_commit(folder: Path) -> dict[str, Any] | None:
 
 
 def capture_environment(data_files: dict[str, str], config_path: Path | None) -> dict[str, Any]:
+    """The environment record of a run: Python, platform, packages, git state and data files."""
     import medml_cli
 
     package_dir = Path(medml_cli.__file__).resolve().parent

@@ -133,6 +133,7 @@ def is_run_dir(path: Path) -> bool:
 
 
 def is_sweep_dir(path: Path) -> bool:
+    """True for a folder holding a sweep.json."""
     return path.is_dir() and (path / "sweep.json").exists()
 
 

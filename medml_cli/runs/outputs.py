@@ -28,6 +28,7 @@ class OutputTarget:
     stream: bool = False  # FIFO, character device, socket: open and write, never replace
 
     def write(self, text: str) -> None:
+        """Write ``text`` to stdout, the stream or the file (atomically)."""
         if self.path is None:
             sys.stdout.write(text)
             sys.stdout.flush()

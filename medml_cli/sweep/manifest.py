@@ -42,11 +42,13 @@ class Manifest:
         self.by_id = {t["id"]: t for t in data["trials"]}
 
     def update(self, tid: str, **fields: Any) -> None:
+        """Update trial ``tid``'s fields and save the manifest."""
         with self.lock:
             self.by_id[tid].update(fields)
             self.save()
 
     def save(self) -> None:
+        """Write the manifest with fresh counts and update time."""
         with self.lock:
             self.data["updated"] = _utc_now()
             self.data["counts"] = count_states(self.data["trials"])
@@ -54,6 +56,7 @@ class Manifest:
 
 
 def count_states(trials: list[dict[str, Any]]) -> dict[str, int]:
+    """Number of trials in each state."""
     counts = {state: 0 for state in STATES}
     for trial in trials:
         counts[trial["status"]] = counts.get(trial["status"], 0) + 1

@@ -108,6 +108,7 @@ class Sweep:
 
     @property
     def higher_is_better(self) -> bool:
+        """Whether the sweep's metric improves upward."""
         return higher_is_better(self.metric)
 
 
@@ -122,4 +123,5 @@ class SweepResult:
 
     @property
     def all_succeeded(self) -> bool:
+        """True when every trial completed."""
         return self.counts.get("completed", 0) == len(self.manifest["trials"])

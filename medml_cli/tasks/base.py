@@ -50,12 +50,14 @@ class TaskSpec:
 
     @property
     def metrics(self) -> tuple[str, ...]:
+        """The metric names reported for the task's problem."""
         if self.problem == "regression":
             return REGRESSION_METRICS
         return CLASSIFICATION_METRICS
 
     @property
     def primary_metric(self) -> str:
+        """The headline metric: r2 for regression, auroc otherwise."""
         return "r2" if self.problem == "regression" else "auroc"
 
 

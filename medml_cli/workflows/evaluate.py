@@ -41,6 +41,8 @@ log = logging.getLogger("medml")
 
 @dataclass
 class EvaluationResult:
+    """What evaluate returns: the output folder, its metrics, and notes."""
+
     path: Path
     metrics: dict[str, Any]
     #: how the evaluation was made (printed as notes)
@@ -228,6 +230,7 @@ def evaluate_run(
 
 
 def missing_policy_text(run_cfg: Any) -> str:
+    """The report sentence on how missing and excluded features are handled."""
     excluded = list(getattr(run_cfg.data, "exclude", []) or [])
     text = ("Missing-data policy: a feature missing at an external site is imputed with the "
             "training site's median (numeric) or most frequent value (categorical), learnt "

@@ -27,6 +27,8 @@ from medml_cli.workflows.train import predict_scores
 
 @dataclass
 class PredictionResult:
+    """What predict returns: the prediction table and warnings."""
+
     frame: pd.DataFrame
     warnings: list[str]
 

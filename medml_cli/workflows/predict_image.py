@@ -316,6 +316,7 @@ def image_warnings(images: np.ndarray, ids: list[str], source: str,
 
 def prediction_frame(ids: list[str], score: np.ndarray, card: dict[str, Any],
                      warnings: list[str] | None = None) -> pd.DataFrame:
+    """An image model's prediction table: id, probability, predicted class and label, warnings."""
     threshold = float(card["threshold"])
     classes = card.get("classes") or ["negative", "positive"]
     return pd.DataFrame({

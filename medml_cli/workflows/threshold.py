@@ -9,6 +9,7 @@ import numpy as np
 
 
 def pick_threshold(cfg: Any, y: np.ndarray, score: np.ndarray) -> float:
+    """The decision threshold the config's evaluation section asks for."""
     from medml_cli.evaluation.thresholds import choose_threshold
 
     ev = cfg.evaluation

@@ -34,6 +34,8 @@ ProgressFn = Callable[[int, int, str], None]
 
 @dataclass
 class RunResult:
+    """What train returns: the run folder and its metrics."""
+
     path: Path
     metrics: dict[str, Any]
 
@@ -201,6 +203,8 @@ def run_experiment(
 
 @dataclass
 class FoldOutcome:
+    """One fold's fitted model, scores, threshold and metrics."""
+
     model: Any
     score: np.ndarray
     baseline_score: np.ndarray
@@ -252,6 +256,7 @@ def fit_fold(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray, test_idx: 
 
 
 def check_subgroups(cfg: Any, dataset: LoadedDataset) -> None:
+    """Raise a DataError when evaluation.subgroups names a column the data lack."""
     available = set(dataset.X.columns) | set(
         dataset.meta.columns if dataset.meta is not None else []) | (
         {"age_band"} if "age" in dataset.X.columns else set())

@@ -65,6 +65,7 @@ def image_split(dataset: ImageDataset, cfg: Any) -> dict[str, np.ndarray]:
 
 
 def check_model_fits_data(cfg: Any, dataset: ImageDataset) -> None:
+    """Raise a MedmlUsageError when the model's 2D/3D input does not match the data."""
     dims = 3 if cfg.model.type.endswith("3d") else 2
     if dims != dataset.spatial_dims:
         raise MedmlUsageError(
@@ -249,6 +250,7 @@ def run_image_training(
 
 
 def image_model_card(cfg: Any, dataset: ImageDataset, threshold: float) -> dict[str, Any]:
+    """A trained image model's card: format, input shape, intensity, threshold, classes."""
     import medml_cli
 
     return {
@@ -272,6 +274,7 @@ def image_model_card(cfg: Any, dataset: ImageDataset, threshold: float) -> dict[
 
 def plot_learning_curves(history: dict[str, list[float]], path: Path, *,
                          synthetic: bool) -> None:
+    """Plot training and validation curves per epoch to ``path``."""
     import matplotlib
 
     matplotlib.use("Agg")

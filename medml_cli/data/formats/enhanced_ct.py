@@ -46,6 +46,7 @@ def _macro(frame: Any, shared: Any, keyword: str) -> tuple[Any, str]:
 
 
 def is_enhanced(ds: Any) -> bool:
+    """True when a DICOM dataset is a multi-frame (Enhanced CT) image."""
     return "PerFrameFunctionalGroupsSequence" in ds
 
 

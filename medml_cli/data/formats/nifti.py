@@ -27,11 +27,13 @@ _AIR_HU_CEILING = -500.0
 
 
 def is_nifti(path: Path | str) -> bool:
+    """True for a .nii or .nii.gz file name."""
     name = Path(path).name.lower()
     return name.endswith(NIFTI_SUFFIXES)
 
 
 def is_volume_file(path: Path | str) -> bool:
+    """True for a volume file medml reads with SimpleITK (.mhd, .nii, .nii.gz)."""
     name = Path(path).name.lower()
     return name.endswith(VOLUME_SUFFIXES)
 

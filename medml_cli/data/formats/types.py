@@ -38,6 +38,7 @@ class CtVolume:
 
     @property
     def shape(self) -> tuple[int, ...]:
+        """Shape of the HU array."""
         return tuple(self.hu.shape)
 
     def __repr__(self) -> str:
@@ -75,6 +76,7 @@ class PatchSet:
 
     @property
     def n_samples(self) -> int:
+        """Number of patches."""
         return len(self.labels)
 
     def __repr__(self) -> str:

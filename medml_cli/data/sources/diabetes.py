@@ -54,6 +54,7 @@ def _sklearn_files() -> dict[str, str]:
     tags={"tabular", "regression"},
 )
 def load_diabetes_data(cfg: DiabetesData, *, problem: str) -> LoadedDataset:
+    """Load scikit-learn's diabetes data (regression only)."""
     from sklearn.datasets import load_diabetes
 
     if problem != "regression":

@@ -81,6 +81,7 @@ def series_folders(root: Path) -> list[Path]:
 @DATASETS.register("dicom-series", config=DicomSeriesData, tags=IMAGE_TAGS,
                    summary="DICOM CT series, slice labels from a CSV (pydicom, HU)")
 def load_dicom_series(cfg: DicomSeriesData, *, problem: str) -> ImageDataset:
+    """Load labelled CT slices, or whole series when `level: series`, from DICOM folders."""
     if cfg.level == "series":
         return _load_dicom_volumes(cfg)
     from medml_cli.data.formats.dicom import read_dicom_series, read_slice_labels

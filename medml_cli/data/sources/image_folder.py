@@ -40,6 +40,7 @@ class ImageFolderData(FileDataConfig):
 @DATASETS.register("image-folder", config=ImageFolderData, tags=IMAGE_TAGS,
                    summary="PNG/JPEG images, one sub-folder per class")
 def load_image_folder_data(cfg: ImageFolderData, *, problem: str) -> ImageDataset:
+    """Load a folder of class sub-folders of image files."""
     from medml_cli.data.formats.image_files import load_image_folder
 
     notes: list[str] = []

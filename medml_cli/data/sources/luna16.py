@@ -45,6 +45,7 @@ class Luna16Data(FileDataConfig):
 @DATASETS.register("luna16", config=Luna16Data, tags=IMAGE_TAGS,
                    summary="LUNA16 .mhd/.raw volumes + candidates.csv, patches (SimpleITK)")
 def load_luna16(cfg: Luna16Data, *, problem: str) -> ImageDataset:
+    """Load LUNA16 candidate patches cut from the .mhd CT volumes."""
     from medml_cli.data.formats.mhd import load_luna16_candidates
 
     patches = load_luna16_candidates(

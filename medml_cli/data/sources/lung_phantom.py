@@ -406,6 +406,7 @@ class LungPhantomData(StrictModel):
 )
 def load_lung_phantom(cfg: LungPhantomData, *, problem: str) -> ImageDataset:
 
+    """Generate the synthetic lung-nodule phantom patches."""
     patches = make_lung_phantom(
         n_patients=cfg.n_patients, samples_per_patient=cfg.samples_per_patient, dim=cfg.dim,
         size=cfg.size, positive_fraction=cfg.positive_fraction, seed=cfg.seed,

@@ -33,6 +33,7 @@ class MedmnistData(FileDataConfig):
     tags={"image", "binary-classification"},
 )
 def load_medmnist(cfg: MedmnistData, *, problem: str) -> ImageDataset:
+    """Load a MedMNIST .npz, keeping its train/val/test split."""
     from medml_cli.data.formats.npz import load_medmnist_npz
 
     parts = load_medmnist_npz(cfg.path, cfg.positive_classes)

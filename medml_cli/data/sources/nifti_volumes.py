@@ -104,6 +104,7 @@ def _volume_path(root: Path, name: str, source: str) -> Path:
 @DATASETS.register("nifti-volumes", config=NiftiVolumesData, tags=IMAGE_TAGS,
                    summary="CT volumes (.nii/.nii.gz/.mhd, SimpleITK, HU) + labels CSV")
 def load_nifti_volumes(cfg: NiftiVolumesData, *, problem: str) -> ImageDataset:
+    """Load labelled CT volumes (.nii, .nii.gz, .mhd) from a folder."""
     from medml_cli.data.formats.nifti import hu_warning, read_volume_file
 
     if not cfg.root.is_dir():

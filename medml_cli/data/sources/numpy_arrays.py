@@ -39,6 +39,7 @@ class NumpyArraysData(FileDataConfig):
 @DATASETS.register("numpy-arrays", config=NumpyArraysData, tags=IMAGE_TAGS,
                    summary=".npy image array (memory-mapped, streamed) + labels CSV")
 def load_numpy_arrays(cfg: NumpyArraysData, *, problem: str) -> ImageDataset:
+    """Load images and labels from the configured array and label files."""
     for path, role in ((cfg.images, "`data.images`"), (cfg.labels, "`data.labels`")):
         if not path.exists() and not path.is_symlink():
             raise DataError(f"file not found: {path}.", "check the paths under `data`.")

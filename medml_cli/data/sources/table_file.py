@@ -235,6 +235,7 @@ def _text_column(frame: pd.DataFrame, name: str, role: str, source: str) -> pd.S
 @DATASETS.register("parquet", config=TableFileData, summary="your own Parquet file",
                    tags={"tabular", "binary-classification", "regression"})
 def load_table_file(cfg: TableFileData, *, problem: str) -> LoadedDataset:
+    """Load the user's CSV or Parquet table as a tabular dataset."""
     frame = read_table(cfg.path, cfg.type, cfg.separator, decimal=cfg.decimal,
                        encoding=cfg.encoding, text_columns=(cfg.id_column, cfg.group_column),
                        categorical=[*(cfg.categorical or []), *cfg.exclude],

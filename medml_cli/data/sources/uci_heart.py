@@ -85,6 +85,7 @@ class UciHeartDiseaseData(StrictModel):
 
 
 def bundled_dir() -> Path:
+    """The folder of the bundled UCI heart-disease files."""
     return Path(str(resources.files("medml_cli") / "data" / "bundled" / "uci_heart_disease"))
 
 
@@ -111,6 +112,7 @@ def load_frame(sites: list[str]) -> pd.DataFrame:
     tags={"tabular", "binary-classification"},
 )
 def load_uci_heart_disease(cfg: UciHeartDiseaseData, *, problem: str) -> LoadedDataset:
+    """Load the bundled UCI heart-disease data (binary: num > 0)."""
     if problem != "binary-classification":
         raise DataError("the UCI heart-disease data have a binary target (num > 0).",
                         "use a classification task such as `heart-disease`.")
