@@ -208,3 +208,54 @@ def test_an_installed_plugin_adds_a_model_that_trains_and_predicts(tmp_path):
     finally:
         subprocess.run([*pip, "uninstall", "-y", "medml-tiny-plugin"], capture_output=True,
                        cwd=tmp_path, timeout=300)
+
+
+@pytest.fixture
+def tiny_network():
+    """A network registered from this test module: one file is all a network needs."""
+    from medml_cli.models.cnn import register_network
+    from medml_cli.registry import NETWORKS
+
+    @register_network("tinynet3d", dims=3, summary="one Conv3D and global pooling (test)")
+    def tiny(keras, x, *, dims, filters, seeds, **_):
+        x = keras.layers.Conv3D(int(filters[0]), 3, padding="same", activation="relu",
+                                name="last_conv")(x)
+        return keras.layers.GlobalAveragePooling3D(name="global_pool")(x)
+
+    yield "tinynet3d"
+    NETWORKS.unregister("tinynet3d")
+    MODELS.unregister("tinynet3d")
+
+
+def test_networks_declare_their_dimensionality():
+    from medml_cli.models.keras.networks import ARCHITECTURES
+    from medml_cli.registry import NETWORKS
+
+    assert dict(ARCHITECTURES) == {"cnn2d": 2, "cnn3d": 3, "resnet2d": 2, "resnet3d": 3}
+    assert set(NETWORKS.names()) <= set(MODELS.names())
+    assert [e.extra["dims"] for e in NETWORKS.entries()] == [2, 3, 2, 3]
+
+
+def test_a_new_network_is_listed_and_checked_for_dimensionality(cli, tiny_network):
+    import json
+
+    from medml_cli.config.sections import networks_of
+
+    result = cli("models", "list", "--json")
+    assert result.exit_code == 0, result.stderr
+    listed = {m["name"]: m for m in json.loads(result.stdout)}
+    assert "image" in listed[tiny_network]["tags"]
+    config = MODELS.entry(tiny_network).config(type=tiny_network)
+    assert config.spatial_dims == 3
+    assert networks_of(3) == "cnn3d or resnet3d or tinynet3d"
+
+
+@pytest.mark.tensorflow
+def test_a_new_network_builds(tiny_network):
+    from medml_cli.models.keras.networks import build_network, last_conv_layer_name
+
+    model = build_network(tiny_network, (8, 8, 8, 1), filters=(4,), seed=0)
+    assert model.output_shape == (None, 1)
+    assert last_conv_layer_name(model) == "last_conv"
+    with pytest.raises(ValueError, match="3 spatial dimensions"):
+        build_network(tiny_network, (8, 8, 1), filters=(4,))

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, create_model, field_validator, model_validator
 
 from medml_cli.plugins import load_plugins
-from medml_cli.registry import DATASETS, MODELS, TASKS, did_you_mean
+from medml_cli.registry import DATASETS, MODELS, NETWORKS, TASKS, did_you_mean
 from medml_cli.schemas import StrictModel
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -188,11 +188,16 @@ def cross_field_problems(cfg: Any) -> list[str]:
     if model_dims and data_dims and model_dims != data_dims:
         problems.append(f"model.type: '{cfg.model.type}' takes {model_dims}D input but the "
                         f"data are {data_dims}D; use "
-                        f"{'cnn3d or resnet3d' if data_dims == 3 else 'cnn2d or resnet2d'}")
+                        f"{networks_of(data_dims)}")
     check = getattr(cfg.model, "problems_check", None)
     if check is not None:
         problems.extend(f"model.{p}" for p in check(spec.problem))
     return problems
+
+
+def networks_of(dims: int) -> str:
+    """'cnn3d or resnet3d': the registered networks that take ``dims``-D input."""
+    return " or ".join(e.name for e in NETWORKS.entries() if e.extra.get("dims") == dims)
 
 
 def _discriminated(configs: list[type]) -> Any:

@@ -3,18 +3,23 @@
 ``cnn2d`` is the classic stack (Conv 32/64/128 3x3 + ReLU, each followed by 2x2 max-pooling,
 Flatten, Dense 512, Dense 1 sigmoid); ``cnn3d`` is the same in 3D; ``resnet2d``/``resnet3d``
 are small residual networks. All return an sklearn-style ``ImageCnnClassifier``.
+
+Every network in ``NETWORKS`` is a model of the same name. A new architecture is one new file
+(in this folder, or an installed plug-in) that decorates its feature-stack builder with
+:func:`register_network`, giving its dimensionality.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, create_model
 
 from medml_cli.models.base import register_model
+from medml_cli.models.keras.networks import NetworkBuilder, add_network
+from medml_cli.registry import MODELS, NETWORKS
 from medml_cli.schemas import StrictModel
-
-ARCHITECTURES = ("cnn2d", "cnn3d", "resnet2d", "resnet3d")
 
 
 class AugmentConfig(StrictModel):
@@ -30,7 +35,7 @@ class CnnConfig(StrictModel):
     """A Keras CNN trained with Adam on binary cross-entropy, early-stopped on validation
     AUROC."""
 
-    type: Literal["cnn2d", "cnn3d", "resnet2d", "resnet3d"]
+    type: str  # each network's config narrows this to its own name
     filters: list[int] = Field(default_factory=lambda: [32, 64, 128], min_length=1,
                                max_length=6, description="Filters per conv stage.")
     dense_units: int = Field(512, ge=1, le=8192, description="Units of the dense layer.")
@@ -47,7 +52,8 @@ class CnnConfig(StrictModel):
 
     @property
     def spatial_dims(self) -> int:
-        return 3 if self.type.endswith("3d") else 2
+        """2 or 3, as the network declared when it registered."""
+        return int(NETWORKS.entry(self.type).extra["dims"])
 
     def problems_check(self, problem: str) -> list[str]:
         if any(f < 1 or f > 1024 for f in self.filters):
@@ -68,12 +74,28 @@ def _build(cfg: CnnConfig, *, problem: str, schema: Any, seed: int) -> Any:
     )
 
 
-_SUMMARIES = {
-    "cnn2d": "classic 2D CNN: Conv-Pool x3 + Dense 512 (Keras)",
-    "cnn3d": "3D CNN for volumetric patches: Conv3D-Pool x3 + Dense (Keras)",
-    "resnet2d": "small 2D residual network (Keras)",
-    "resnet3d": "small 3D residual network (Keras)",
-}
-for _name in ARCHITECTURES:
-    register_model(_name, config=CnnConfig, summary=_SUMMARIES[_name],
+def _register_model(name: str) -> None:
+    entry = NETWORKS.entry(name)
+    config = create_model(f"CnnConfig_{name.replace('-', '_')}", __base__=CnnConfig,
+                          __doc__=CnnConfig.__doc__, type=(Literal[name], ...))
+    register_model(name, config=config, summary=entry.summary,
                    problems=("binary-classification",), data_kind="image")(_build)
+
+
+def register_network(name: str, *, dims: int, summary: str
+                     ) -> Callable[[NetworkBuilder], NetworkBuilder]:
+    """Decorator: register a network builder (see ``networks.NetworkBuilder``) in
+    ``NETWORKS`` with its dimensionality (2 or 3) and as the model ``name``."""
+
+    def decorator(builder: NetworkBuilder) -> NetworkBuilder:
+        add_network(name, builder, dims=dims, summary=summary)
+        _register_model(name)
+        return builder
+
+    return decorator
+
+
+# the built-in networks registered themselves in networks.py
+for _name in NETWORKS.names():
+    if _name not in MODELS:
+        _register_model(_name)

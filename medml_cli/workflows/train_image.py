@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medml_cli.config.sections import networks_of
 from medml_cli.data.image_base import ImageDataset
 from medml_cli.errors import DataError, MedmlUsageError
 from medml_cli.evaluation.metrics import (
@@ -66,12 +67,12 @@ def image_split(dataset: ImageDataset, cfg: Any) -> dict[str, np.ndarray]:
 
 def check_model_fits_data(cfg: Any, dataset: ImageDataset) -> None:
     """Raise a MedmlUsageError when the model's 2D/3D input does not match the data."""
-    dims = 3 if cfg.model.type.endswith("3d") else 2
+    dims = cfg.model.spatial_dims  # what the network declared when it registered
     if dims != dataset.spatial_dims:
         raise MedmlUsageError(
             f"model.type '{cfg.model.type}' takes {dims}D input but data '{cfg.data.type}' "
             f"gives {dataset.spatial_dims}D images of shape {dataset.input_shape}. Use "
-            f"{'cnn3d or resnet3d' if dataset.spatial_dims == 3 else 'cnn2d or resnet2d'}."
+            f"{networks_of(dataset.spatial_dims)}."
         )
 
 

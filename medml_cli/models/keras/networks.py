@@ -9,18 +9,49 @@ importing this module stays cheap.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from medml_cli.registry import NETWORKS
+
 if TYPE_CHECKING:
     import keras
 
-ARCHITECTURES: dict[str, int] = {"cnn2d": 2, "cnn3d": 3, "resnet2d": 2, "resnet3d": 3}
-"""Architecture name -> number of spatial dimensions of its input."""
-
 LAST_CONV = "last_conv"
 OUTPUT = "output"
+
+#: ``build(keras, inputs, *, dims, filters, dense_units, dropout, batch_norm, seeds)`` returns
+#: the feature tensor the sigmoid output is put on; the last conv map is named ``last_conv``.
+NetworkBuilder = Callable[..., Any]
+
+
+def add_network(name: str, builder: NetworkBuilder, *, dims: int, summary: str) -> None:
+    """Register a network in ``NETWORKS`` only. To make it a model too (listed, usable in a
+    config) use :func:`medml_cli.models.cnn.register_network`."""
+    if dims not in (2, 3):
+        raise ValueError(f"network {name!r}: dims must be 2 or 3, got {dims}")
+    NETWORKS.add(name, builder, summary=summary, tags={f"{dims}d"}, extra={"dims": dims})
+
+
+class _Dims(Mapping[str, int]):
+    """Live view of ``NETWORKS``: architecture name -> spatial dimensions of its input."""
+
+    def __getitem__(self, name: str) -> int:
+        if name not in NETWORKS:
+            raise KeyError(name)
+        return int(NETWORKS.entry(name).extra["dims"])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(NETWORKS.names())
+
+    def __len__(self) -> int:
+        return len(NETWORKS.names())
+
+
+ARCHITECTURES: Mapping[str, int] = _Dims()
+"""Architecture name -> number of spatial dimensions of its input (read from ``NETWORKS``)."""
 
 
 def spatial_dims(architecture: str) -> int:
@@ -80,12 +111,10 @@ def build_network(
         raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
     seeds = _Seeds(seed)
     inputs = keras.Input(shape=input_shape, name="image")
-    if architecture.startswith("cnn"):
-        features = _plain_stack(
-            keras, inputs, dims, filters, dense_units, dropout, batch_norm, seeds
-        )
-    else:
-        features = _residual_stack(keras, inputs, dims, filters, dropout, seeds)
+    features = NETWORKS.get(architecture)(
+        keras, inputs, dims=dims, filters=tuple(filters), dense_units=dense_units,
+        dropout=dropout, batch_norm=batch_norm, seeds=seeds,
+    )
     outputs = keras.layers.Dense(
         1,
         activation="sigmoid",
@@ -99,9 +128,10 @@ def _conv(keras: Any, dims: int) -> Any:
     return keras.layers.Conv2D if dims == 2 else keras.layers.Conv3D
 
 
-def _plain_stack(
+def plain_stack(
     keras: Any,
     x: Any,
+    *,
     dims: int,
     filters: tuple[int, ...],
     dense_units: int,
@@ -109,6 +139,7 @@ def _plain_stack(
     batch_norm: bool,
     seeds: _Seeds,
 ) -> Any:
+    """Conv + ReLU (+ BN) + 2x max-pool per stage, Flatten, Dense, Dropout."""
     conv = _conv(keras, dims)
     pool = keras.layers.MaxPooling2D if dims == 2 else keras.layers.MaxPooling3D
     for i, f in enumerate(filters, start=1):
@@ -135,9 +166,12 @@ def _plain_stack(
     return keras.layers.Dropout(dropout, seed=seeds(), name="dropout")(x)
 
 
-def _residual_stack(
-    keras: Any, x: Any, dims: int, filters: tuple[int, ...], dropout: float, seeds: _Seeds
+def residual_stack(
+    keras: Any, x: Any, *, dims: int, filters: tuple[int, ...], dropout: float,
+    seeds: _Seeds, **_: Any,
 ) -> Any:
+    """Stem, one strided residual block per stage (always batch-normalised), global pooling.
+    ``dense_units`` and ``batch_norm`` do not apply."""
     conv = _conv(keras, dims)
     layers = keras.layers
 
@@ -169,6 +203,14 @@ def _residual_stack(
     pool = layers.GlobalAveragePooling2D if dims == 2 else layers.GlobalAveragePooling3D
     x = pool(name="global_pool")(x)
     return layers.Dropout(dropout, seed=seeds(), name="dropout")(x)
+
+
+add_network("cnn2d", plain_stack, dims=2,
+            summary="classic 2D CNN: Conv-Pool x3 + Dense 512 (Keras)")
+add_network("cnn3d", plain_stack, dims=3,
+            summary="3D CNN for volumetric patches: Conv3D-Pool x3 + Dense (Keras)")
+add_network("resnet2d", residual_stack, dims=2, summary="small 2D residual network (Keras)")
+add_network("resnet3d", residual_stack, dims=3, summary="small 3D residual network (Keras)")
 
 
 def last_conv_layer_name(model: keras.Model) -> str:
