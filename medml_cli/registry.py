@@ -53,6 +53,8 @@ def did_you_mean(name: str, candidates: Iterable[str]) -> str:
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
+    """One registered object with its name, summary, config class and tags."""
+
     name: str
     obj: T
     summary: str = ""
@@ -98,6 +100,7 @@ class Registry(Generic[T]):
         tags: Iterable[str] = (),
         extra: Mapping[str, Any] | None = None,
     ) -> None:
+        """Register ``obj`` under ``name``; a name taken twice is an error."""
         if not re.fullmatch(r"[a-z0-9]+(-[a-z0-9]+)*", name):
             raise ValueError(f"{self.kind} name {name!r} must be lower-case kebab-case")
         if name in self._entries:
@@ -106,9 +109,11 @@ class Registry(Generic[T]):
                                     MappingProxyType(dict(extra or {})))
 
     def unregister(self, name: str) -> None:
+        """Remove ``name`` (if registered)."""
         self._entries.pop(name, None)
 
     def entry(self, name: str) -> Entry[T]:
+        """The entry registered as ``name``, or an error suggesting close names."""
         try:
             return self._entries[name]
         except KeyError:
@@ -119,6 +124,7 @@ class Registry(Generic[T]):
             ) from None
 
     def get(self, name: str) -> T:
+        """The object registered as ``name``."""
         return self.entry(name).obj
 
     def create(self, name: str, *args: Any, **kwargs: Any) -> Any:
@@ -142,6 +148,7 @@ class Registry(Generic[T]):
         return sorted(chosen, key=_natural_key)
 
     def entries(self, pattern: str = "*") -> list[Entry[T]]:
+        """Entries whose names match the wildcard ``pattern``, in natural order."""
         return [self._entries[n] for n in self.names(pattern)]
 
     def config_classes(self) -> list[type]:

@@ -17,6 +17,11 @@ from typing import Any, Literal
 from pydantic import Field, create_model
 
 from medml_cli.models.base import register_model
+from medml_cli.models.keras.input_pipeline import (
+    DEFAULT_INTENSITY,
+    MAX_INTENSITY_JITTER,
+    MAX_ROTATE_DEGREES,
+)
 from medml_cli.models.keras.networks import NetworkBuilder, add_network
 from medml_cli.registry import MODELS, NETWORKS
 from medml_cli.schemas import StrictModel
@@ -26,8 +31,9 @@ class AugmentConfig(StrictModel):
     """Training-time augmentation (never applied at evaluation or prediction)."""
 
     flip: bool = Field(False, description="Random flips along the spatial axes.")
-    rotate_degrees: float = Field(0.0, ge=0, le=45, description="Random in-plane rotation.")
-    intensity_jitter: float = Field(0.0, ge=0, le=0.5,
+    rotate_degrees: float = Field(0.0, ge=0, le=MAX_ROTATE_DEGREES,
+                                  description="Random in-plane rotation.")
+    intensity_jitter: float = Field(0.0, ge=0, le=MAX_INTENSITY_JITTER,
                                     description="Random intensity shift/scale on [0, 1].")
 
 
@@ -56,6 +62,7 @@ class CnnConfig(StrictModel):
         return int(NETWORKS.entry(self.type).extra["dims"])
 
     def problems_check(self, problem: str) -> list[str]:
+        """Cross-field problems with this config (filters out of range)."""
         if any(f < 1 or f > 1024 for f in self.filters):
             return ["filters: each must be between 1 and 1024"]
         return []
@@ -64,7 +71,7 @@ class CnnConfig(StrictModel):
 def _build(cfg: CnnConfig, *, problem: str, schema: Any, seed: int) -> Any:
     from medml_cli.models.keras.estimator import ImageCnnClassifier
 
-    intensity = tuple(schema) if schema is not None else ("hu", -1000.0, 400.0)
+    intensity = tuple(schema) if schema is not None else DEFAULT_INTENSITY
     return ImageCnnClassifier(
         architecture=cfg.type, filters=tuple(cfg.filters), dense_units=cfg.dense_units,
         dropout=cfg.dropout, batch_norm=cfg.batch_norm, epochs=cfg.epochs,

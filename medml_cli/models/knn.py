@@ -34,6 +34,7 @@ class KnnConfig(StrictModel):
                    "sklearn.metrics._dist_metrics.EuclideanDistance64"),
 )
 def build_knn(cfg: KnnConfig, *, problem: str, schema: FeatureSchema, seed: int) -> Pipeline:
+    """The scaled k-nearest-neighbours pipeline for ``problem``."""
     cls = KNeighborsRegressor if problem == "regression" else KNeighborsClassifier
     return tabular_pipeline(schema, cls(n_neighbors=cfg.n_neighbors, weights=cfg.weights),
                             scale=True)

@@ -41,6 +41,7 @@ LEGACY_UNLISTED = ("card.json", "schema.json")
 
 
 def save_sklearn_model(model: Any, folder: Path, name: str = "model.skops") -> Path:
+    """Save a fitted pipeline with skops and record its sha256 in the manifest."""
     import skops.io as sio
 
     folder.mkdir(parents=True, exist_ok=True)
