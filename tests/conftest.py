@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -32,6 +33,20 @@ def run_cli(*args: str) -> CliResult:
     """Invoke the real Typer app in-process, with stdout and stderr kept apart."""
     result = CliRunner().invoke(app, [str(a) for a in args], catch_exceptions=False)
     return CliResult(result.exit_code, result.stdout, result.stderr)
+
+
+@pytest.fixture
+def no_hang():
+    """A FIFO opened by mistake blocks forever: turn that into a failure, not a stuck suite."""
+
+    def stuck(signum, frame):
+        raise RuntimeError("medml blocked reading a non-regular file")
+
+    previous = signal.signal(signal.SIGALRM, stuck)
+    signal.alarm(120)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

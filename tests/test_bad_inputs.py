@@ -184,16 +184,23 @@ def assert_no_complete_run(runs: Path) -> None:
         assert not (run / "metrics.json").exists(), run
 
 
-@pytest.mark.parametrize("case", TRAIN_CASES, ids=lambda c: c.name)
-def test_bad_training_input(tmp_path, monkeypatch, case):
+def run_case(case: Case, tmp_path: Path, monkeypatch, write_special=None) -> None:
+    """Write the case's files (and its special inputs), run it from its folder, and check
+    the clean failure: the one runner of every catalogue file."""
     for name, content in case.files.items():
         path = tmp_path / name
         path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
-    _write_special(tmp_path, case)
+    if write_special is not None:
+        write_special(tmp_path, case)
     monkeypatch.chdir(tmp_path)
     runs = tmp_path / "runs"
     result = run_cli(*case.args, "--runs-dir", str(runs))
     assert_clean_failure(result, case.code, case.expect, runs)
+
+
+@pytest.mark.parametrize("case", TRAIN_CASES, ids=lambda c: c.name)
+def test_bad_training_input(tmp_path, monkeypatch, case):
+    run_case(case, tmp_path, monkeypatch, _write_special)
 
 
 # --------------------------------------------------------------------------- runs & models

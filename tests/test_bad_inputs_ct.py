@@ -10,9 +10,8 @@ import numpy as np
 import pydicom
 import pytest
 
-from tests.conftest import run_cli
 from tests.imaging.test_dicom_series import write_slice
-from tests.test_bad_inputs import Case, assert_clean_failure
+from tests.test_bad_inputs import Case, run_case
 
 PYDICOM_FILES = Path(pydicom.__file__).parent / "data" / "test_files"
 SERIES = ("task: lung-ct\nmodel: {type: cnn2d}\n"
@@ -108,11 +107,4 @@ def _write_special(tmp_path: Path, case: Case) -> None:
 
 @pytest.mark.parametrize("case", CT_CASES, ids=lambda c: c.name)
 def test_bad_ct_input(tmp_path, monkeypatch, case):
-    for name, content in case.files.items():
-        path = tmp_path / name
-        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
-    _write_special(tmp_path, case)
-    monkeypatch.chdir(tmp_path)
-    runs = tmp_path / "runs"
-    result = run_cli(*case.args, "--runs-dir", str(runs))
-    assert_clean_failure(result, case.code, case.expect, runs)
+    run_case(case, tmp_path, monkeypatch, _write_special)

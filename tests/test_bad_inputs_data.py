@@ -4,28 +4,14 @@ non-regular files, an unstated positive class, identifier-like and half-numeric 
 from __future__ import annotations
 
 import os
-import signal
 from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
 from tests.imaging.test_dicom_series import write_slice
-from tests.test_bad_inputs import Case, assert_clean_failure, csv_task
+from tests.test_bad_inputs import Case, csv_task, run_case
 
-
-@pytest.fixture(autouse=True)
-def _no_hang():
-    """A FIFO opened by mistake blocks forever: fail instead of hanging the suite."""
-
-    def stuck(signum, frame):
-        raise RuntimeError("medml blocked reading a non-regular file")
-
-    previous = signal.signal(signal.SIGALRM, stuck)
-    signal.alarm(120)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("no_hang")
 
 
 def _rows(make, n: int = 40) -> str:
@@ -95,11 +81,4 @@ def _write_special(tmp_path: Path, case: Case) -> None:
 
 @pytest.mark.parametrize("case", DATA_CASES, ids=lambda c: c.name)
 def test_bad_data_input(tmp_path, monkeypatch, case):
-    for name, content in case.files.items():
-        path = tmp_path / name
-        path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
-    _write_special(tmp_path, case)
-    monkeypatch.chdir(tmp_path)
-    runs = tmp_path / "runs"
-    result = run_cli(*case.args, "--runs-dir", str(runs))
-    assert_clean_failure(result, case.code, case.expect, runs)
+    run_case(case, tmp_path, monkeypatch, _write_special)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 from pathlib import Path
 
 import numpy as np
@@ -22,18 +21,7 @@ from tests.test_bad_inputs import assert_clean_failure
 QUICK = ("--set", "evaluation.bootstrap=0", "--set", "evaluation.plots=false")
 
 
-@pytest.fixture(autouse=True)
-def _no_hang():
-    """A FIFO opened by mistake blocks forever: turn that into a failure, not a stuck run."""
-
-    def stuck(signum, frame):
-        raise RuntimeError("medml blocked reading a non-regular file")
-
-    previous = signal.signal(signal.SIGALRM, stuck)
-    signal.alarm(120)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("no_hang")
 
 
 def _table(n: int = 40, **columns) -> pd.DataFrame:
