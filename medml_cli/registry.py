@@ -169,6 +169,9 @@ TASKS: Registry[Any] = Registry("task", "medml tasks list")
 #: CNN architectures (feature-stack builders); ``extra["dims"]`` is 2 or 3. Each is also a
 #: model of the same name in ``MODELS`` (see :func:`medml_cli.models.cnn.register_network`).
 NETWORKS: Registry[Any] = Registry("network", "medml models list")
+#: Problem types (binary, multiclass, regression, ...): what differs between outcome shapes
+#: (see :mod:`medml_cli.problems`).
+PROBLEMS: Registry[Any] = Registry("problem type", "medml tasks list")
 
 
 def model_trusted_types() -> frozenset[str]:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from medml_cli.registry import TASKS
 
-Problem = Literal["binary-classification", "regression"]
+Problem = Literal["binary-classification", "multiclass", "regression"]
 
 CLASSIFICATION_METRICS = (
     "auroc",
@@ -23,6 +23,17 @@ CLASSIFICATION_METRICS = (
     "log_loss",
 )
 REGRESSION_METRICS = ("r2", "rmse", "mae")
+#: Multi-class metrics (one-vs-rest AUROCs; ``brier`` is the multi-class Brier score: the mean
+#: over patients of the summed squared error over classes). ``per_class`` is reported beside.
+MULTICLASS_METRICS = (
+    "macro_auroc",
+    "weighted_auroc",
+    "accuracy",
+    "balanced_accuracy",
+    "macro_f1",
+    "brier",
+    "log_loss",
+)
 
 #: Metrics where a smaller value is better; every other metric is higher-is-better. A
 #: per-horizon name such as ``brier@365`` takes the direction of its base name.
