@@ -233,3 +233,65 @@ def test_bootstrap_is_fast():
     start = time.perf_counter()
     multiclass_bootstrap_intervals(y, proba, n_resamples=1000)
     assert time.perf_counter() - start < 2.0
+
+
+# --- figures ---------------------------------------------------------------------------------
+
+@pytest.fixture
+def captured(monkeypatch):
+    """The title and legend texts of each figure a multiclass plot function finishes."""
+    from medml_cli.evaluation import multiclass_plots
+
+    seen = []
+    real = multiclass_plots._finish
+
+    def spy(fig, path, title, synthetic):
+        legends = [t.get_text() for ax in fig.axes if ax.get_legend()
+                   for t in ax.get_legend().get_texts()]
+        out = real(fig, path, title, synthetic)
+        seen.append({"title": fig._suptitle.get_text(), "legend": legends})
+        return out
+
+    monkeypatch.setattr(multiclass_plots, "_finish", spy)
+    return seen
+
+
+LABELS = ["normal", "benign", "malignant", "other"]
+
+
+@pytest.mark.parametrize("name", ["plot_multiclass_roc", "plot_multiclass_calibration",
+                                  "plot_multiclass_confusion"])
+@pytest.mark.parametrize("synthetic", [False, True])
+def test_each_figure_writes_a_png(tmp_path, captured, name, synthetic):
+    from medml_cli.evaluation import multiclass_plots
+
+    y, proba = make_case(16, n=200, k=4)
+    out = getattr(multiclass_plots, name)(y, proba, LABELS, tmp_path / "sub" / f"{name}.png",
+                                          synthetic=synthetic)
+    assert out == tmp_path / "sub" / f"{name}.png"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and out.stat().st_size > 1000
+    assert ("SYNTHETIC DATA" in captured[0]["title"]) is synthetic
+
+
+def test_roc_legend_aurocs_match_per_class_metrics(tmp_path, captured):
+    from medml_cli.evaluation.multiclass_plots import plot_multiclass_roc
+
+    y, proba = make_case(17, n=200, k=4)
+    y = np.where(y == 3, 0, y)  # "other" absent from y
+    plot_multiclass_roc(y, proba, LABELS, tmp_path / "roc.png")
+    legend = dict(text.split(": ", 1) for text in captured[0]["legend"] if ": " in text)
+    per_class = per_class_metrics(y, proba, LABELS)
+    for label in LABELS[:3]:
+        assert legend[label].startswith(f"AUROC {per_class[label]['auroc']:.3f} ")
+    assert "not in y" in legend["other"]
+    assert "chance" in captured[0]["legend"]
+    assert f"macro AUROC {multiclass_metrics(y, proba)['macro_auroc']:.3f}" in \
+        captured[0]["title"]
+
+
+def test_figures_reject_mismatched_labels(tmp_path):
+    from medml_cli.evaluation.multiclass_plots import plot_multiclass_confusion
+
+    y, proba = make_case(18, n=30, k=3)
+    with pytest.raises(ValueError, match="4 class labels for 3"):
+        plot_multiclass_confusion(y, proba, LABELS, tmp_path / "c.png")
