@@ -35,6 +35,7 @@ def load_builtins() -> None:
     """
     import medml_cli.data.sources  # noqa: F401
     import medml_cli.models  # noqa: F401
+    import medml_cli.problems  # noqa: F401
     import medml_cli.tasks  # noqa: F401
 
 

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Literal, Union
 from pydantic import Field, create_model, field_validator, model_validator
 
 from medml_cli.plugins import load_plugins
-from medml_cli.registry import DATASETS, MODELS, NETWORKS, TASKS, did_you_mean
+from medml_cli.registry import DATASETS, MODELS, NETWORKS, PROBLEMS, TASKS, did_you_mean
 from medml_cli.schemas import StrictModel
 
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
@@ -146,7 +146,7 @@ def cross_field_problems(cfg: Any) -> list[str]:
                    and spec.data_kind in e.tags]
         problems.append(
             f"model.type: '{cfg.model.type}' is a "
-            f"{' / '.join(sorted(model_entry.tags & {'binary-classification', 'regression'}))} "
+            f"{' / '.join(sorted(model_entry.tags & set(PROBLEMS.names())))} "
             f"model but task '{cfg.task}' is {spec.problem}; "
             f"use one of: {', '.join(fitting)}"
         )
@@ -160,7 +160,7 @@ def cross_field_problems(cfg: Any) -> list[str]:
             f"'{cfg.task}' needs; use one of: {', '.join(fitting)}"
         )
     elif spec.problem not in data_entry.tags:
-        kinds = " / ".join(sorted(data_entry.tags & {"binary-classification", "regression"}))
+        kinds = " / ".join(sorted(data_entry.tags & set(PROBLEMS.names())))
         problems.append(
             f"data.type: '{cfg.data.type}' is {kinds} data but task '{cfg.task}' is "
             f"{spec.problem}; pick a {spec.problem} task or other data"

@@ -386,6 +386,76 @@ def binary_target(
     return encoded.astype(int), [negative_label, display[positive]]
 
 
+def _class_order_key(text: str) -> tuple:
+    """Numbers by value, before text (grades 0-4 stay in order; "10" after "9")."""
+    try:
+        return (0, float(text), "")
+    except ValueError:
+        return (1, 0.0, text)
+
+
+def distinct_labels(values: pd.Series) -> int:
+    """How many distinct labels ``values`` holds (compared with :func:`label_key`)."""
+    display, _ = _labels_by_key(values.dropna())
+    return len(display)
+
+
+def multiclass_target(
+    values: pd.Series,
+    target: str,
+    source: str,
+    *,
+    classes: Iterable[object] | None = None,
+    notes: list[str] | None = None,
+) -> tuple[pd.Series, list[str]]:
+    """Encode a multi-class target as codes 0..k-1 and return them with the k class labels.
+
+    Labels are compared with :func:`label_key`; the order is ``classes`` when given (the
+    training classes at evaluation, or the user's ``data.classes``), else numbers by value and
+    then text alphabetically. With ``classes`` given, any other label is an error rather than
+    a silently wrong code.
+    """
+    present = values.dropna()
+    display, merged = _labels_by_key(present)
+    for key, spellings in merged.items():
+        note = (f"target '{target}': the values {', '.join(repr(v) for v in spellings[:5])} "
+                f"were read as one label, '{display[key]}' (spaces stripped; numbers and "
+                "true/false compared by value)")
+        log.warning("warning: %s", note)
+        if notes is not None:
+            notes.append(note)
+    shown = ", ".join(display[k] for k in list(display)[:10]) + (
+        " ..." if len(display) > 10 else "")
+    if classes is not None:
+        order = [label_key(c) for c in classes]
+        labels = [_display(c) for c in classes]
+        unseen = [display[k] for k in display if k not in order]
+        if unseen:
+            raise DataError(
+                f"the target '{target}' holds value(s) outside the classes "
+                f"{', '.join(labels)}: {', '.join(map(repr, unseen[:10]))}; they cannot be "
+                "given a class code.",
+                "recode them to those classes, remove those rows, or list every class in "
+                "`data.classes`.",
+                source=source,
+            )
+    else:
+        order = sorted(display, key=_class_order_key)
+        labels = [display[k] for k in order]
+    if len(display) < 2:
+        raise DataError(
+            f"the target '{target}' has a single class ({shown or 'none'}) in "
+            f"{len(present)} rows; a classifier needs at least two classes.",
+            "check the target column and any site or row filters in the config.",
+            source=source,
+        )
+    code = {key: i for i, key in enumerate(order)}
+    encoded = values.astype(object).map(
+        lambda v: -1 if v is None or (not isinstance(v, str) and pd.isna(v))
+        else code[label_key(v)])
+    return encoded.astype(int), labels
+
+
 def training_labels(schema: FeatureSchema) -> list[str] | None:
     """The target labels a classifier was trained on, from its saved schema; None if unknown.
 
@@ -439,5 +509,5 @@ def make_schema(
         id_column=id_column,
         group_column=group_column,
         classes=classes,
-        positive_value=classes[1] if classes else None,
+        positive_value=classes[1] if len(classes) == 2 else None,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from medml_cli.registry import MODELS
 
-PROBLEMS = ("binary-classification", "regression")
+PROBLEMS = ("binary-classification", "multiclass", "regression")
 
 #: What ``evaluation.recalibration`` (CalibratedClassifierCV around any classifier) and the
 #: svm's own calibration add to a saved pipeline; every classifier may be wrapped, so every
@@ -42,7 +42,8 @@ def register_model(
     bad = [t for t in trusted if not isinstance(t, str) or "." not in t]
     if bad:
         raise ValueError(f"trusted_types must be dotted type names, got {bad}")
-    if data_kind == "tabular" and "binary-classification" in problems:
+    if data_kind == "tabular" and ("binary-classification" in problems
+                                  or "multiclass" in problems):
         trusted = (*trusted, *CALIBRATION_TYPES)
     return MODELS.register(name, config=config, summary=summary, tags={*problems, data_kind},
                            extra={"trusted_types": tuple(dict.fromkeys(trusted))})

@@ -38,7 +38,7 @@ class GradientBoostingConfig(StrictModel):
     "gradient-boosting",
     config=GradientBoostingConfig,
     summary="histogram gradient boosting (scikit-learn)",
-    problems=("binary-classification", "regression"),
+    problems=("binary-classification", "multiclass", "regression"),
     trusted_types=(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",

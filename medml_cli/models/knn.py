@@ -27,7 +27,7 @@ class KnnConfig(StrictModel):
     "k-nearest-neighbours",
     config=KnnConfig,
     summary="k-nearest neighbours (scikit-learn)",
-    problems=("binary-classification", "regression"),
+    problems=("binary-classification", "multiclass", "regression"),
     # the fitted search tree (KD tree or ball tree, whichever scikit-learn picks)
     # and its distance metric
     trusted_types=("sklearn.neighbors._kd_tree.KDTree", "sklearn.neighbors._ball_tree.BallTree",

@@ -27,7 +27,7 @@ class LogisticRegressionConfig(StrictModel):
     "logistic-regression",
     config=LogisticRegressionConfig,
     summary="logistic regression (scikit-learn)",
-    problems=("binary-classification",),
+    problems=("binary-classification", "multiclass"),
 )
 def build_logistic_regression(
     cfg: LogisticRegressionConfig, *, problem: str, schema: FeatureSchema, seed: int

@@ -47,7 +47,7 @@ class RandomForestConfig(StrictModel):
     "random-forest",
     config=RandomForestConfig,
     summary="random forest (scikit-learn)",
-    problems=("binary-classification", "regression"),
+    problems=("binary-classification", "multiclass", "regression"),
     trusted_types=("sklearn.tree._tree.Tree",),
 )
 def build_random_forest(

@@ -42,7 +42,7 @@ class SvmConfig(StrictModel):
     "svm",
     config=SvmConfig,
     summary="support vector classifier with calibrated probabilities (scikit-learn)",
-    problems=("binary-classification",),
+    problems=("binary-classification", "multiclass"),
     trusted_types=CALIBRATION_TYPES,
 )
 def build_svm(cfg: SvmConfig, *, problem: str, schema: FeatureSchema, seed: int) -> Pipeline:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from medml_cli.registry import TASKS
+from medml_cli.registry import PROBLEMS, TASKS
 
 Problem = Literal["binary-classification", "multiclass", "regression"]
 
@@ -61,15 +61,13 @@ class TaskSpec:
 
     @property
     def metrics(self) -> tuple[str, ...]:
-        """The metric names reported for the task's problem."""
-        if self.problem == "regression":
-            return REGRESSION_METRICS
-        return CLASSIFICATION_METRICS
+        """The metric names reported for the task's problem (its problem type's list)."""
+        return PROBLEMS.get(self.problem).metric_names
 
     @property
     def primary_metric(self) -> str:
-        """The headline metric: r2 for regression, auroc otherwise."""
-        return "r2" if self.problem == "regression" else "auroc"
+        """The headline metric of the task's problem type (auroc, macro_auroc, r2, ...)."""
+        return PROBLEMS.get(self.problem).primary_metric
 
 
 def register_task(spec: TaskSpec) -> TaskSpec:

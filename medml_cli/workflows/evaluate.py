@@ -18,14 +18,14 @@ from medml_cli.config.overrides import apply_overrides
 from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
 from medml_cli.data.formats.table import TABLE_SUFFIXES, read_table, reading_options, table_format
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
-from medml_cli.evaluation.metrics import sample_counts, score_column
 from medml_cli.evaluation.splits import make_folds
 from medml_cli.jsonio import RUN_FIX, read_run_json, write_json
 from medml_cli.models.imputation import MissingFeature, missing_features
-from medml_cli.registry import TASKS
+from medml_cli.problems import ProblemType, get_problem
 from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
 from medml_cli.runs.directory import _stamp, open_completed_run
 from medml_cli.schemas import FeatureSchema
+from medml_cli.workflows.heldout import prediction_table
 from medml_cli.workflows.run_model import (
     align_category_spelling,
     load_card,
@@ -34,7 +34,7 @@ from medml_cli.workflows.run_model import (
     row_warning_summary,
     row_warnings,
 )
-from medml_cli.workflows.train import load_dataset, predict_scores
+from medml_cli.workflows.train import load_dataset
 
 log = logging.getLogger("medml")
 
@@ -52,7 +52,8 @@ class EvaluationResult:
     alerts: list[str] = field(default_factory=list)
 
 
-def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -> Any:
+def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema,
+                          problem_name: str) -> Any:
     """The run's config with its data section replaced by what --data points at."""
     base = run_cfg.model_dump(mode="json")
     suffix = data_arg.suffix.lower()
@@ -78,12 +79,15 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema) -
         section.update(options)
         if getattr(run_cfg.data, "na_values", None):  # the training's missing-value words
             section["na_values"] = list(run_cfg.data.na_values)
-        if TASKS.get(run_cfg.task).problem != "regression" and schema.positive_value:
+        problem = get_problem(problem_name)
+        if problem.classifies and len(schema.classes) > 2:
+            section["classes"] = list(schema.classes)  # the training's class codes
+        elif problem.classifies and schema.positive_value:
             section["positive_class"] = schema.positive_value
         base["data"] = section
         # built-in presets keep their task; the file is read as a generic table
-        base["task"] = "tabular-regression" if TASKS.get(run_cfg.task).problem == \
-            "regression" else "tabular-classification"
+        base["task"] = "tabular-classification" if problem.classifies else \
+            "tabular-regression"
         base_dir = None
     else:
         raise DataError(f"--data {data_arg}: expected a .yaml data config or a .csv/.parquet "
@@ -140,17 +144,19 @@ def evaluate_run(
     if card.get("format") == "keras":
         return _evaluate_image_run(run_path, cfg, card, data, overrides)
     problem = card["problem"]
+    ptype = get_problem(problem)
     schema = load_schema(run_path)
     notes: list[str] = integrity_warnings(run_path / "model")
     # the run's own operating threshold, unless the user sets one for this evaluation
     new_threshold = any(o.startswith("evaluation.threshold") for o in overrides)
     threshold: Any = cfg.evaluation.threshold if new_threshold else card.get("threshold", 0.5)
+    classes = list(schema.classes)
 
     if data is not None:
         data = Path(data)
         if not data.exists():
             raise DataError(f"--data {data}: file not found.", "check the path.")
-        cfg = _external_data_config(cfg, data, schema)
+        cfg = _external_data_config(cfg, data, schema, problem)
     external = data is not None or any(o.startswith("data.") for o in overrides)
 
     model = load_sklearn_model(run_path / "model")
@@ -158,31 +164,31 @@ def evaluate_run(
     X = None
     missing: list[MissingFeature] = []
     alerts: list[str] = []
-    if external and problem != "regression":
+    if external and ptype.classifies:
         check_known_labels(dataset, schema, str(data or "data"))
     if external:
         X = align_category_spelling(
             prepare_features(dataset.X, schema, str(data or "data"), context="evaluation"),
             schema)
-        score = predict_scores(model, X, problem)
+        score = ptype.scores(model, X, len(classes))
         missing = missing_features(X, model)
         alerts = [m.message() for m in missing]
         notes += row_warning_summary(row_warnings(X, schema), schema)
-        predictions = _eval_frame(dataset, np.arange(dataset.n_samples), score, problem,
-                                  threshold, fold=None)
+        predictions = _eval_frame(dataset, np.arange(dataset.n_samples), score, ptype,
+                                  threshold, classes, fold=None)
         label = "external"
         trained_on = run_cfg.data.type + (f" {', '.join(run_cfg.data.sites)}"
                                           if hasattr(run_cfg.data, "sites") else "")
         notes.append(f"the run's model (trained on {trained_on}) scored on "
                      f"{dataset.n_samples} new rows")
     else:
-        predictions = _heldout_predictions(run_path, cfg, dataset, model, problem, threshold,
-                                           notes)
-        if problem != "regression" and not new_threshold and "threshold" in predictions:
+        predictions = _heldout_predictions(run_path, cfg, dataset, model, ptype, threshold,
+                                           classes, notes)
+        if ptype.uses_threshold and not new_threshold and "threshold" in predictions:
             threshold = predictions["threshold"].to_numpy()  # per-fold, as at training
         label = "heldout"
 
-    from medml_cli.evaluation.clinical import assess, site_table
+    from medml_cli.evaluation.clinical import site_table
     from medml_cli.evaluation.report import tabular_data_lines
     from medml_cli.workflows.train import subgroup_frame
 
@@ -191,28 +197,31 @@ def evaluate_run(
         truth = predictions["truth"].to_numpy()
         groups = predictions[schema.group_column].to_numpy() \
             if schema.group_column and schema.group_column in predictions else None
-        clinical = assess(
-            problem, truth, predictions[score_column(problem)].to_numpy(), threshold=threshold,
-            ev=cfg.evaluation, seed=cfg.seed, groups=groups,
-            subgroup_frame=subgroup_frame(dataset, predictions["id"].astype(str))
-            if cfg.evaluation.subgroups else None,
-            out_dir=out_tmp, synthetic=dataset.provenance.synthetic,
-            labels=tuple(schema.classes) if schema.classes else ("0", "1"))
+        scores = ptype.read_scores(predictions, classes)
+        clinical = {
+            "metrics": ptype.metrics(truth, scores, threshold),
+            **ptype.assess(
+                truth, scores, threshold=threshold, ev=cfg.evaluation, seed=cfg.seed,
+                classes=classes, groups=groups,
+                subgroup_frame=subgroup_frame(dataset, predictions["id"].astype(str))
+                if cfg.evaluation.subgroups else None,
+                out_dir=out_tmp, synthetic=dataset.provenance.synthetic),
+        }
         metrics = {
             "task": run_cfg.task, "problem": problem, "run": run_path.name,
             "evaluation": label, "data": cfg.data.model_dump(mode="json"),
             "synthetic": bool(card.get("synthetic_data")) or dataset.provenance.synthetic,
             # the threshold predict uses: per-fold cut-offs have no meaningful mean to report
             "threshold": ((float(threshold) if np.ndim(threshold) == 0
-                           else card.get("threshold")) if problem != "regression" else None),
+                           else card.get("threshold")) if ptype.uses_threshold else None),
             "threshold_method": card.get("threshold_method"),
             **clinical,
-            "n": sample_counts(problem, truth, groups),
+            "n": ptype.sample_counts(truth, groups, classes),
             "notes": notes,
             "warnings": alerts,
             "missing_features": [m.as_json() for m in missing],
         }
-        if external and problem != "regression" and "site" in predictions and X is not None:
+        if external and ptype.uses_threshold and "site" in predictions and X is not None:
             sites = site_table(predictions, X, by="site", threshold=float(np.mean(threshold)),
                                ev=cfg.evaluation, seed=cfg.seed)
             sites.to_csv(out_tmp / "sites.csv", index=False)
@@ -242,7 +251,8 @@ def missing_policy_text(run_cfg: Any) -> str:
 
 
 def _heldout_predictions(run_path: Path, cfg: Any, dataset: LoadedDataset, model: Any,
-                         problem: str, threshold: Any, notes: list[str]) -> pd.DataFrame:
+                         problem: ProblemType, threshold: Any, classes: list[str],
+                         notes: list[str]) -> pd.DataFrame:
     environment = read_run_json(run_path / "environment.json", dict,
                                 what="the run's environment and data checksums")
     recorded = environment.get("data_sha256") or {}
@@ -261,20 +271,21 @@ def _heldout_predictions(run_path: Path, cfg: Any, dataset: LoadedDataset, model
         groups = dataset.groups.to_numpy() if dataset.groups is not None else None
         folds = make_folds(y, method=cfg.split.method, n_splits=cfg.split.n_splits,
                            test_size=cfg.split.test_size, seed=cfg.seed,
-                           classify=problem != "regression", stratify=cfg.split.stratify,
+                           classify=problem.classifies, stratify=cfg.split.stratify,
                            groups=groups)
         test_idx = folds[0][1]
-        score = predict_scores(model, dataset.X.iloc[test_idx], problem)
+        score = problem.scores(model, dataset.X.iloc[test_idx], len(classes))
         notes.append("re-predicted the held-out test rows with the saved model")
-        return _eval_frame(dataset, test_idx, score, problem, threshold, fold=0)
+        return _eval_frame(dataset, test_idx, score, problem, threshold, classes, fold=0)
     # k-fold: the saved model saw every row, so scoring it on them would be optimistic.
     # The honest held-out scores are the out-of-fold predictions made during training.
     notes.append("re-scored the out-of-fold predictions recorded at training (the final "
                  "model was refit on all rows)")
-    return read_recorded_predictions(run_path / "predictions.csv", problem)
+    return read_recorded_predictions(run_path / "predictions.csv", problem, classes)
 
 
-def read_recorded_predictions(path: Path, problem: str) -> pd.DataFrame:
+def read_recorded_predictions(path: Path, problem: ProblemType,
+                              classes: list[str]) -> pd.DataFrame:
     """predictions.csv of a run, checked for the columns evaluate re-scores (exit 2 naming
     the file when it is missing, unparsable or lacks them)."""
     what = (f"{path} (the out-of-fold predictions recorded at training, which evaluate "
@@ -287,7 +298,8 @@ def read_recorded_predictions(path: Path, problem: str) -> pd.DataFrame:
         detail = str(exc).strip().splitlines()[0][:120] if str(exc).strip() else ""
         raise RunNotUsableError(f"{what} cannot be parsed as CSV ({type(exc).__name__}: "
                                 f"{detail}); it was damaged or edited. Fix: {RUN_FIX}.") from None
-    needed = ["id", "truth", score_column(problem)]
+    score_columns = problem.score_column_names(classes)
+    needed = ["id", "truth", *score_columns]
     lacking = [c for c in needed if c not in frame.columns]
     if lacking or frame.empty:
         found = ", ".join(map(str, frame.columns[:12]))
@@ -295,7 +307,7 @@ def read_recorded_predictions(path: Path, problem: str) -> pd.DataFrame:
             else "has no rows"
         raise RunNotUsableError(f"{what} {problem_text}; it was damaged or edited. "
                                 f"Fix: {RUN_FIX}.")
-    numeric = [score_column(problem), "truth"] + (["threshold"] if "threshold" in frame else [])
+    numeric = [*score_columns, "truth"] + (["threshold"] if "threshold" in frame else [])
     for column in numeric:
         values = pd.to_numeric(frame[column], errors="coerce")
         if values.isna().any():
@@ -335,30 +347,31 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
         index = image_split(dataset, cfg)["test"]
         label = "heldout"
         notes.append("re-predicted the held-out test images with the saved model")
-    images = dataset.images[index]
-    score = model.predict_proba(images)[:, 1]
+    problem = get_problem(card["problem"])
+    classes = list(card.get("classes") or dataset.class_names)
+    score = problem.scores(model, dataset.images[index], len(classes))
     new_threshold = any(o.startswith("evaluation.threshold") for o in overrides)
-    threshold = cfg.evaluation.threshold if new_threshold else card.get("threshold", 0.5)
+    threshold = (cfg.evaluation.threshold if new_threshold else card.get("threshold", 0.5)) \
+        if problem.uses_threshold else None
     truth = dataset.labels[index]
     groups = dataset.groups[index] if dataset.groups is not None else None
-    predictions = pd.DataFrame({"id": dataset.ids[index], "truth": truth, "score": score,
-                                "predicted_class": (score >= threshold).astype(int)})
-    if groups is not None:
-        predictions.insert(1, "patient", groups)
-    from medml_cli.evaluation.clinical import assess
+    predictions = prediction_table(problem, ids=dataset.ids[index], truth=truth, scores=score,
+                                   classes=classes, threshold=threshold,
+                                   groups=("patient", groups) if groups is not None else None)
     from medml_cli.evaluation.report import image_data_lines
 
     out_tmp = _new_evaluation_tmp(run_path)
     try:
-        clinical = assess("binary-classification", truth, score, threshold=threshold,
-                          ev=cfg.evaluation, seed=cfg.seed, groups=groups, out_dir=out_tmp,
-                          synthetic=dataset.provenance.synthetic, labels=dataset.class_names)
+        clinical = problem.assess(truth, score, threshold=threshold, ev=cfg.evaluation,
+                                  seed=cfg.seed, classes=classes, groups=groups,
+                                  out_dir=out_tmp, synthetic=dataset.provenance.synthetic)
         metrics = {
-            "task": cfg.task, "problem": "binary-classification", "run": run_path.name,
+            "task": cfg.task, "problem": problem.name, "run": run_path.name,
             "evaluation": label, "data": cfg.data.model_dump(mode="json"),
             "synthetic": dataset.provenance.synthetic, "threshold": threshold,
-            "threshold_method": card.get("threshold_method"), **clinical,
-            "n": sample_counts("binary-classification", truth, groups), "notes": notes,
+            "threshold_method": card.get("threshold_method"),
+            "metrics": problem.metrics(truth, score, threshold), **clinical,
+            "n": problem.sample_counts(truth, groups, classes), "notes": notes,
         }
         out = _save_evaluation(run_path, out_tmp, label, cfg, dataset.provenance,
                                image_data_lines(dataset), metrics, predictions)
@@ -368,19 +381,13 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
     return EvaluationResult(path=out, metrics=metrics, warnings=notes)
 
 
-def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray, problem: str,
-                threshold: float, fold: int | None) -> pd.DataFrame:
-    frame = pd.DataFrame({"id": dataset.ids.iloc[idx].to_numpy(),
-                          "truth": dataset.y.iloc[idx].to_numpy()})
-    frame[score_column(problem)] = score
-    if problem != "regression":
-        frame["predicted_class"] = (score >= threshold).astype(int)
-    if fold is not None:
-        frame["fold"] = fold
-    if dataset.meta is not None:
-        for column in dataset.meta.columns:
-            frame[column] = dataset.meta[column].iloc[idx].to_numpy()
-    return frame
+def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray,
+                problem: ProblemType, threshold: float, classes: list[str],
+                fold: int | None) -> pd.DataFrame:
+    return prediction_table(
+        problem, ids=dataset.ids.iloc[idx].to_numpy(), truth=dataset.y.iloc[idx].to_numpy(),
+        scores=score, classes=classes, threshold=threshold, fold=fold,
+        meta=dataset.meta.iloc[idx] if dataset.meta is not None else None)
 
 
 def _new_evaluation_tmp(run_path: Path) -> Path:

@@ -12,6 +12,7 @@ import pandas as pd
 from medml_cli.data.base import prepare_features
 from medml_cli.data.formats.table import read_table, reading_options, table_format
 from medml_cli.models.imputation import missing_features
+from medml_cli.problems import get_problem
 from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
 from medml_cli.runs.directory import open_completed_run
 from medml_cli.workflows.run_model import (
@@ -22,7 +23,6 @@ from medml_cli.workflows.run_model import (
     row_warning_summary,
     row_warnings,
 )
-from medml_cli.workflows.train import predict_scores
 
 
 @dataclass
@@ -62,7 +62,9 @@ def predict_with_run(run_path: Path, input_path: Path,
     X = align_category_spelling(prepare_features(frame, schema, str(input_path),
                                                  context="input"), schema)
     model = load_sklearn_model(run_path / "model")
-    score = predict_scores(model, X, card["problem"])
+    problem = get_problem(card["problem"])
+    classes = list(card.get("classes") or schema.classes or [])
+    score = problem.scores(model, X, len(classes))
     warnings += [m.message() for m in missing_features(X, model)]
     if schema.id_column and schema.id_column in frame.columns:
         ids = frame[schema.id_column].astype(str).to_numpy()
@@ -72,14 +74,9 @@ def predict_with_run(run_path: Path, input_path: Path,
             warnings.append(f"no '{schema.id_column}' column in the input; rows are numbered "
                             "from 1 instead")
     out = pd.DataFrame({"id": ids})
-    if card["problem"] == "regression":
-        out["prediction"] = score
-    else:
-        threshold = float(card["threshold"])
-        out["probability"] = score
-        out["predicted_class"] = (score >= threshold).astype(int)
-        classes = card.get("classes") or ["0", "1"]
-        out["predicted_label"] = np.where(score >= threshold, classes[1], classes[0])
+    for name, values in problem.output_columns(score, card.get("threshold"),
+                                               classes).items():
+        out[name] = values
     flags = row_warnings(X, schema)
     out["warnings"] = flags.to_numpy()  # last, so the established columns keep their places
     warnings += row_warning_summary(flags, schema)
@@ -89,22 +86,21 @@ def predict_with_run(run_path: Path, input_path: Path,
 def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any],
                     allow_modalities: list[str] | tuple[str, ...] = ()) -> PredictionResult:
     from medml_cli.runs.artifacts import load_keras_estimator
-    from medml_cli.workflows.predict_image import (
-        image_warnings,
-        prediction_frame,
-        read_prediction_inputs,
-    )
+    from medml_cli.workflows.predict_image import image_warnings, read_prediction_inputs
 
     inputs = read_prediction_inputs(input_path, card, allow_modalities)
     images, ids = inputs.images, inputs.ids
     flags = ["; ".join(f for f in pair if f) for pair in zip(  # refuses NaN/inf pixels
         image_warnings(images, ids, str(input_path)), inputs.flags, strict=True)]
     model = load_keras_estimator(run_path / "model")
-    score = model.predict_proba(images)[:, 1]
+    problem = get_problem(card["problem"])
+    classes = list(card.get("classes") or ["negative", "positive"])
+    score = problem.scores(model, images, len(classes))
     warnings = integrity_warnings(run_path / "model") + inputs.warnings
     if card.get("synthetic_data"):
         warnings.append("this model was trained on SYNTHETIC data (the lung phantom); its "
                         "predictions say nothing about real patients")
-    frame = prediction_frame(ids, score, card, flags)
+    frame = pd.DataFrame({"id": ids, **problem.output_columns(score, card.get("threshold"),
+                                                              classes), "warnings": flags})
     warnings += row_warning_summary(frame["warnings"])
     return PredictionResult(frame=frame, warnings=warnings)

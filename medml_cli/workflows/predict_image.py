@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from medml_cli.data.formats.dicom import DICOM_SUFFIX
 from medml_cli.data.formats.hu import AIR_HU
@@ -312,17 +311,3 @@ def image_warnings(images: np.ndarray, ids: list[str], source: str,
             source=source,
         )
     return flags
-
-
-def prediction_frame(ids: list[str], score: np.ndarray, card: dict[str, Any],
-                     warnings: list[str] | None = None) -> pd.DataFrame:
-    """An image model's prediction table: id, probability, predicted class and label, warnings."""
-    threshold = float(card["threshold"])
-    classes = card.get("classes") or ["negative", "positive"]
-    return pd.DataFrame({
-        "id": ids,
-        "probability": score,
-        "predicted_class": (score >= threshold).astype(int),
-        "predicted_label": np.where(score >= threshold, classes[1], classes[0]),
-        "warnings": warnings if warnings is not None else [""] * len(ids),
-    })

@@ -15,18 +15,14 @@ import pandas as pd
 from medml_cli.config.loader import config_to_yaml
 from medml_cli.data.base import LoadedDataset, check_not_all_missing
 from medml_cli.errors import DataError, MedmlUsageError
-from medml_cli.evaluation.metrics import (
-    baseline_column,
-    sample_counts,
-    score_column,
-    score_predictions,
-)
 from medml_cli.evaluation.report import image_data_lines, tabular_data_lines, write_reports
 from medml_cli.evaluation.splits import make_folds
+from medml_cli.problems import ProblemType, dataset_classes, problem_of
 from medml_cli.registry import DATASETS, MODELS, TASKS
 from medml_cli.runs.artifacts import save_sklearn_model, write_model_json
 from medml_cli.runs.directory import RunDir, create_run_dir
 from medml_cli.runs.environment import capture_environment
+from medml_cli.workflows.heldout import prediction_table, record_head
 from medml_cli.workflows.threshold import pick_threshold
 
 ProgressFn = Callable[[int, int, str], None]
@@ -52,33 +48,18 @@ def load_dataset(cfg: Any) -> LoadedDataset:
     return DATASETS.create(cfg.data.type, cfg.data, problem=spec.problem)
 
 
-def build_estimator(cfg: Any, dataset: LoadedDataset) -> Any:
+def build_estimator(cfg: Any, dataset: LoadedDataset, problem: ProblemType | None = None) -> Any:
     """The model's pipeline; with ``evaluation.recalibration`` wrapped so that the calibrator
     is fitted by internal cross-validation on the training rows it is given, and nothing else."""
-    spec = TASKS.get(cfg.task)
-    estimator = MODELS.create(cfg.model.type, cfg.model, problem=spec.problem,
+    problem = problem or problem_of(cfg.task, dataset)
+    estimator = MODELS.create(cfg.model.type, cfg.model, problem=problem.name,
                               schema=dataset.schema, seed=cfg.seed)
     method = cfg.evaluation.recalibration
-    if method != "none" and spec.problem != "regression":
+    if method != "none" and problem.classifies:
         from sklearn.calibration import CalibratedClassifierCV
 
         estimator = CalibratedClassifierCV(estimator, method=method, cv=3)
     return estimator
-
-
-def predict_scores(estimator: Any, X: pd.DataFrame, problem: str) -> np.ndarray:
-    """Positive-class probability for classifiers, the prediction for regressors."""
-    if problem == "regression":
-        return np.asarray(estimator.predict(X), dtype=float)
-    return np.asarray(estimator.predict_proba(X)[:, 1], dtype=float)
-
-
-def _baseline(problem: str) -> Any:
-    from sklearn.dummy import DummyClassifier, DummyRegressor
-
-    if problem == "regression":
-        return DummyRegressor(strategy="mean")
-    return DummyClassifier(strategy="prior")
 
 
 def _fit_quietly(estimator: Any, X: pd.DataFrame, y: np.ndarray, run: RunDir) -> Any:
@@ -106,9 +87,8 @@ def run_experiment(
     leaves a run marked failed. ``resume`` continues an interrupted image run in place.
     """
     spec = TASKS.get(cfg.task)
-    problem = spec.problem
-    classify = problem != "regression"
     dataset = load_dataset(cfg)
+    problem = problem_of(cfg.task, dataset)
     if spec.data_kind == "image":
         return _run_image_experiment(cfg, dataset, runs_dir=runs_dir, name=name,
                                      config_path=config_path, overrides=overrides,
@@ -123,7 +103,7 @@ def run_experiment(
     groups = dataset.groups.to_numpy() if dataset.groups is not None else None
     folds = make_folds(
         y, method=cfg.split.method, n_splits=cfg.split.n_splits, test_size=cfg.split.test_size,
-        seed=cfg.seed, classify=classify, stratify=cfg.split.stratify, groups=groups,
+        seed=cfg.seed, classify=problem.classifies, stratify=cfg.split.stratify, groups=groups,
     )
     run_name = name or cfg.run_name
     config_text = config_to_yaml(cfg)
@@ -134,7 +114,8 @@ def run_experiment(
         run.write_json("environment.json", environment)
         if overrides:
             run.write_text("overrides.txt", "\n".join(overrides) + "\n")
-        run.log(f"task {cfg.task} ({problem}); data {cfg.data.type}: {dataset.n_samples} rows, "
+        run.log(f"task {cfg.task} ({problem.name}); data {cfg.data.type}: "
+                f"{dataset.n_samples} rows, "
                 f"{len(dataset.schema.columns)} features; model {cfg.model.type}; "
                 f"split {cfg.split.method} ({len(folds)} fold(s)); seed {cfg.seed}")
         if dataset.provenance.synthetic:
@@ -148,11 +129,12 @@ def run_experiment(
         for k, (train_idx, test_idx) in enumerate(folds):
             if progress:
                 progress(k, total, f"fold {k + 1}/{len(folds)}")
-            outcome = fit_fold(cfg, dataset, train_idx, test_idx, run)
+            outcome = fit_fold(cfg, dataset, train_idx, test_idx, run, problem)
             fold_rows.append({"fold": k, "n_train": len(train_idx), "n_test": len(test_idx),
                               "threshold": outcome.threshold, **outcome.metrics})
-            run.log(f"fold {k + 1}: threshold {outcome.threshold:.4f}; " + ", ".join(
-                f"{m}={v:.4f}" for m, v in outcome.metrics.items()))
+            run.log(f"fold {k + 1}: "
+                    + (f"threshold {outcome.threshold:.4f}; " if problem.uses_threshold else "")
+                    + ", ".join(f"{m}={v:.4f}" for m, v in outcome.metrics.items()))
             frames.append(_prediction_frame(dataset, test_idx, outcome.score,
                                             outcome.baseline_score, k, problem,
                                             outcome.threshold))
@@ -165,8 +147,8 @@ def run_experiment(
         if final_model is None:  # k-fold: the shipped model is refit on every row
             if progress:
                 progress(len(folds), total, "final fit on all rows")
-            final_model = _fit_quietly(build_estimator(cfg, dataset), dataset.X, y, run)
-            if classify and cfg.evaluation.threshold_method != "fixed":
+            final_model = _fit_quietly(build_estimator(cfg, dataset, problem), dataset.X, y, run)
+            if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
                 # the shipped model's threshold comes from the out-of-fold predictions: held
                 # out from every fold model, and training data for the refit model
                 final_threshold = pick_threshold(
@@ -174,10 +156,11 @@ def run_experiment(
         if progress:
             progress(total, total, "evaluating and saving")
 
-        metrics = summarise(cfg, dataset, predictions, fold_rows)
-        metrics["threshold"] = final_threshold if classify else None
-        metrics["threshold_method"] = cfg.evaluation.threshold_method if classify else None
-        clinical = assess_run_predictions(cfg, dataset, predictions, run.path)
+        metrics = summarise(cfg, dataset, predictions, fold_rows, problem)
+        metrics["threshold"] = final_threshold if problem.uses_threshold else None
+        metrics["threshold_method"] = cfg.evaluation.threshold_method \
+            if problem.uses_threshold else None
+        clinical = assess_run_predictions(cfg, dataset, predictions, run.path, problem)
         if (clinical.get("calibration") or {}).get("warning"):
             run.log(f"warning: {clinical['calibration']['warning']}")
         metrics.update(clinical)
@@ -190,7 +173,8 @@ def run_experiment(
         # card and schema go through the manifest too: editing either changes predictions;
         # the schema keeps the categories and ranges of the rows the shipped model saw
         fitted_rows = dataset.X if cfg.split.method == "kfold" else dataset.X.iloc[folds[0][0]]
-        write_model_json(model_dir, "card.json", model_card(cfg, dataset, final_threshold))
+        write_model_json(model_dir, "card.json", model_card(cfg, dataset, final_threshold,
+                                                            problem))
         write_model_json(model_dir, "schema.json", dataset.schema.with_training_stats(
             fitted_rows).model_dump(mode="json"))
         predictions.to_csv(run.file("predictions.csv"), index=False)
@@ -213,7 +197,8 @@ class FoldOutcome:
     importance: pd.DataFrame | None = None
 
 
-def inner_oof_scores(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray) -> np.ndarray:
+def inner_oof_scores(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray,
+                     problem: ProblemType | None = None) -> np.ndarray:
     """Honest scores for the training part only (inner 3-fold CV), to choose a threshold on
     without looking at the fold's test rows."""
     from sklearn.model_selection import cross_val_predict
@@ -222,35 +207,37 @@ def inner_oof_scores(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray) ->
     groups = dataset.groups.to_numpy()[train_idx] if dataset.groups is not None else None
     inner = make_folds(y, method="kfold", n_splits=3, test_size=0.2, seed=cfg.seed + 1,
                        classify=True, stratify=True, groups=groups)
-    return cross_val_predict(build_estimator(cfg, dataset), dataset.X.iloc[train_idx], y,
-                             cv=inner, method="predict_proba")[:, 1]
+    return cross_val_predict(build_estimator(cfg, dataset, problem), dataset.X.iloc[train_idx],
+                             y, cv=inner, method="predict_proba")[:, 1]
 
 
 def fit_fold(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray, test_idx: np.ndarray,
-             run: RunDir) -> FoldOutcome:
+             run: RunDir, problem: ProblemType | None = None) -> FoldOutcome:
     """Fit on the training rows; threshold from training rows only; score the test rows."""
-    problem = TASKS.get(cfg.task).problem
+    problem = problem or problem_of(cfg.task, dataset)
+    k = len(dataset_classes(dataset))
     y = dataset.y.to_numpy()
     X_train, X_test = dataset.X.iloc[train_idx], dataset.X.iloc[test_idx]
-    model = _fit_quietly(build_estimator(cfg, dataset), X_train, y[train_idx], run)
-    score = predict_scores(model, X_test, problem)
-    baseline = _baseline(problem).fit(X_train, y[train_idx])
+    model = _fit_quietly(build_estimator(cfg, dataset, problem), X_train, y[train_idx], run)
+    score = problem.scores(model, X_test, k)
+    baseline = problem.baseline_estimator().fit(X_train, y[train_idx])
     threshold = cfg.evaluation.threshold
-    if problem != "regression" and cfg.evaluation.threshold_method != "fixed":
-        threshold = pick_threshold(cfg, y[train_idx], inner_oof_scores(cfg, dataset, train_idx))
+    if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
+        threshold = pick_threshold(cfg, y[train_idx],
+                                   inner_oof_scores(cfg, dataset, train_idx, problem))
     importance = None
     if cfg.evaluation.explain == "permutation":
         from medml_cli.evaluation.importance import permutation_importance_table
 
-        scoring = "r2" if problem == "regression" else "roc_auc"
-        if problem == "regression" or len(np.unique(y[test_idx])) == 2:
+        # AUROC-based scorers need every class among the fold's test rows
+        if not problem.classifies or len(np.unique(y[test_idx])) == max(k, 2):
             importance = permutation_importance_table(
-                model, X_test, y[test_idx], scoring=scoring,
+                model, X_test, y[test_idx], scoring=problem.importance_scoring,
                 n_repeats=cfg.evaluation.importance_repeats, seed=cfg.seed)
     return FoldOutcome(
-        model=model, score=score, baseline_score=predict_scores(baseline, X_test, problem),
+        model=model, score=score, baseline_score=problem.scores(baseline, X_test, k),
         threshold=float(threshold),
-        metrics=score_predictions(problem, y[test_idx], score, threshold),
+        metrics=problem.metrics(y[test_idx], score, threshold),
         importance=importance,
     )
 
@@ -282,26 +269,21 @@ def subgroup_frame(dataset: LoadedDataset, ids: pd.Series) -> pd.DataFrame:
 
 
 def assess_run_predictions(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
-                           out_dir: Path) -> dict[str, Any]:
+                           out_dir: Path, problem: ProblemType | None = None) -> dict[str, Any]:
     """Intervals, calibration, subgroups and plots for the pooled held-out predictions."""
-    from medml_cli.evaluation.clinical import assess
-
-    problem = TASKS.get(cfg.task).problem
+    problem = problem or problem_of(cfg.task, dataset)
+    classes = dataset_classes(dataset)
     threshold = predictions["threshold"].to_numpy() if "threshold" in predictions else \
         cfg.evaluation.threshold
     groups = predictions[dataset.schema.group_column].to_numpy() \
         if dataset.schema.group_column else None
-    result = assess(
-        problem, predictions["truth"].to_numpy(),
-        predictions[score_column(problem)].to_numpy(), threshold=threshold,
-        ev=cfg.evaluation, seed=cfg.seed, groups=groups,
+    return problem.assess(
+        predictions["truth"].to_numpy(), problem.read_scores(predictions, classes),
+        threshold=threshold, ev=cfg.evaluation, seed=cfg.seed, classes=classes, groups=groups,
         subgroup_frame=subgroup_frame(dataset, predictions["id"])
         if cfg.evaluation.subgroups else None, out_dir=out_dir,
         synthetic=dataset.provenance.synthetic,
-        labels=tuple(dataset.schema.classes) if dataset.schema.classes else ("0", "1"),
     )
-    result.pop("metrics")  # summarise() already holds the pooled metrics
-    return result
 
 
 def write_explanations(cfg: Any, dataset: LoadedDataset, final_model: Any,
@@ -363,40 +345,34 @@ def _run_image_experiment(cfg: Any, dataset: Any, *, runs_dir: Path, name: str |
 
 
 def _prediction_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray,
-                      base_score: np.ndarray, fold: int, problem: str,
+                      base_score: np.ndarray, fold: int, problem: ProblemType,
                       threshold: float) -> pd.DataFrame:
-    """Held-out rows of one fold: id, group, truth, score, class at the fold's threshold."""
-    # DESIGN's contract: the first column is `id` (the user's id column, or row numbers)
-    frame = pd.DataFrame({"id": dataset.ids.iloc[idx].to_numpy()})
+    """Held-out rows of one fold: id, group, truth, score(s), decision, baseline, fold."""
+    groups = None
     if dataset.groups is not None:
-        frame[dataset.schema.group_column or "group"] = dataset.groups.iloc[idx].to_numpy()
-    frame["truth"] = dataset.y.iloc[idx].to_numpy()
-    frame[score_column(problem)] = score
-    if problem != "regression":
-        frame["threshold"] = threshold
-        frame["predicted_class"] = (score >= threshold).astype(int)
-    frame[baseline_column(problem)] = base_score
-    frame["fold"] = fold
-    if dataset.meta is not None:
-        for column in dataset.meta.columns:
-            frame[column] = dataset.meta[column].iloc[idx].to_numpy()
-    return frame
+        groups = (dataset.schema.group_column or "group", dataset.groups.iloc[idx].to_numpy())
+    return prediction_table(
+        problem, ids=dataset.ids.iloc[idx].to_numpy(), truth=dataset.y.iloc[idx].to_numpy(),
+        scores=score, classes=dataset_classes(dataset), threshold=threshold,
+        baseline=base_score, fold=fold, groups=groups, threshold_column=True,
+        meta=dataset.meta.iloc[idx] if dataset.meta is not None else None)
 
 
 def summarise(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
-              fold_rows: list[dict[str, Any]]) -> dict[str, Any]:
+              fold_rows: list[dict[str, Any]],
+              problem: ProblemType | None = None) -> dict[str, Any]:
     """metrics.json: pooled held-out metrics, the baseline beside them, and per-fold spread."""
-    spec = TASKS.get(cfg.task)
-    problem = spec.problem
-    score_col, base_col = score_column(problem), baseline_column(problem)
+    problem = problem or problem_of(cfg.task, dataset)
+    classes = dataset_classes(dataset)
     truth = predictions["truth"].to_numpy()
     groups = predictions[dataset.schema.group_column].to_numpy() \
         if dataset.schema.group_column else None
     # each row is classified at its own fold's threshold (chosen on that fold's training rows)
     threshold = predictions["threshold"].to_numpy() if "threshold" in predictions else \
         cfg.evaluation.threshold
-    pooled = score_predictions(problem, truth, predictions[score_col].to_numpy(), threshold)
-    baseline = score_predictions(problem, truth, predictions[base_col].to_numpy(), threshold)
+    pooled = problem.metrics(truth, problem.read_scores(predictions, classes), threshold)
+    baseline = problem.metrics(truth, problem.read_scores(predictions, classes, "baseline_"),
+                               threshold)
     per_metric = {m: [row[m] for row in fold_rows] for m in pooled}
     fold_summary = {
         m: {"mean": float(np.nanmean(v)), "sd": float(np.nanstd(v, ddof=1)) if len(v) > 1
@@ -404,37 +380,34 @@ def summarise(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
         for m, v in per_metric.items()
     } if len(fold_rows) > 1 else {}
     return {
-        "task": cfg.task,
-        "problem": problem,
-        "model": cfg.model.type,
-        "data": cfg.data.type,
-        "synthetic": dataset.provenance.synthetic,
+        **record_head(cfg, problem, synthetic=dataset.provenance.synthetic),
         "split": {"method": cfg.split.method, "folds": len(fold_rows)},
-        "threshold": cfg.evaluation.threshold if problem != "regression" else None,
+        "threshold": cfg.evaluation.threshold if problem.uses_threshold else None,
         "metrics": pooled,
         "baseline": baseline if cfg.evaluation.baseline else {},
         "intervals": {},
-        "n": sample_counts(problem, truth, groups),
+        "n": problem.sample_counts(truth, groups, classes),
         "per_fold": fold_rows,
         "fold_summary": fold_summary,
-        "primary_metric": spec.primary_metric,
+        "primary_metric": problem.primary_metric,
     }
 
 
-def model_card(cfg: Any, dataset: LoadedDataset, threshold: float) -> dict[str, Any]:
+def model_card(cfg: Any, dataset: LoadedDataset, threshold: float,
+               problem: ProblemType | None = None) -> dict[str, Any]:
     """What predict needs to use the model correctly, beside the model file."""
     import medml_cli
 
-    spec = TASKS.get(cfg.task)
+    problem = problem or problem_of(cfg.task, dataset)
     return {
         "format": "skops",
         "file": "model.skops",
         "task": cfg.task,
-        "problem": spec.problem,
+        "problem": problem.name,
         "model": cfg.model.type,
         "input_kind": "tabular",
-        "threshold": threshold,
-        "threshold_method": cfg.evaluation.threshold_method,
+        "threshold": threshold if problem.uses_threshold else None,
+        "threshold_method": cfg.evaluation.threshold_method if problem.uses_threshold else None,
         "classes": dataset.schema.classes,
         "features": dataset.schema.feature_names,
         "target": dataset.schema.target,

@@ -13,21 +13,16 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from medml_cli.config.sections import networks_of
 from medml_cli.data.image_base import ImageDataset
 from medml_cli.errors import DataError, MedmlUsageError
-from medml_cli.evaluation.metrics import (
-    baseline_column,
-    sample_counts,
-    score_column,
-    score_predictions,
-)
 from medml_cli.evaluation.splits import holdout_split
 from medml_cli.jsonio import read_json
-from medml_cli.registry import MODELS, TASKS
+from medml_cli.problems import ProblemType, dataset_classes, problem_of
+from medml_cli.registry import MODELS
 from medml_cli.runs.directory import RunDir
+from medml_cli.workflows.heldout import prediction_table, record_head
 
 ProgressFn = Callable[[int, int, str], None]
 CHECKPOINTS = "checkpoints"
@@ -93,7 +88,8 @@ def subset(images: np.ndarray, index: np.ndarray, cache: Path | None, name: str)
 
 
 def voxel_reference(dataset: ImageDataset, split: dict[str, np.ndarray], seed: int,
-                    threshold: float) -> dict[str, Any] | None:
+                    threshold: float, problem: ProblemType | None = None
+                    ) -> dict[str, Any] | None:
     """Logistic regression on the raw (windowed, scaled) voxels: the bar a CNN must clear."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -110,10 +106,10 @@ def voxel_reference(dataset: ImageDataset, split: dict[str, np.ndarray], seed: i
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000,
                                                                random_state=seed))
     model.fit(X_train.reshape(len(train), -1), dataset.labels[train])
-    score = model.predict_proba(X_test.reshape(len(test), -1))[:, 1]
+    problem = problem or problem_of("image-classification", dataset)
+    score = problem.scores(model, X_test.reshape(len(test), -1), len(dataset.class_names))
     return {"model": "logistic regression on raw voxels (C=0.01, standardised)",
-            "metrics": score_predictions("binary-classification", dataset.labels[test], score,
-                                         threshold)}
+            "metrics": problem.metrics(dataset.labels[test], score, threshold)}
 
 
 def run_image_training(
@@ -128,7 +124,8 @@ def run_image_training(
     from medml_cli.runs.artifacts import save_keras_estimator, write_model_json
 
     started = time.perf_counter()
-    spec = TASKS.get(cfg.task)
+    problem = problem_of(cfg.task, dataset)
+    classes = dataset_classes(dataset)
     check_model_fits_data(cfg, dataset)
     split = image_split(dataset, cfg)
     run.log(f"split: train {len(split['train'])}, validation {len(split['val'])}, "
@@ -141,7 +138,7 @@ def run_image_training(
     X_test = subset(dataset.images, split["test"], cache, "test")
     y = dataset.labels
 
-    estimator = MODELS.create(cfg.model.type, cfg.model, problem=spec.problem,
+    estimator = MODELS.create(cfg.model.type, cfg.model, problem=problem.name,
                               schema=dataset.intensity, seed=cfg.seed)
     checkpoint_dir = run.file(CHECKPOINTS)
     estimator.set_params(checkpoint_dir=str(checkpoint_dir))
@@ -164,70 +161,60 @@ def run_image_training(
     estimator.fit(X_train, y[split["train"]], **fit_kwargs)
     run.log(f"training finished; best epoch {int(estimator.best_epoch_) + 1}")
 
-    score = estimator.predict_proba(X_test)[:, 1]
-    prevalence = float(np.mean(y[split["train"]]))
-    threshold = cfg.evaluation.threshold
-    if cfg.evaluation.threshold_method != "fixed":
+    score = problem.scores(estimator, X_test, len(classes))
+    baseline_model = problem.baseline_estimator().fit(
+        np.zeros((len(split["train"]), 1)), y[split["train"]])
+    baseline = problem.scores(baseline_model, np.zeros((len(split["test"]), 1)), len(classes))
+    threshold = cfg.evaluation.threshold if problem.uses_threshold else None
+    if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
         from medml_cli.workflows.threshold import pick_threshold
 
         # chosen on the validation images, never on the test images
-        threshold = pick_threshold(cfg, y[split["val"]], estimator.predict_proba(X_val)[:, 1])
+        threshold = pick_threshold(cfg, y[split["val"]],
+                                   problem.scores(estimator, X_val, len(classes)))
         run.log(f"threshold {threshold:.4f} chosen on the validation set "
                 f"({cfg.evaluation.threshold_method})")
     test = split["test"]
-    predictions = pd.DataFrame({"id": dataset.ids[test]})
-    if dataset.groups is not None:
-        predictions["patient"] = dataset.groups[test]
-    predictions["truth"] = y[test]
-    predictions[score_column(spec.problem)] = score
-    predictions["predicted_class"] = (score >= threshold).astype(int)
-    predictions[baseline_column(spec.problem)] = prevalence
-    predictions["fold"] = 0
+    test_groups = dataset.groups[test] if dataset.groups is not None else None
+    predictions = prediction_table(
+        problem, ids=dataset.ids[test], truth=y[test], scores=score, classes=classes,
+        threshold=threshold, baseline=baseline, fold=0,
+        groups=("patient", test_groups) if test_groups is not None else None)
 
     reference = None
     if cfg.evaluation.voxel_logistic_baseline:
-        reference = voxel_reference(dataset, split, cfg.seed, threshold)
+        reference = voxel_reference(dataset, split, cfg.seed, threshold, problem)
         if reference is None:
             run.log("voxel logistic-regression reference skipped: input too large")
         else:
-            run.log("voxel logistic-regression reference: auroc "
-                    f"{reference['metrics']['auroc']:.4f}")
+            run.log(f"voxel logistic-regression reference: {problem.primary_metric} "
+                    f"{reference['metrics'][problem.primary_metric]:.4f}")
     metrics = {
-        "task": cfg.task,
-        "problem": spec.problem,
-        "model": cfg.model.type,
-        "data": cfg.data.type,
-        "synthetic": dataset.provenance.synthetic,
+        **record_head(cfg, problem, synthetic=dataset.provenance.synthetic),
         "split": {"method": "holdout", "train": len(split["train"]),
                   "validation": len(split["val"]), "test": len(test),
                   "source": "file" if dataset.splits else "seeded, grouped by patient"},
         "threshold": threshold,
-        "threshold_method": cfg.evaluation.threshold_method,
-        "metrics": score_predictions(spec.problem, y[test], score, threshold),
-        "baseline": score_predictions(spec.problem, y[test], np.full(len(test), prevalence),
-                                      threshold) if cfg.evaluation.baseline else {},
+        "threshold_method": cfg.evaluation.threshold_method if problem.uses_threshold else None,
+        "metrics": problem.metrics(y[test], score, threshold),
+        "baseline": problem.metrics(y[test], baseline, threshold)
+        if cfg.evaluation.baseline else {},
         "reference": {"voxel-logistic-regression": reference["metrics"]} if reference else {},
         "intervals": {},
-        "n": sample_counts(spec.problem, y[test],
-                           dataset.groups[test] if dataset.groups is not None else None),
+        "n": problem.sample_counts(y[test], test_groups, classes),
         "training": {"epochs_run": len(estimator.history_.get("loss", [])),
                      "best_epoch": int(estimator.best_epoch_) + 1,
                      "history": estimator.history_},
-        "primary_metric": spec.primary_metric,
+        "primary_metric": problem.primary_metric,
         "data_notes": list(getattr(dataset, "notes", [])),
     }
 
-    from medml_cli.evaluation.clinical import assess
-
-    clinical = assess(spec.problem, y[test], score, threshold=threshold, ev=cfg.evaluation,
-                      seed=cfg.seed,
-                      groups=dataset.groups[test] if dataset.groups is not None else None,
-                      out_dir=run.path, synthetic=dataset.provenance.synthetic,
-                      labels=dataset.class_names)
-    clinical.pop("metrics")
-    metrics.update(clinical)
+    metrics.update(problem.assess(y[test], score, threshold=threshold, ev=cfg.evaluation,
+                                  seed=cfg.seed, classes=classes, groups=test_groups,
+                                  out_dir=run.path, synthetic=dataset.provenance.synthetic))
     save_keras_estimator(estimator, run.file("model"))
-    write_model_json(run.file("model"), "card.json", image_model_card(cfg, dataset, threshold))
+    write_model_json(run.file("model"), "card.json",
+                     image_model_card(cfg, dataset, threshold, problem))
     predictions.to_csv(run.file("predictions.csv"), index=False)
     plots = run.file("plots")
     plot_learning_curves(estimator.history_, plots / "learning_curves.png",
@@ -250,22 +237,25 @@ def run_image_training(
     return metrics
 
 
-def image_model_card(cfg: Any, dataset: ImageDataset, threshold: float) -> dict[str, Any]:
+def image_model_card(cfg: Any, dataset: ImageDataset, threshold: float | None,
+                     problem: ProblemType | None = None) -> dict[str, Any]:
     """A trained image model's card: format, input shape, intensity, threshold, classes."""
     import medml_cli
+
+    problem = problem or problem_of(cfg.task, dataset)
 
     return {
         "format": "keras",
         "file": "model.keras",
         "task": cfg.task,
-        "problem": "binary-classification",
+        "problem": problem.name,
         "model": cfg.model.type,
         "input_kind": "volume3d" if dataset.spatial_dims == 3 else "image2d",
         "input_shape": list(dataset.input_shape),
         "spatial_dims": dataset.spatial_dims,
         "intensity": list(dataset.intensity),
         "threshold": threshold,
-        "threshold_method": cfg.evaluation.threshold_method,
+        "threshold_method": cfg.evaluation.threshold_method if problem.uses_threshold else None,
         "classes": list(dataset.class_names),
         "trained_on_images": dataset.n_samples,
         "synthetic_data": dataset.provenance.synthetic,

@@ -17,8 +17,10 @@ from medml_cli.data.base import (
     check_no_identifier_features,
     check_unique_ids,
     coerce_numeric_column,
+    distinct_labels,
     looks_numeric,
     make_schema,
+    multiclass_target,
 )
 from medml_cli.data.file_config import FileDataConfig
 from medml_cli.data.formats.paths import sha256_file
@@ -47,7 +49,14 @@ class TableFileData(FileDataConfig):
         description="Column with the patient id; a patient's rows stay on one side of a split.",
     )
     positive_class: str | int | float | bool | None = Field(
-        None, description="Target value counted as positive (binary tasks)."
+        None, description="Target value counted as positive (binary tasks); with more than "
+                          "two classes it makes the task binary on purpose (that class vs "
+                          "the rest)."
+    )
+    classes: list[str | int | float] | None = Field(
+        None, min_length=2,
+        description="Multi-class targets: the class labels in order (e.g. grades 0-4); "
+                    "default: numbers by value, then text alphabetically.",
     )
     drop_missing_target: bool = Field(
         False, description="Drop rows whose target is empty instead of stopping with an error."
@@ -174,6 +183,16 @@ def frame_to_dataset(
             )
         y = coerce_numeric_column(frame, cfg.target, source)
         classes: list[str] = []
+    elif problem == "multiclass" or (cfg.positive_class is None
+                                     and (cfg.classes or distinct_labels(target) > 2)):
+        if cfg.positive_class is not None:
+            raise DataError(
+                f"`data.positive_class` makes a target binary, but this task is multi-class "
+                f"(every class of '{cfg.target}' is predicted).",
+                "remove `data.positive_class`, or use a binary task such as "
+                "`tabular-classification`.", source=source)
+        y, classes = multiclass_target(target, cfg.target, source, classes=cfg.classes,
+                                       notes=notes)
     else:
         y, classes = binary_target(target, cfg.target, source, cfg.positive_class, notes=notes)
 
@@ -231,9 +250,9 @@ def _text_column(frame: pd.DataFrame, name: str, role: str, source: str) -> pd.S
 
 
 @DATASETS.register("csv", config=TableFileData, summary="your own CSV file",
-                   tags={"tabular", "binary-classification", "regression"})
+                   tags={"tabular", "binary-classification", "multiclass", "regression"})
 @DATASETS.register("parquet", config=TableFileData, summary="your own Parquet file",
-                   tags={"tabular", "binary-classification", "regression"})
+                   tags={"tabular", "binary-classification", "multiclass", "regression"})
 def load_table_file(cfg: TableFileData, *, problem: str) -> LoadedDataset:
     """Load the user's CSV or Parquet table as a tabular dataset."""
     frame = read_table(cfg.path, cfg.type, cfg.separator, decimal=cfg.decimal,

@@ -45,6 +45,9 @@ FEATURES: dict[str, tuple[str, str]] = {
 }
 COLUMNS = [*FEATURES, "num"]
 TARGET = "disease"
+#: The multi-class target: the angiographic grade, 0 (< 50 % narrowing) to 4.
+SEVERITY = "num"
+SEVERITY_GRADES = ("0", "1", "2", "3", "4")
 CITATION = (
     "Janosi A, Steinbrunn W, Pfisterer M, Detrano R. Heart Disease. UCI Machine Learning "
     "Repository, 1988. https://doi.org/10.24432/C52P4X"
@@ -109,23 +112,28 @@ def load_frame(sites: list[str]) -> pd.DataFrame:
     "uci-heart-disease",
     config=UciHeartDiseaseData,
     summary="UCI Heart Disease, 4 hospitals, 920 patients (bundled, CC BY 4.0)",
-    tags={"tabular", "binary-classification"},
+    tags={"tabular", "binary-classification", "multiclass"},
 )
 def load_uci_heart_disease(cfg: UciHeartDiseaseData, *, problem: str) -> LoadedDataset:
-    """Load the bundled UCI heart-disease data (binary: num > 0)."""
-    if problem != "binary-classification":
-        raise DataError("the UCI heart-disease data have a binary target (num > 0).",
-                        "use a classification task such as `heart-disease`.")
+    """Load the bundled UCI heart-disease data: binary (num > 0) or, for a multi-class task,
+    the severity grade num 0-4."""
+    if problem not in ("binary-classification", "multiclass"):
+        raise DataError("the UCI heart-disease data have a class target (disease: num > 0; "
+                        "severity: num 0-4).",
+                        "use a classification task such as `heart-disease` or "
+                        "`heart-disease-severity`.")
+    multiclass = problem == "multiclass"
     frame = load_frame(cfg.sites)
     features = [f for f in (cfg.features or list(FEATURES)) if f not in cfg.exclude]
     table_cfg = TableFileData(
         type="csv",
         path=Path("uci-heart-disease"),
-        target=TARGET,
+        target=SEVERITY if multiclass else TARGET,
         features=features,
         categorical=[f for f in features if FEATURES[f][0] == "categorical"],
         id_column="patient_id",
-        positive_class=1,
+        positive_class=None if multiclass else 1,
+        classes=list(SEVERITY_GRADES) if multiclass else None,
     )
     provenance = Provenance(
         source="UCI Machine Learning Repository, Heart Disease (id 45), processed files, "
@@ -146,5 +154,6 @@ def load_uci_heart_disease(cfg: UciHeartDiseaseData, *, problem: str) -> LoadedD
         descriptions={name: desc for name, (_, desc) in FEATURES.items()},
         meta_columns=("site",),
     )
-    dataset.schema.classes = ["no disease", "disease"]
+    if not multiclass:
+        dataset.schema.classes = ["no disease", "disease"]
     return dataset

@@ -1,0 +1,129 @@
+"""What a problem type is: everything that differs between outcome shapes.
+
+A problem type (binary, multi-class, regression; survival next) owns the target's checks, how
+a fitted model turns into scores, the trivial baseline, the metric names and their
+directions, the intervals, the operating threshold (if any), the plots and report blocks,
+and the columns of ``predictions.csv`` and of ``medml predict``. The workflows call these
+methods and never branch on the problem's name, so a new problem type is one new file that
+registers an instance with :func:`register_problem`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.registry import PROBLEMS, TASKS
+
+
+class ProblemType:
+    """Base class of the problem-type plug-ins; subclasses fill in the class attributes."""
+
+    #: The name configs, cards and metrics.json carry (e.g. ``binary-classification``).
+    name: ClassVar[str] = ""
+    summary: ClassVar[str] = ""
+    #: Metric names :meth:`metrics` returns, in report order.
+    metric_names: ClassVar[tuple[str, ...]] = ()
+    primary_metric: ClassVar[str] = ""
+    #: Whether the target is a set of classes (stratified splits, label checks).
+    classifies: ClassVar[bool] = False
+    #: Whether predictions are classified at an operating threshold chosen for the run.
+    uses_threshold: ClassVar[bool] = False
+    #: scikit-learn scorer used for permutation importance.
+    importance_scoring: ClassVar[str] = ""
+
+    # -- scores -----------------------------------------------------------------------
+    def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
+        """Scores of a fitted model for ``X``: what the metrics take."""
+        raise NotImplementedError
+
+    def baseline_estimator(self) -> Any:
+        """The trivial model without covariates (prevalence, class priors or the mean)."""
+        raise NotImplementedError
+
+    def metrics(self, y: np.ndarray, scores: np.ndarray,
+                threshold: float | np.ndarray | None = None) -> dict[str, float]:
+        """Every metric of this problem type for one set of held-out predictions."""
+        raise NotImplementedError
+
+    def sample_counts(self, y: np.ndarray, groups: np.ndarray | None = None,
+                      classes: list[str] | None = None) -> dict[str, Any]:
+        """What every figure rests on: rows (and events, classes or patients)."""
+        counts: dict[str, Any] = {"samples": int(len(y))}
+        if groups is not None:
+            counts["patients"] = int(len(np.unique(groups)))
+        return counts
+
+    # -- predictions.csv and predict's output -----------------------------------------
+    def score_columns(self, scores: np.ndarray, classes: list[str],
+                      prefix: str = "") -> dict[str, np.ndarray]:
+        """predictions.csv's score column(s) for ``scores`` (``prefix`` e.g. ``baseline_``)."""
+        raise NotImplementedError
+
+    def read_scores(self, frame: pd.DataFrame, classes: list[str],
+                    prefix: str = "") -> np.ndarray:
+        """Scores back from the columns :meth:`score_columns` wrote."""
+        raise NotImplementedError
+
+    def score_column_names(self, classes: list[str], prefix: str = "") -> list[str]:
+        """Names of the columns :meth:`score_columns` writes."""
+        return list(self.score_columns(np.zeros((1, max(len(classes), 2))), classes, prefix))
+
+    def decision_columns(self, scores: np.ndarray, threshold: Any,
+                         classes: list[str]) -> dict[str, np.ndarray]:
+        """Columns saying what was decided for each row (predicted class); none for
+        problems without one."""
+        return {}
+
+    def output_columns(self, scores: np.ndarray, threshold: Any,
+                       classes: list[str]) -> dict[str, np.ndarray]:
+        """``medml predict``'s columns after ``id`` (before ``warnings``)."""
+        raise NotImplementedError
+
+    # -- assessment -------------------------------------------------------------------
+    def assess(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any, ev: Any,
+               seed: int, classes: list[str], groups: np.ndarray | None = None,
+               subgroup_frame: pd.DataFrame | None = None, out_dir: Path | None = None,
+               synthetic: bool = False) -> dict[str, Any]:
+        """Intervals, calibration, per-class or subgroup tables and plots for held-out
+        predictions (metrics.json blocks; files under ``out_dir``)."""
+        raise NotImplementedError
+
+
+def register_problem(problem: ProblemType) -> ProblemType:
+    """Register a problem-type instance under its name."""
+    PROBLEMS.add(problem.name, problem, summary=problem.summary)
+    return problem
+
+
+def get_problem(name: str) -> ProblemType:
+    """The registered problem type called ``name`` (built-ins loaded on first use)."""
+    if name not in PROBLEMS:
+        import medml_cli.problems  # noqa: F401 - registers the built-ins
+    return PROBLEMS.get(name)
+
+
+def resolve_problem(task_problem: str, classes: list[str] | tuple[str, ...] | None) -> str:
+    """The problem a run actually answers: a classification task whose data hold more than
+    two classes (and no ``positive_class``) is multi-class."""
+    if task_problem == "binary-classification" and classes is not None and len(classes) > 2:
+        return "multiclass"
+    return task_problem
+
+
+def dataset_classes(dataset: Any) -> list[str]:
+    """The class labels of a loaded dataset (tabular or image), in code order; empty for
+    regression."""
+    classes = getattr(dataset, "class_names", None)
+    if classes is None:
+        classes = dataset.schema.classes
+    return list(classes or [])
+
+
+def problem_of(task: str, dataset: Any) -> ProblemType:
+    """The problem type a run of ``task`` on ``dataset`` answers: the task's, made
+    multi-class when the data of a classification task hold more than two classes."""
+    return get_problem(resolve_problem(TASKS.get(task).problem, dataset_classes(dataset)))

@@ -1,0 +1,86 @@
+"""The ``binary-classification`` problem type: a probability of the positive class, classified
+at the run's operating threshold."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.evaluation.metrics import sample_counts, score_predictions
+from medml_cli.problems.base import ProblemType, register_problem
+from medml_cli.tasks.base import CLASSIFICATION_METRICS
+
+
+class BinaryClassification(ProblemType):
+    """Two classes: scores are the positive class's probability."""
+
+    name = "binary-classification"
+    summary = "two classes: probability of the positive class, an operating threshold"
+    metric_names = CLASSIFICATION_METRICS
+    primary_metric = "auroc"
+    classifies = True
+    uses_threshold = True
+    importance_scoring = "roc_auc"
+
+    def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
+        """The positive class's probability."""
+        return np.asarray(model.predict_proba(X)[:, 1], dtype=float)
+
+    def baseline_estimator(self) -> Any:
+        """Predicts the training prevalence for everyone."""
+        from sklearn.dummy import DummyClassifier
+
+        return DummyClassifier(strategy="prior")
+
+    def metrics(self, y: np.ndarray, scores: np.ndarray,
+                threshold: float | np.ndarray | None = 0.5) -> dict[str, float]:
+        """auroc, auprc, brier, log_loss and the metrics at the threshold."""
+        return score_predictions(self.name, y, scores, 0.5 if threshold is None else threshold)
+
+    def sample_counts(self, y: np.ndarray, groups: np.ndarray | None = None,
+                      classes: list[str] | None = None) -> dict[str, Any]:
+        """Rows, events (positives), non-events and patients."""
+        return sample_counts(self.name, y, groups)
+
+    def score_columns(self, scores: np.ndarray, classes: list[str],
+                      prefix: str = "") -> dict[str, np.ndarray]:
+        """One column, ``score``."""
+        return {f"{prefix}score": np.asarray(scores, dtype=float).reshape(-1)}
+
+    def read_scores(self, frame: pd.DataFrame, classes: list[str],
+                    prefix: str = "") -> np.ndarray:
+        """The ``score`` column."""
+        return frame[f"{prefix}score"].to_numpy(dtype=float)
+
+    def decision_columns(self, scores: np.ndarray, threshold: Any,
+                         classes: list[str]) -> dict[str, np.ndarray]:
+        """``predicted_class``: 1 where the score reaches the threshold."""
+        return {"predicted_class": (scores >= threshold).astype(int)}
+
+    def output_columns(self, scores: np.ndarray, threshold: Any,
+                       classes: list[str]) -> dict[str, np.ndarray]:
+        """``probability``, ``predicted_class`` and ``predicted_label``."""
+        labels = list(classes) if classes else ["0", "1"]
+        positive = scores >= float(threshold)
+        return {"probability": scores, "predicted_class": positive.astype(int),
+                "predicted_label": np.where(positive, labels[1], labels[0])}
+
+    def assess(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any, ev: Any,
+               seed: int, classes: list[str], groups: np.ndarray | None = None,
+               subgroup_frame: pd.DataFrame | None = None, out_dir: Path | None = None,
+               synthetic: bool = False) -> dict[str, Any]:
+        """Intervals, calibration, decision curve, subgroups and plots."""
+        from medml_cli.evaluation.clinical import assess
+
+        result = assess(self.name, y, scores, threshold=threshold, ev=ev, seed=seed,
+                        groups=groups, subgroup_frame=subgroup_frame, out_dir=out_dir,
+                        synthetic=synthetic,
+                        labels=tuple(classes) if classes else ("0", "1"))
+        result.pop("metrics")
+        return result
+
+
+BINARY = register_problem(BinaryClassification())

@@ -1,0 +1,166 @@
+"""The ``multiclass`` problem type: k > 2 classes, a probability for each, the most probable
+class predicted (no threshold)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.problems.base import ProblemType, register_problem
+from medml_cli.tasks.base import MULTICLASS_METRICS
+
+
+def class_probabilities(model: Any, X: Any, n_classes: int) -> np.ndarray:
+    """``predict_proba`` as an (n, k) matrix in class-code order, whatever classes the model
+    saw (a class absent from its training rows gets probability 0, not a shifted column)."""
+    proba = np.asarray(model.predict_proba(X), dtype=float)
+    seen = np.asarray(getattr(model, "classes_", np.arange(proba.shape[1]))).astype(int)
+    if proba.shape[1] == n_classes and np.array_equal(seen, np.arange(n_classes)):
+        return proba
+    out = np.zeros((proba.shape[0], n_classes))
+    out[:, seen] = proba
+    return out
+
+
+class MulticlassClassification(ProblemType):
+    """k classes: scores are an (n, k) matrix of class probabilities."""
+
+    name = "multiclass"
+    summary = "k > 2 classes: a probability per class, the most probable class predicted"
+    metric_names = MULTICLASS_METRICS
+    primary_metric = "macro_auroc"
+    classifies = True
+    importance_scoring = "roc_auc_ovr"
+
+    def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
+        """The (n, k) class probabilities."""
+        return class_probabilities(model, X, n_classes)
+
+    def baseline_estimator(self) -> Any:
+        """Predicts the training class frequencies for everyone."""
+        from sklearn.dummy import DummyClassifier
+
+        return DummyClassifier(strategy="prior")
+
+    def metrics(self, y: np.ndarray, scores: np.ndarray,
+                threshold: float | np.ndarray | None = None) -> dict[str, float]:
+        """macro/weighted one-vs-rest AUROC, accuracy, balanced accuracy, macro F1, brier,
+        log loss."""
+        from medml_cli.evaluation.multiclass import multiclass_metrics
+
+        return multiclass_metrics(np.asarray(y).astype(int), np.asarray(scores, dtype=float))
+
+    def sample_counts(self, y: np.ndarray, groups: np.ndarray | None = None,
+                      classes: list[str] | None = None) -> dict[str, Any]:
+        """Rows, rows per class and patients."""
+        counts = super().sample_counts(y, groups)
+        codes = np.asarray(y).astype(int)
+        labels = list(classes or [str(i) for i in range(int(codes.max()) + 1)])
+        counts["classes"] = {label: int(np.sum(codes == i)) for i, label in enumerate(labels)}
+        return counts
+
+    def score_columns(self, scores: np.ndarray, classes: list[str],
+                      prefix: str = "") -> dict[str, np.ndarray]:
+        """``probability_<class>`` for each class."""
+        scores = np.asarray(scores, dtype=float).reshape(len(scores), -1)
+        return {f"{prefix}probability_{c}": scores[:, i] for i, c in enumerate(classes)}
+
+    def read_scores(self, frame: pd.DataFrame, classes: list[str],
+                    prefix: str = "") -> np.ndarray:
+        """The ``probability_<class>`` columns as an (n, k) matrix."""
+        return frame[[f"{prefix}probability_{c}" for c in classes]].to_numpy(dtype=float)
+
+    def score_column_names(self, classes: list[str], prefix: str = "") -> list[str]:
+        """``probability_<class>`` for each class."""
+        return [f"{prefix}probability_{c}" for c in classes]
+
+    def decision_columns(self, scores: np.ndarray, threshold: Any,
+                         classes: list[str]) -> dict[str, np.ndarray]:
+        """``predicted_class`` (the code) and ``predicted_label`` of the most probable class."""
+        codes = np.argmax(scores, axis=1)
+        return {"predicted_class": codes,
+                "predicted_label": np.asarray(classes, dtype=object)[codes]}
+
+    def output_columns(self, scores: np.ndarray, threshold: Any,
+                       classes: list[str]) -> dict[str, np.ndarray]:
+        """``probability_<class>`` for each class, ``predicted_class``, ``predicted_label``."""
+        return {**self.score_columns(scores, classes), **self.decision_columns(
+            scores, threshold, classes)}
+
+    def assess(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any, ev: Any,
+               seed: int, classes: list[str], groups: np.ndarray | None = None,
+               subgroup_frame: pd.DataFrame | None = None, out_dir: Path | None = None,
+               synthetic: bool = False) -> dict[str, Any]:
+        """Bootstrap intervals, per-class metrics, subgroup table, and one-vs-rest ROC,
+        reliability and k x k confusion-matrix plots."""
+        from medml_cli.evaluation import multiclass as mc
+        from medml_cli.evaluation import multiclass_plots as mc_plots
+
+        y = np.asarray(y).astype(int)
+        scores = np.asarray(scores, dtype=float)
+        intervals: dict[str, list[float]] = {}
+        if ev.bootstrap and len(y) >= 2 and len(np.unique(y)) >= 2:
+            found = mc.multiclass_bootstrap_intervals(
+                y, scores, groups=groups, n_resamples=ev.bootstrap,
+                confidence=ev.confidence, seed=seed)
+            intervals = {k: [float(lo), float(hi)] for k, (lo, hi) in found.items()}
+        result: dict[str, Any] = {
+            "intervals": intervals,
+            "confidence": ev.confidence if ev.bootstrap else None,
+            "bootstrap_resamples": ev.bootstrap,
+            "per_class": mc.per_class_metrics(y, scores, list(classes)),
+            "confusion_matrix": {"classes": list(classes), "counts": mc.confusion_counts(
+                y, scores, len(classes)).tolist()},
+        }
+        if ev.subgroups and subgroup_frame is not None:
+            table = subgroup_table(y, scores, subgroup_frame, ev.subgroups,
+                                   min_n=ev.min_subgroup_n)
+            result["subgroups"] = table.to_dict(orient="records")
+            if out_dir is not None:
+                out_dir.mkdir(parents=True, exist_ok=True)
+                table.to_csv(out_dir / "subgroups.csv", index=False)
+        if out_dir is not None and ev.plots and len(np.unique(y)) >= 2:
+            folder = out_dir / "plots"
+            folder.mkdir(parents=True, exist_ok=True)
+            made = [
+                mc_plots.plot_multiclass_roc(y, scores, list(classes), folder / "roc.png",
+                                       synthetic=synthetic),
+                mc_plots.plot_multiclass_calibration(y, scores, list(classes),
+                                               folder / "calibration.png", synthetic=synthetic),
+                mc_plots.plot_multiclass_confusion(y, scores, list(classes),
+                                             folder / "confusion_matrix.png",
+                                             synthetic=synthetic),
+            ]
+            result["plots"] = [Path(p).name for p in made]
+        return result
+
+
+def subgroup_table(y: np.ndarray, scores: np.ndarray, frame: pd.DataFrame,
+                   names: list[str], *, min_n: int) -> pd.DataFrame:
+    """Per (subgroup variable, value): n, accuracy, macro AUROC and a small-n warning
+    (point estimates: multi-class subgroup intervals are not computed)."""
+    from medml_cli.evaluation.multiclass import multiclass_metrics
+    from medml_cli.evaluation.subgroups import age_bands
+
+    rows = []
+    for name in names:
+        if name == "age_band" and "age_band" not in frame.columns and "age" in frame.columns:
+            values = age_bands(frame["age"])
+        elif name in frame.columns:
+            values = frame[name]
+        else:
+            continue
+        values = pd.Series(values).reset_index(drop=True)
+        for value in values.dropna().unique():
+            mask = (values == value).to_numpy()
+            part = multiclass_metrics(y[mask], scores[mask])
+            rows.append({"variable": name, "value": str(value), "n": int(mask.sum()),
+                         "accuracy": part["accuracy"], "macro_auroc": part["macro_auroc"],
+                         "warning": f"fewer than {min_n} rows" if mask.sum() < min_n else ""})
+    return pd.DataFrame(rows)
+
+
+MULTICLASS = register_problem(MulticlassClassification())

@@ -1,0 +1,55 @@
+"""What every workflow writes about held-out predictions, written once: the rows of
+``predictions.csv`` and the head of ``metrics.json``."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.problems import ProblemType
+
+
+def prediction_table(
+    problem: ProblemType,
+    *,
+    ids: np.ndarray,
+    truth: np.ndarray,
+    scores: np.ndarray,
+    classes: list[str],
+    threshold: Any = None,
+    baseline: np.ndarray | None = None,
+    fold: int | None = None,
+    groups: tuple[str, np.ndarray] | None = None,
+    threshold_column: bool = False,
+    meta: pd.DataFrame | None = None,
+) -> pd.DataFrame:
+    """Held-out rows: id, [group], truth, score column(s), [threshold], decision column(s),
+    [baseline score(s)], [fold], then extra per-row columns (e.g. ``site``)."""
+    # DESIGN's contract: the first column is `id` (the user's id column, or row numbers)
+    frame = pd.DataFrame({"id": np.asarray(ids)})
+    if groups is not None:
+        frame[groups[0]] = np.asarray(groups[1])
+    frame["truth"] = np.asarray(truth)
+    for name, values in problem.score_columns(scores, classes).items():
+        frame[name] = values
+    if threshold_column and problem.uses_threshold:
+        frame["threshold"] = threshold
+    for name, values in problem.decision_columns(scores, threshold, classes).items():
+        frame[name] = values
+    if baseline is not None:
+        for name, values in problem.score_columns(baseline, classes, "baseline_").items():
+            frame[name] = values
+    if fold is not None:
+        frame["fold"] = fold
+    if meta is not None:
+        for column in meta.columns:
+            frame[column] = meta[column].to_numpy()
+    return frame
+
+
+def record_head(cfg: Any, problem: ProblemType, *, synthetic: bool) -> dict[str, Any]:
+    """The fields every training run's metrics.json starts with."""
+    return {"task": cfg.task, "problem": problem.name, "model": cfg.model.type,
+            "data": cfg.data.type, "synthetic": synthetic}
