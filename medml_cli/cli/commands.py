@@ -199,8 +199,10 @@ def evaluate(
     state = _state(ctx)
     with error_boundary(state):
         from medml_cli.evaluation.gates import check_gates, parse_gates
+        from medml_cli.plugins import load_plugins
         from medml_cli.workflows.evaluate import evaluate_run
 
+        load_plugins()  # gates accept the metric names of every registered problem type
         gates = parse_gates(fail_under or [])
         result = evaluate_run(run_dir, data=data, overrides=set_ or [])
         outcomes = check_gates(result.metrics, gates)

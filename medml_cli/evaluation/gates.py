@@ -12,10 +12,16 @@ from dataclasses import dataclass
 from typing import Any
 
 from medml_cli.errors import ConfigError
-from medml_cli.registry import did_you_mean
-from medml_cli.tasks.base import CLASSIFICATION_METRICS, REGRESSION_METRICS, higher_is_better
+from medml_cli.registry import PROBLEMS, did_you_mean
+from medml_cli.tasks.base import higher_is_better
 
-GATE_METRICS = (*CLASSIFICATION_METRICS, *REGRESSION_METRICS)
+
+def gate_metrics() -> tuple[str, ...]:
+    """Every metric name a gate may name: those of the registered problem types."""
+    names: dict[str, None] = {}
+    for entry in PROBLEMS.entries():
+        names.update(dict.fromkeys(entry.obj.metric_names))
+    return tuple(names)
 
 
 @dataclass(frozen=True)
@@ -52,9 +58,10 @@ def parse_gates(specs: list[str]) -> list[Gate]:
     for spec in specs:
         metric, _, raw = spec.partition("=")
         metric = metric.strip()
-        if metric not in GATE_METRICS:
+        known = gate_metrics()
+        if metric not in known:
             raise ConfigError("--fail-under", [
-                f"'{spec}': unknown metric '{metric}'{did_you_mean(metric, GATE_METRICS)}"])
+                f"'{spec}': unknown metric '{metric}'{did_you_mean(metric, known)}"])
         try:
             threshold = float(raw)
         except ValueError:

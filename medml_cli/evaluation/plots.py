@@ -268,8 +268,10 @@ def plot_permutation_importance(names: Sequence[str], means, stds, path, *,
 
 
 def plot_partial_dependence(estimator, X: pd.DataFrame, features: Sequence[str], path, *,
-                            grid_resolution: int = 50, synthetic: bool = False) -> Path:
-    """Partial dependence of the fitted ``estimator`` on each of ``features`` (columns of X)."""
+                            grid_resolution: int = 50, synthetic: bool = False,
+                            target: int | None = None, target_label: str = "") -> Path:
+    """Partial dependence of the fitted ``estimator`` on each of ``features`` (columns of X);
+    for a multi-class model, of the probability of class code ``target``."""
     plt = _pyplot()
     from sklearn.inspection import PartialDependenceDisplay
 
@@ -281,5 +283,7 @@ def plot_partial_dependence(estimator, X: pd.DataFrame, features: Sequence[str],
     fig, ax = plt.subplots(figsize=(4 * ncols, 3.5 * nrows))
     PartialDependenceDisplay.from_estimator(
         estimator, X, features, categorical_features=categorical or None,
-        grid_resolution=grid_resolution, ax=ax, n_cols=ncols)
-    return _finish(fig, path, "Partial dependence", synthetic)
+        grid_resolution=grid_resolution, ax=ax, n_cols=ncols, target=target)
+    title = "Partial dependence" + (f" (probability of class {target_label})"
+                                    if target is not None else "")
+    return _finish(fig, path, title, synthetic)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from medml_cli.jsonio import write_text_atomic
+from medml_cli.registry import PROBLEMS
 
 SYNTHETIC_BANNER = (
     "SYNTHETIC DATA. Every figure in this report comes from generated data, not from "
@@ -82,11 +83,17 @@ def tabular_data_lines(dataset: Any, X: Any = None, *, external: bool = False) -
                 "imputed inside each training fold only (median for numeric, most frequent "
                 "for categorical columns)")
     columns = [c for c in dataset.schema.columns if c.name in X.columns]
+    classes = dataset.schema.classes
+    if len(classes) > 2:
+        target = f" (classes, in code order: {', '.join(map(str, classes))})"
+        counts = ", ".join(f"{c} {int((dataset.y == i).sum())}" for i, c in enumerate(classes))
+        rows = f"Rows: {n} ({counts})"
+    else:
+        target = f" (positive class: {classes[1]})" if classes else ""
+        rows = f"Rows: {n}" + (f", events {int((dataset.y == 1).sum())}" if classes else "")
     return [
-        f"Target: `{dataset.schema.target}`"
-        + (f" (positive class: {dataset.schema.classes[1]})" if dataset.schema.classes else ""),
-        f"Rows: {n}" + (f", events {int((dataset.y == 1).sum())}"
-                        if dataset.schema.classes else ""),
+        f"Target: `{dataset.schema.target}`" + target,
+        rows,
         f"Features ({len(columns)}): " + ", ".join(f"{c.name} ({c.kind})" for c in columns),
         "Missing values: "
         + (", ".join(f"{c} {int(v)} ({v / n:.0%})" for c, v in missing.items())
@@ -97,14 +104,17 @@ def tabular_data_lines(dataset: Any, X: Any = None, *, external: bool = False) -
 
 def image_data_lines(dataset: Any) -> list[str]:
     """Report bullets describing an image dataset (counts, shape, intensity)."""
-    positives = int(np.sum(dataset.labels == 1))
+    names = list(dataset.class_names)
+    counts = [int(np.sum(dataset.labels == i)) for i in range(len(names))]
     patients = len(np.unique(dataset.groups)) if dataset.groups is not None else None
     mode, low, high = dataset.intensity
+    composition = f"{counts[1]} positive" if len(names) == 2 else ", ".join(
+        f"{name} {count}" for name, count in zip(names, counts, strict=True))
     return [
-        f"Images: {dataset.n_samples} ({positives} positive), input shape "
+        f"Images: {dataset.n_samples} ({composition}), input shape "
         f"{tuple(dataset.input_shape)}" + (f", {patients} patients" if patients else ""),
         f"Intensity: {mode} clipped to [{low:g}, {high:g}] and scaled to [0, 1]",
-        f"Classes: {dataset.class_names[0]} (0) / {dataset.class_names[1]} (1)",
+        "Classes: " + " / ".join(f"{name} ({i})" for i, name in enumerate(names)),
         "Missing values: none (images are complete arrays).",
     ]
 
@@ -163,6 +173,7 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
         "Preprocessing and any recalibration "
         f"({cfg.evaluation.recalibration}) were fitted on training data only.",
     ]))
+    problem_type = PROBLEMS.get(problem) if problem in PROBLEMS else None
     level = metrics.get("confidence") or 0.95
     ci_note = (f"{level:.0%} CIs from {metrics.get('bootstrap_resamples')} stratified bootstrap "
                "resamples" + (" of patients" if metrics["n"].get("patients") else "")
@@ -170,55 +181,16 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
     sections.append(Section(
         "Performance on held-out data",
         paragraphs=[f"Pooled over every held-out prediction; {ci_note}. The baseline predicts "
-                    "the training " + ("prevalence" if problem != "regression" else "mean")
+                    + (problem_type.baseline_text if problem_type else "the training mean")
                     + "." + (" References are simpler models fitted on the same split."
                              if metrics.get("reference") else "")],
         tables=[metric_rows(metrics)],
     ))
-    if problem != "regression":
-        threshold = metrics.get("threshold")
-        method = metrics.get("threshold_method") or cfg.evaluation.threshold_method
-        where = {"fixed": "fixed in the config",
-                 "youden": "maximising Youden's J",
-                 "sensitivity": f"reaching sensitivity {cfg.evaluation.threshold_target}",
-                 "specificity": f"reaching specificity {cfg.evaluation.threshold_target}"}
-        sections.append(Section("Operating threshold", bullets=[
-            f"Threshold used by `medml predict`: {_fmt(threshold)} ({where.get(method, method)})",
-            "Chosen on training data only: inner cross-validation within each training fold "
-            "(per-fold thresholds classify that fold's held-out rows), on the out-of-fold "
-            "predictions for the final model, or on the validation set for image models; "
-            "never on test data." if method != "fixed" else
-            "A fixed threshold involves no data.",
-            *_fold_threshold_lines(metrics),
-        ]))
-        calibration = metrics.get("calibration") or {}
-        if calibration:
-            sections.append(Section("Calibration", bullets=[
-                f"Calibration slope {_fmt(calibration.get('calibration_slope'))} "
-                "(1 is ideal; < 1 means over-confident predictions)",
-                f"Calibration-in-the-large (intercept, slope fixed at 1) "
-                f"{_fmt(calibration.get('calibration_intercept'))} (0 is ideal)",
-                f"Brier score {_fmt(calibration.get('brier'))}, expected calibration error "
-                f"{_fmt(calibration.get('ece'))}",
-                *([f"Warning: {calibration['warning']}"] if calibration.get("warning") else []),
-            ]))
-        curve = run_path / "decision_curve.csv"
-        if curve.exists():
-            import pandas as pd
-
-            frame = pd.read_csv(curve)
-            picks = frame[frame["threshold"].round(2).isin([0.1, 0.2, 0.3, 0.5])]
-            sections.append(Section(
-                "Clinical utility (decision curve)",
-                paragraphs=["Net benefit = true positives/n − false positives/n × pt/(1 − pt)"
-                            " at threshold probability pt; full curve in decision_curve.csv."],
-                tables=[(["threshold", "model", "treat all", "treat none"],
-                         [[f"{r.threshold:.2f}", _fmt(r.model), _fmt(r.treat_all),
-                           _fmt(r.treat_none)] for r in picks.itertuples()])],
-            ))
+    if problem_type is not None:
+        sections += problem_type.report_sections(cfg, metrics, run_path)
     subgroups = metrics.get("subgroups") or []
     if subgroups:
-        key = "auroc" if problem != "regression" else "r2"
+        key = problem_type.primary_metric if problem_type else "auroc"
         rows = [[str(r.get("variable")), str(r.get("subgroup")), str(r.get("n")),
                  str(r.get("events", "")), _fmt(r.get(key)),
                  f"{_fmt(r.get(key + '_low'))} – {_fmt(r.get(key + '_high'))}",
@@ -245,13 +217,83 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
                                 tables=[(["feature", "mean drop in score", "SD across folds"],
                                          rows)]))
     plots_dir = run_path / "plots"
-    images = [(PLOT_TITLES.get(p.name, p.stem), p) for p in sorted(plots_dir.glob("*.png"))] \
+    titles = {**PLOT_TITLES, **(problem_type.plot_titles if problem_type else {})}
+    images = [(titles.get(p.name, p.stem), p) for p in sorted(plots_dir.glob("*.png"))] \
         if plots_dir.exists() else []
     gradcam = sorted((plots_dir / "gradcam").glob("*.png")) if plots_dir.exists() else []
     images += [(f"Grad-CAM: {p.stem}", p) for p in gradcam[:8]]
     if images:
         sections.append(Section("Plots", images=images))
     sections.append(Section("TRIPOD+AI checklist", tables=[tripod_rows(metrics)]))
+    return sections
+
+
+def threshold_sections(cfg: Any, metrics: dict[str, Any], run_path: Path) -> list[Section]:
+    """Operating threshold, calibration and decision-curve sections (binary problems)."""
+    sections: list[Section] = []
+    threshold = metrics.get("threshold")
+    method = metrics.get("threshold_method") or cfg.evaluation.threshold_method
+    where = {"fixed": "fixed in the config",
+             "youden": "maximising Youden's J",
+             "sensitivity": f"reaching sensitivity {cfg.evaluation.threshold_target}",
+             "specificity": f"reaching specificity {cfg.evaluation.threshold_target}"}
+    sections.append(Section("Operating threshold", bullets=[
+        f"Threshold used by `medml predict`: {_fmt(threshold)} ({where.get(method, method)})",
+        "Chosen on training data only: inner cross-validation within each training fold "
+        "(per-fold thresholds classify that fold's held-out rows), on the out-of-fold "
+        "predictions for the final model, or on the validation set for image models; "
+        "never on test data." if method != "fixed" else
+        "A fixed threshold involves no data.",
+        *_fold_threshold_lines(metrics),
+    ]))
+    calibration = metrics.get("calibration") or {}
+    if calibration:
+        sections.append(Section("Calibration", bullets=[
+            f"Calibration slope {_fmt(calibration.get('calibration_slope'))} "
+            "(1 is ideal; < 1 means over-confident predictions)",
+            f"Calibration-in-the-large (intercept, slope fixed at 1) "
+            f"{_fmt(calibration.get('calibration_intercept'))} (0 is ideal)",
+            f"Brier score {_fmt(calibration.get('brier'))}, expected calibration error "
+            f"{_fmt(calibration.get('ece'))}",
+            *([f"Warning: {calibration['warning']}"] if calibration.get("warning") else []),
+        ]))
+    curve = run_path / "decision_curve.csv"
+    if curve.exists():
+        import pandas as pd
+
+        frame = pd.read_csv(curve)
+        picks = frame[frame["threshold"].round(2).isin([0.1, 0.2, 0.3, 0.5])]
+        sections.append(Section(
+            "Clinical utility (decision curve)",
+            paragraphs=["Net benefit = true positives/n − false positives/n × pt/(1 − pt)"
+                        " at threshold probability pt; full curve in decision_curve.csv."],
+            tables=[(["threshold", "model", "treat all", "treat none"],
+                     [[f"{r.threshold:.2f}", _fmt(r.model), _fmt(r.treat_all),
+                       _fmt(r.treat_none)] for r in picks.itertuples()])],
+        ))
+    return sections
+
+
+def class_sections(cfg: Any, metrics: dict[str, Any], run_path: Path) -> list[Section]:
+    """Decision rule, per-class metrics and the k x k confusion matrix (multi-class)."""
+    per_class = metrics.get("per_class") or {}
+    sections = [Section("Decision rule", bullets=[
+        "Each patient is assigned the most probable class (no threshold); `medml predict` "
+        "gives every class's probability (`probability_<class>`) beside `predicted_label`."])]
+    if per_class:
+        rows = [[str(c), str(v.get("n")), _fmt(v.get("auroc")), _fmt(v.get("sensitivity")),
+                 _fmt(v.get("ppv"))] for c, v in per_class.items()]
+        sections.append(Section(
+            "Per class", paragraphs=["One-vs-rest AUROC; sensitivity and PPV of the "
+                                     "most-probable-class rule."],
+            tables=[(["class", "n", "auroc", "sensitivity", "ppv"], rows)]))
+    confusion = metrics.get("confusion_matrix") or {}
+    if confusion.get("counts"):
+        labels = [str(c) for c in confusion["classes"]]
+        rows = [[f"true {label}", *map(str, counts)]
+                for label, counts in zip(labels, confusion["counts"], strict=True)]
+        sections.append(Section("Confusion matrix", tables=[(
+            ["", *(f"predicted {label}" for label in labels)], rows)]))
     return sections
 
 

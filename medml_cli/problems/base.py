@@ -34,6 +34,10 @@ class ProblemType:
     uses_threshold: ClassVar[bool] = False
     #: scikit-learn scorer used for permutation importance.
     importance_scoring: ClassVar[str] = ""
+    #: What the report says the baseline predicts.
+    baseline_text: ClassVar[str] = "the training mean"
+    #: Report captions of this problem's plots, where they differ from the defaults.
+    plot_titles: ClassVar[dict[str, str]] = {}
 
     # -- scores -----------------------------------------------------------------------
     def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
@@ -91,6 +95,11 @@ class ProblemType:
         """Intervals, calibration, per-class or subgroup tables and plots for held-out
         predictions (metrics.json blocks; files under ``out_dir``)."""
         raise NotImplementedError
+
+
+    def report_sections(self, cfg: Any, metrics: dict[str, Any], run_path: Path) -> list[Any]:
+        """The report sections only this problem type has (threshold, per-class tables...)."""
+        return []
 
 
 def register_problem(problem: ProblemType) -> ProblemType:

@@ -24,6 +24,7 @@ class BinaryClassification(ProblemType):
     classifies = True
     uses_threshold = True
     importance_scoring = "roc_auc"
+    baseline_text = "the training prevalence"
 
     def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
         """The positive class's probability."""
@@ -67,6 +68,12 @@ class BinaryClassification(ProblemType):
         positive = scores >= float(threshold)
         return {"probability": scores, "predicted_class": positive.astype(int),
                 "predicted_label": np.where(positive, labels[1], labels[0])}
+
+    def report_sections(self, cfg: Any, metrics: dict[str, Any], run_path: Path) -> list[Any]:
+        """Operating threshold, calibration and decision curve."""
+        from medml_cli.evaluation.report import threshold_sections
+
+        return threshold_sections(cfg, metrics, run_path)
 
     def assess(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any, ev: Any,
                seed: int, classes: list[str], groups: np.ndarray | None = None,

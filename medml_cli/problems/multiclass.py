@@ -34,6 +34,10 @@ class MulticlassClassification(ProblemType):
     primary_metric = "macro_auroc"
     classifies = True
     importance_scoring = "roc_auc_ovr"
+    baseline_text = "the training class frequencies"
+    plot_titles = {"roc.png": "One-vs-rest ROC curve per class",
+                   "calibration.png": "One-vs-rest reliability per class",
+                   "confusion_matrix.png": "Confusion matrix (most probable class)"}
 
     def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
         """The (n, k) class probabilities."""
@@ -90,6 +94,12 @@ class MulticlassClassification(ProblemType):
         return {**self.score_columns(scores, classes), **self.decision_columns(
             scores, threshold, classes)}
 
+    def report_sections(self, cfg: Any, metrics: dict[str, Any], run_path: Path) -> list[Any]:
+        """Decision rule, per-class table and confusion matrix."""
+        from medml_cli.evaluation.report import class_sections
+
+        return class_sections(cfg, metrics, run_path)
+
     def assess(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any, ev: Any,
                seed: int, classes: list[str], groups: np.ndarray | None = None,
                subgroup_frame: pd.DataFrame | None = None, out_dir: Path | None = None,
@@ -116,8 +126,8 @@ class MulticlassClassification(ProblemType):
                 y, scores, len(classes)).tolist()},
         }
         if ev.subgroups and subgroup_frame is not None:
-            table = subgroup_table(y, scores, subgroup_frame, ev.subgroups,
-                                   min_n=ev.min_subgroup_n)
+            table = subgroup_table(y, scores, subgroup_frame, ev.subgroups, ev=ev, seed=seed,
+                                   groups=groups)
             result["subgroups"] = table.to_dict(orient="records")
             if out_dir is not None:
                 out_dir.mkdir(parents=True, exist_ok=True)
@@ -139,11 +149,12 @@ class MulticlassClassification(ProblemType):
 
 
 def subgroup_table(y: np.ndarray, scores: np.ndarray, frame: pd.DataFrame,
-                   names: list[str], *, min_n: int) -> pd.DataFrame:
-    """Per (subgroup variable, value): n, accuracy, macro AUROC and a small-n warning
-    (point estimates: multi-class subgroup intervals are not computed)."""
-    from medml_cli.evaluation.multiclass import multiclass_metrics
-    from medml_cli.evaluation.subgroups import age_bands
+                   names: list[str], *, ev: Any, seed: int,
+                   groups: np.ndarray | None = None) -> pd.DataFrame:
+    """Per (subgroup variable, value): n, accuracy, macro AUROC with its bootstrap interval
+    (patients resampled when ``groups`` is given) and a small-n warning."""
+    from medml_cli.evaluation.multiclass import multiclass_bootstrap_intervals, multiclass_metrics
+    from medml_cli.evaluation.subgroups import age_bands, natural_key
 
     rows = []
     for name in names:
@@ -154,12 +165,22 @@ def subgroup_table(y: np.ndarray, scores: np.ndarray, frame: pd.DataFrame,
         else:
             continue
         values = pd.Series(values).reset_index(drop=True)
-        for value in values.dropna().unique():
+        for value in sorted(values.dropna().unique(), key=natural_key):
             mask = (values == value).to_numpy()
             part = multiclass_metrics(y[mask], scores[mask])
-            rows.append({"variable": name, "value": str(value), "n": int(mask.sum()),
-                         "accuracy": part["accuracy"], "macro_auroc": part["macro_auroc"],
-                         "warning": f"fewer than {min_n} rows" if mask.sum() < min_n else ""})
+            row: dict[str, Any] = {"variable": name, "subgroup": str(value),
+                                   "n": int(mask.sum()), "accuracy": part["accuracy"],
+                                   "macro_auroc": part["macro_auroc"],
+                                   "macro_auroc_low": float("nan"),
+                                   "macro_auroc_high": float("nan")}
+            if len(np.unique(y[mask])) >= 2 and mask.sum() >= 2:
+                ci = multiclass_bootstrap_intervals(
+                    y[mask], scores[mask], groups=groups[mask] if groups is not None else None,
+                    n_resamples=ev.bootstrap or 200, confidence=ev.confidence, seed=seed)
+                row["macro_auroc_low"], row["macro_auroc_high"] = ci["macro_auroc"]
+            row["warning"] = (f"fewer than {ev.min_subgroup_n} rows: estimates unstable"
+                              if mask.sum() < ev.min_subgroup_n else "")
+            rows.append(row)
     return pd.DataFrame(rows)
 
 

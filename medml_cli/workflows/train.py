@@ -305,9 +305,13 @@ def write_explanations(cfg: Any, dataset: LoadedDataset, final_model: Any,
     numeric = set(dataset.schema.names_of("numeric"))
     top = [f for f in table["feature"] if f in numeric][:3]
     if top:
+        classes = dataset_classes(dataset)
+        # multi-class: the probability of the last class (the highest grade, for ordered ones)
+        target = len(classes) - 1 if len(classes) > 2 else None
         plot_partial_dependence(final_model, dataset.X, top,
                                 out_dir / "plots" / "partial_dependence.png",
-                                synthetic=synthetic)
+                                synthetic=synthetic, target=target,
+                                target_label=classes[-1] if target is not None else "")
     return {"method": "permutation importance on held-out folds "
                       f"({cfg.evaluation.importance_repeats} repeats per fold)",
             "importance": table.to_dict(orient="records"), "partial_dependence": top}

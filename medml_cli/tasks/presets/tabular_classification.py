@@ -7,7 +7,8 @@ register_task(
         name="tabular-classification",
         problem="binary-classification",
         data_kind="tabular",
-        summary="binary classification on your own CSV or Parquet file",
+        summary="classification on your own CSV or Parquet file (binary; more than two "
+                "classes without data.positive_class make it multi-class)",
         default_model={"type": "random-forest"},
     )
 )
