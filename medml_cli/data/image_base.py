@@ -18,7 +18,11 @@ Intensity = tuple[str, float, float]
 
 @dataclass
 class ImageDataset:
-    """Images (or volumes) with binary labels, patient groups and, optionally, fixed splits.
+    """Images (or volumes) with class labels, patient groups and, optionally, fixed splits.
+
+    ``labels`` are int codes 0..k-1 and ``class_names[code]`` names code ``code``; k =
+    ``len(class_names)`` is 2 for a binary set (0 negative, 1 positive) and more for a
+    multi-class one.
 
     ``images`` is (N, *spatial) or (N, *spatial, C); it may be a read-only ``np.memmap`` so
     that training streams from disk. ``splits`` maps 'train'/'val'/'test' to row indices when
@@ -33,7 +37,7 @@ class ImageDataset:
     spatial_dims: int
     groups: np.ndarray | None = None
     splits: dict[str, np.ndarray] | None = None
-    class_names: tuple[str, str] = ("negative", "positive")
+    class_names: tuple[str, ...] = ("negative", "positive")
     #: What the reader did that a reader of the run should know (non-CT modalities allowed,
     #: images converted to the colour mode ...): for the run's log and metrics.
     notes: list[str] = field(default_factory=list)
@@ -44,13 +48,19 @@ class ImageDataset:
         return len(self.labels)
 
     @property
+    def n_classes(self) -> int:
+        """Number of classes, k = ``len(class_names)`` (2 for a binary set)."""
+        return len(self.class_names)
+
+    @property
     def input_shape(self) -> tuple[int, ...]:
         """Shape of one image, with a trailing channel axis added when it has none."""
         shape = tuple(int(s) for s in self.images.shape[1:])
         return shape if len(shape) > self.spatial_dims else (*shape, 1)
 
     def check(self, source: str) -> ImageDataset:
-        """Checks every source's output gets: sizes agree, both classes, finite values."""
+        """Checks every source's output gets: sizes agree, at least two classes, labels are
+        codes 0..k-1 of the k ``class_names``, finite values."""
         if self.n_samples == 0:
             raise DataError("no images were found.", "check the data path and filters.",
                             source=source)
@@ -58,13 +68,20 @@ class ImageDataset:
             raise DataError(f"{len(self.images)} images but {self.n_samples} labels.",
                             "give one label per image.", source=source)
         classes = np.unique(self.labels)
+        k = len(self.class_names)
         if len(classes) < 2:
+            needs = "both classes" if k == 2 else "at least two classes"
             raise DataError(
-                f"all {self.n_samples} images have label {classes[0]}; a classifier needs both "
-                "classes.", "check the labels file or the class folders.", source=source)
-        if not set(classes.tolist()) <= {0, 1}:
+                f"all {self.n_samples} images have label {classes[0]}; a classifier needs "
+                f"{needs}.", "check the labels file or the class folders.", source=source)
+        if k == 2 and not set(classes.tolist()) <= {0, 1}:
             raise DataError(f"labels must be 0/1, got {sorted(classes.tolist())[:10]}.",
                             "binarise the labels (e.g. `positive_classes`).", source=source)
+        if not set(classes.tolist()) <= set(range(k)):
+            raise DataError(f"labels must be class codes 0..{k - 1} (one per class name), "
+                            f"got {sorted(classes.tolist())[:10]}.",
+                            "code the classes 0, 1, ..., k-1 in class-name order.",
+                            source=source)
         if self.images.dtype.kind == "f" and not isinstance(self.images, np.memmap):
             if not np.isfinite(self.images).all():
                 raise DataError("the images contain NaN or infinite values.",
@@ -114,6 +131,8 @@ def modality_note(found: dict[str, int], allowed: list[str]) -> str:
 
 
 IMAGE_TAGS = {"image", "binary-classification"}
+#: Tags of the image sources that also load k > 2 classes.
+MULTICLASS_IMAGE_TAGS = IMAGE_TAGS | {"multiclass"}
 
 
 def _size_list(value: list[int], n: int) -> list[int]:

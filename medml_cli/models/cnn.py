@@ -2,7 +2,9 @@
 
 ``cnn2d`` is the classic stack (Conv 32/64/128 3x3 + ReLU, each followed by 2x2 max-pooling,
 Flatten, Dense 512, Dense 1 sigmoid); ``cnn3d`` is the same in 3D; ``resnet2d``/``resnet3d``
-are small residual networks. All return an sklearn-style ``ImageCnnClassifier``.
+are small residual networks. All return an sklearn-style ``ImageCnnClassifier``, which puts a
+``Dense(k, softmax)`` head on the same network instead when the training labels have k > 2
+classes (it learns k in ``fit``).
 
 Every network in ``NETWORKS`` is a model of the same name. A new architecture is one new file
 (in this folder, or an installed plug-in) that decorates its feature-stack builder with
@@ -38,8 +40,8 @@ class AugmentConfig(StrictModel):
 
 
 class CnnConfig(StrictModel):
-    """A Keras CNN trained with Adam on binary cross-entropy, early-stopped on validation
-    AUROC."""
+    """A Keras CNN trained with Adam on binary cross-entropy (sparse categorical cross-entropy
+    for k > 2 classes), early-stopped on validation AUROC (macro one-vs-rest for k > 2)."""
 
     type: str  # each network's config narrows this to its own name
     filters: list[int] = Field(default_factory=lambda: [32, 64, 128], min_length=1,

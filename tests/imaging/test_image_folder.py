@@ -66,8 +66,9 @@ def test_channel_counts_are_converted(tmp_path: Path) -> None:
 
 def test_positive_class_with_three_folders(folder: Path) -> None:
     save_png(folder / "COVID" / "c0.png", np.zeros((8, 8), dtype=np.uint8))
-    with pytest.raises(DataError, match="3 class folders.*positive_class"):
-        load_image_folder(folder, (8, 8))
+    _, labels, classes, _ = load_image_folder(folder, (8, 8))  # three classes
+    assert classes == ["COVID", "NORMAL", "PNEUMONIA"]
+    assert labels.tolist() == [0, 1, 1, 1, 2, 2]
     _, labels, classes, _ = load_image_folder(folder, (8, 8), positive_class="PNEUMONIA")
     assert classes == ["not PNEUMONIA", "PNEUMONIA"]
     assert labels.tolist() == [0, 0, 0, 0, 1, 1]

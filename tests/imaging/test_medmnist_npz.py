@@ -38,10 +38,9 @@ def test_loads_2d_and_3d_layouts(tmp_path: Path, shape: tuple[int, ...]) -> None
     assert set(labels.tolist()) == {0, 1}
 
 
-def test_multiclass_needs_positive_classes(tmp_path: Path) -> None:
+def test_multiclass_loads_k_classes_or_binarises(tmp_path: Path) -> None:
     path = save(tmp_path / "organ.npz", medmnist_arrays((28, 28), n_classes=4))
-    with pytest.raises(DataError, match=r"4 classes \(0, 1, 2, 3\).*positive_classes"):
-        load_medmnist_npz(path)
+    np.testing.assert_array_equal(load_medmnist_npz(path)["train"][1][:4], [0, 1, 2, 3])
     data = load_medmnist_npz(path, positive_classes=[2, 3])
     np.testing.assert_array_equal(data["train"][1][:4], [0, 0, 1, 1])
     with pytest.raises(DataError, match="positive_classes 7 do not occur"):

@@ -161,13 +161,15 @@ def load_image_folder(
     positive_class: str | None = None,
     notes: list[str] | None = None,
 ) -> tuple[np.ndarray, np.ndarray, list[str], list[str]]:
-    """Read every image under ``root/<class>/`` for binary classification.
+    """Read every image under ``root/<class>/``.
 
     Returns ``(images, labels, class_names, paths)``: images float32 (N, H, W, C) in [0, 1],
-    labels int64 (N,) of 0/1, ``class_names`` = [negative, positive] so that
-    ``class_names[label]`` names a label, and the image paths (as str) in the same order.
-    With exactly two class folders the alphabetically second is positive (as in Keras);
-    otherwise give ``positive_class`` and every other folder becomes negative. Images of
+    labels int64 (N,) of class codes, ``class_names`` such that ``class_names[label]`` names
+    a label, and the image paths (as str) in the same order. With exactly two class folders
+    the alphabetically second is positive (label 1, as in Keras): class_names = [negative,
+    positive]. With more, every folder is a class: class_names = the folder names sorted,
+    labels 0..k-1 in that order. ``positive_class`` binarises instead: that folder is 1 and
+    every other folder 0 (class_names [the other / "not <positive>", positive]). Images of
     the other colour mode are converted (see :func:`colour_note`); ``notes`` receives one
     line saying how many were, and which.
     """
@@ -205,13 +207,9 @@ def load_image_folder(
         class_names = list(names)
         positive_class = names[1]
     else:
-        raise DataError(
-            f"the image folder has {len(names)} class folders ({', '.join(names)}); medml's "
-            "classifiers are binary.",
-            "set positive_class to the folder to predict (the others become negative), or "
-            "keep two class folders.",
-            source=source,
-        )
+        class_names = list(names)  # k classes, coded in sorted-name order
+    code = ({name: int(name == positive_class) for name in names} if positive_class is not None
+            else {name: i for i, name in enumerate(names)})
 
     paths: list[Path] = []
     labels: list[int] = []
@@ -224,7 +222,7 @@ def load_image_folder(
                 source=source,
             )
         paths.extend(files)
-        labels.extend([int(name == positive_class)] * len(files))
+        labels.extend([code[name]] * len(files))
 
     channels = 1 if color_mode == "grayscale" else 3
     images = np.empty((len(paths), *size_hw, channels), dtype=np.float32)

@@ -2,7 +2,8 @@
 
 Layout: ``train_images``, ``train_labels``, ``val_images``, ``val_labels``, ``test_images``,
 ``test_labels``. Images are uint8, (N, H, W) or (N, H, W, 3) for 2-D sets and (N, D, H, W)
-for 3-D sets (28 or 64 per side); labels are (N, 1) integers.
+for 3-D sets (28 or 64 per side); labels are (N, 1) integers. An optional ``class_names``
+array of strings (one per class number, in class-number order) names the classes.
 
 Files are opened with ``allow_pickle=False``: an ``.npz`` can carry pickled Python objects,
 and unpickling runs arbitrary code, so an archive holding object arrays is refused.
@@ -23,6 +24,8 @@ from medml_cli.errors import DataError
 ARRAY_SUFFIXES = frozenset({".npz", ".npy"})
 SPLITS = ("train", "val", "test")
 REQUIRED_KEYS = tuple(f"{split}_{part}" for split in SPLITS for part in ("images", "labels"))
+#: Optional key: names of the classes, indexed by class number.
+CLASS_NAMES_KEY = "class_names"
 
 
 def _is_3d(images: np.ndarray) -> bool:
@@ -35,9 +38,23 @@ def load_medmnist_npz(
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
     """Read a MedMNIST archive into ``{"train"|"val"|"test": (images, labels)}``.
 
-    Images keep their stored dtype (uint8) and shape; labels become int64 of shape (N,)
-    with values 0/1. Multi-class sets (e.g. OrganMNIST) need ``positive_classes``: those
-    classes become 1 and all others 0.
+    Images keep their stored dtype (uint8) and shape; labels become int64 class codes of
+    shape (N,): 0/1 for a two-class set; for a multi-class set (e.g. OrganMNIST) 0..k-1 in
+    the order of the class numbers found (see :func:`load_medmnist_npz_with_names` for
+    their names), unless ``positive_classes`` binarises it: those classes become 1 and all
+    others 0.
+    """
+    return load_medmnist_npz_with_names(path, positive_classes)[0]
+
+
+def load_medmnist_npz_with_names(
+    path: Path | str, positive_classes: Iterable[int] | None = None
+) -> tuple[dict[str, tuple[np.ndarray, np.ndarray]], tuple[str, ...] | None]:
+    """:func:`load_medmnist_npz` plus the class names of a multi-class set.
+
+    The names are ``None`` for a binary set (two classes 0/1, or binarised with
+    ``positive_classes``); for k > 2 classes they are the file's ``class_names`` when it
+    has them, else the class numbers as strings ("0", "1", ...), in code order.
     """
     path = Path(path)
     source = str(path)
@@ -59,6 +76,7 @@ def load_medmnist_npz(
     wanted = None if positive_classes is None else sorted({int(c) for c in positive_classes})
     out: dict[str, tuple[np.ndarray, np.ndarray]] = {}
     seen: set[int] = set()
+    stored_names: np.ndarray | None = None
     try:
         with np.load(path, allow_pickle=False) as archive:
             present = sorted(archive.files)
@@ -77,6 +95,8 @@ def load_medmnist_npz(
                 binary, classes = _binary_labels(labels, images, split, wanted, source)
                 out[split] = (images, binary)
                 seen.update(classes)
+            if CLASS_NAMES_KEY in present:
+                stored_names = archive[CLASS_NAMES_KEY]
     except DataError:
         raise
     except ValueError as exc:
@@ -111,7 +131,48 @@ def load_medmnist_npz(
                 "choose positive_classes among the classes listed, leaving at least one out.",
                 source=source,
             )
-    return out
+        return out, None
+    classes = sorted(seen)
+    if set(classes) <= {0, 1}:
+        return out, None  # binary as it is (a single class is refused by the dataset check)
+    if len(classes) == 2:
+        raise DataError(
+            f"{path.name} has two classes coded {classes[0]} and {classes[1]}, not 0/1.",
+            f"pass positive_classes=[{classes[1]}] (or the other) to say which is positive.",
+            source=source,
+        )
+    names = _class_names(stored_names, classes, path.name, source)
+    codes = np.asarray(classes, dtype=np.int64)
+    for split, (images, labels) in out.items():
+        # class number -> code 0..k-1 (the identity for the usual 0..k-1 numbering)
+        out[split] = (images, np.searchsorted(codes, labels).astype(np.int64))
+    return out, names
+
+
+def _class_names(
+    stored: np.ndarray | None, classes: list[int], name: str, source: str
+) -> tuple[str, ...]:
+    """Names of ``classes``: from the file's ``class_names`` array, else the numbers."""
+    if stored is None:
+        return tuple(str(c) for c in classes)
+    values = np.asarray(stored).reshape(-1)
+    if values.dtype.kind not in "US" or len(values) <= max(classes) or min(classes) < 0:
+        raise DataError(
+            f"{name}'s {CLASS_NAMES_KEY} array ({values.dtype}, {len(values)} entries) does "
+            f"not name the classes {', '.join(map(str, classes))}.",
+            f"store {CLASS_NAMES_KEY} as an array of strings with one name per class "
+            "number, or drop it.",
+            source=source,
+        )
+    names = [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+    chosen = tuple(names[c].strip() for c in classes)
+    if len(set(chosen)) != len(chosen) or not all(chosen):
+        raise DataError(
+            f"{name}'s {CLASS_NAMES_KEY} are empty or repeated: {', '.join(chosen)}.",
+            "give each class a distinct name.",
+            source=source,
+        )
+    return chosen
 
 
 def _binary_labels(
@@ -170,12 +231,11 @@ def _binary_labels(
     if positive_classes is not None:
         # Binarise multi-class labels; classes absent from a split are fine (small val sets).
         return np.isin(labels, positive_classes).astype(np.int64), classes
-    if not set(classes) <= {0, 1}:
+    if classes and classes[0] < 0:
         raise DataError(
-            f"{split}_labels has {len(classes)} classes ({', '.join(map(str, classes[:20]))}); "
-            "medml's classifiers are binary.",
-            "pass positive_classes=[...] with the class number(s) to predict; the others "
-            "become negative.",
+            f"{split}_labels has negative class numbers ({', '.join(map(str, classes[:5]))}).",
+            "number the classes 0, 1, 2, ...",
             source=source,
         )
+    # multi-class sets are coded 0..k-1 once every split's classes are known
     return labels, classes

@@ -10,7 +10,7 @@ from pydantic import Field, field_validator
 
 from medml_cli.data.file_config import FileDataConfig
 from medml_cli.data.image_base import (
-    IMAGE_TAGS,
+    MULTICLASS_IMAGE_TAGS,
     ImageDataset,
     _hash_files,
     _size_list,
@@ -20,7 +20,9 @@ from medml_cli.schemas import Provenance
 
 
 class ImageFolderData(FileDataConfig):
-    """PNG/JPEG images in one sub-folder per class, as Keras `flow_from_directory` reads."""
+    """PNG/JPEG images in one sub-folder per class, as Keras `flow_from_directory` reads.
+    More than two class folders give k classes (sorted by name) unless `positive_class`
+    binarises them."""
 
     type: Literal["image-folder"]
     root: Path = Field(description="Folder with one sub-folder per class.")
@@ -28,8 +30,9 @@ class ImageFolderData(FileDataConfig):
                                   description="Images are resized to [height, width].")
     color_mode: Literal["grayscale", "rgb"] = Field("grayscale", description="Channels.")
     positive_class: str | None = Field(
-        None, description="Class folder counted as positive (default: the second, "
-                          "alphabetically, when there are two).")
+        None, description="Class folder counted as positive, all others negative (default: "
+                          "the second, alphabetically, when there are two; with more, each "
+                          "folder is its own class).")
 
     @field_validator("image_size")
     @classmethod
@@ -37,7 +40,7 @@ class ImageFolderData(FileDataConfig):
         return _size_list(value, 2)
 
 
-@DATASETS.register("image-folder", config=ImageFolderData, tags=IMAGE_TAGS,
+@DATASETS.register("image-folder", config=ImageFolderData, tags=MULTICLASS_IMAGE_TAGS,
                    summary="PNG/JPEG images, one sub-folder per class")
 def load_image_folder_data(cfg: ImageFolderData, *, problem: str) -> ImageDataset:
     """Load a folder of class sub-folders of image files."""
@@ -53,5 +56,5 @@ def load_image_folder_data(cfg: ImageFolderData, *, problem: str) -> ImageDatase
         provenance=Provenance(source=f"image folder {cfg.root.name}",
                               files=_hash_files([Path(p) for p in paths])),
         intensity=("unit", 0.0, 1.0), spatial_dims=2,
-        class_names=(class_names[0], class_names[1]), notes=notes,
+        class_names=tuple(class_names), notes=notes,
     ).check(str(cfg.root))

@@ -10,18 +10,20 @@ from pydantic import Field
 
 from medml_cli.data.file_config import FileDataConfig
 from medml_cli.data.formats.paths import sha256_file
-from medml_cli.data.image_base import ImageDataset
+from medml_cli.data.image_base import MULTICLASS_IMAGE_TAGS, ImageDataset
 from medml_cli.registry import DATASETS
 from medml_cli.schemas import Provenance
 
 
 class MedmnistData(FileDataConfig):
-    """A MedMNIST archive: train/val/test images and labels; the file's splits are used."""
+    """A MedMNIST archive: train/val/test images and labels; the file's splits are used.
+    A multi-class set loads as k classes unless `positive_classes` binarises it."""
 
     type: Literal["medmnist-npz"]
     path: Path = Field(description="The .npz file; relative paths resolve against the config.")
     positive_classes: list[int] | None = Field(
-        None, description="For multi-class sets: labels counted as positive (others negative)."
+        None, description="For multi-class sets: labels counted as positive (others "
+                          "negative); without it all k classes are kept."
     )
     use_file_splits: bool = Field(True, description="Use the file's train/val/test splits.")
 
@@ -30,13 +32,13 @@ class MedmnistData(FileDataConfig):
     "medmnist-npz",
     config=MedmnistData,
     summary="MedMNIST .npz (e.g. NoduleMNIST3D, PneumoniaMNIST) with its own splits",
-    tags={"image", "binary-classification"},
+    tags=MULTICLASS_IMAGE_TAGS,
 )
 def load_medmnist(cfg: MedmnistData, *, problem: str) -> ImageDataset:
     """Load a MedMNIST .npz, keeping its train/val/test split."""
-    from medml_cli.data.formats.npz import load_medmnist_npz
+    from medml_cli.data.formats.npz import load_medmnist_npz_with_names
 
-    parts = load_medmnist_npz(cfg.path, cfg.positive_classes)
+    parts, names = load_medmnist_npz_with_names(cfg.path, cfg.positive_classes)
     images, labels, ids, splits = [], [], [], {}
     start = 0
     for name in ("train", "val", "test"):
@@ -52,6 +54,7 @@ def load_medmnist(cfg: MedmnistData, *, problem: str) -> ImageDataset:
     spatial_dims = 3 if stacked.ndim == 4 and stacked.shape[-1] not in (1, 3) else 2
     if stacked.ndim == 5:
         spatial_dims = 3
+    extra = {} if names is None else {"class_names": names}  # binary keeps the default
     return ImageDataset(
         images=stacked, labels=np.concatenate(labels), ids=np.asarray(ids),
         provenance=Provenance(source=f"MedMNIST file {cfg.path.name}",
@@ -61,4 +64,5 @@ def load_medmnist(cfg: MedmnistData, *, problem: str) -> ImageDataset:
         intensity=("uint8", 0.0, 255.0) if stacked.dtype == np.uint8 else ("unit", 0.0, 1.0),
         spatial_dims=spatial_dims,
         splits=splits if cfg.use_file_splits else None,
+        **extra,
     ).check(str(cfg.path))

@@ -1,4 +1,8 @@
-"""``ImageCnnClassifier``: a scikit-learn style binary classifier around a Keras CNN.
+"""``ImageCnnClassifier``: a scikit-learn style classifier around a Keras CNN.
+
+Two classes give the binary network (``Dense(1, sigmoid)``, binary cross-entropy); k > 2
+classes (labels coded 0..k-1, k learnt from the training labels) give ``Dense(k, softmax)``
+trained on sparse categorical cross-entropy, with a one-vs-rest macro AUROC as ``auroc``.
 
 Training streams batches through :mod:`medml_cli.models.keras.input_pipeline`, so ``X`` may be a
 memory-mapped array larger than RAM. Same ``random_state`` on the same machine and software
@@ -53,7 +57,33 @@ def _import_keras() -> tuple[Any, Any]:
     from medml_cli.models.keras.tf_runtime import import_tensorflow
 
     tf, keras = import_tensorflow()
+    _one_vs_rest_auc_class(keras, tf)  # registered before any model is loaded
     return keras, tf
+
+
+_OVR_AUC: Any = None
+
+
+def _one_vs_rest_auc_class(keras: Any, tf: Any) -> Any:
+    """``keras.metrics.AUC`` over one-hot labels made from sparse class codes.
+
+    With ``multi_label=True, num_labels=k`` it is the mean of the k one-vs-rest AUROCs (macro),
+    so a k-class model reports ``auroc`` / ``val_auroc`` as a binary one does. Registered as
+    ``medml>OneVsRestAUC`` so checkpoints load (and resume) in safe mode; defined on first
+    use because Keras is not imported at module level.
+    """
+    global _OVR_AUC
+    if _OVR_AUC is None:
+
+        @keras.saving.register_keras_serializable(package="medml", name="OneVsRestAUC")
+        class OneVsRestAUC(keras.metrics.AUC):
+            def update_state(self, y_true: Any, y_pred: Any, sample_weight: Any = None) -> Any:
+                codes = tf.cast(tf.reshape(y_true, [-1]), tf.int32)
+                onehot = tf.one_hot(codes, int(self.num_labels), dtype=y_pred.dtype)
+                return super().update_state(onehot, y_pred, sample_weight=sample_weight)
+
+        _OVR_AUC = OneVsRestAUC
+    return _OVR_AUC
 
 
 def _save_keras_atomic(model: keras.Model, path: Path) -> None:
@@ -112,18 +142,60 @@ def _binary_labels(y: Any, n: int, name: str) -> np.ndarray:
     return arr.astype(np.float32)
 
 
+def _class_codes(y: Any, n: int, name: str, n_classes: int) -> np.ndarray:
+    """Labels coded 0..n_classes-1, as float32 (the pipeline's label dtype)."""
+    arr = np.asarray(y).reshape(-1)
+    if len(arr) != n:
+        raise DataError(f"{name} has {len(arr)} labels for {n} images")
+    values = np.unique(arr)
+    if not np.all(np.isfinite(values.astype(np.float64))) or not np.array_equal(
+        values, np.round(values)
+    ) or not set(values.astype(np.int64).tolist()) <= set(range(n_classes)):
+        raise DataError(
+            f"{name} must hold class codes 0..{n_classes - 1}, found "
+            f"{sorted(values.tolist())[:10]}",
+            f"code the {n_classes} classes as 0, 1, ..., {n_classes - 1}",
+        )
+    return arr.astype(np.float32)
+
+
+def _learn_n_classes(y: Any, n_classes: int | None) -> int:
+    """k from the training labels (largest code + 1, at least 2), or the one given."""
+    if n_classes is not None:
+        k = int(n_classes)
+        if k < 2:
+            raise ValueError(f"n_classes must be at least 2, got {n_classes}")
+        return k
+    arr = np.asarray(y).reshape(-1)
+    if arr.size == 0:
+        return 2
+    try:
+        top = float(np.max(arr))
+    except (TypeError, ValueError):
+        return 2  # not numbers: the label check says so
+    if not math.isfinite(top) or top != round(top) or top < 2:
+        return 2
+    return int(top) + 1
+
+
 class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
-    """Binary CNN classifier for 2D images (N, H, W[, C]) or volumes (N, D, H, W[, C]).
+    """CNN classifier for 2D images (N, H, W[, C]) or volumes (N, D, H, W[, C]).
+
+    Labels are class codes: 0/1 for a binary model (sigmoid head), 0..k-1 for k > 2 classes
+    (softmax head); k is learnt in ``fit`` from the training labels (largest code + 1) unless
+    ``fit(..., n_classes=k)`` gives it.
 
     ``architecture`` is one of ``cnn2d``, ``cnn3d``, ``resnet2d``, ``resnet3d``;
     ``intensity`` maps raw values to [0, 1] (see ``input_pipeline``); ``augment`` is a dict
     with optional ``flip``, ``rotate_degrees``, ``intensity_jitter``; ``class_weight`` is
-    ``"balanced"``, None, or ``{0: w0, 1: w1}``. ``epoch_callback(epoch, logs)`` is called
-    after each epoch with the 0-based epoch index (as Keras counts) and that epoch's metrics.
+    ``"balanced"``, None, or ``{0: w0, 1: w1, ...}`` (one weight per class).
+    ``epoch_callback(epoch, logs)`` is called after each epoch with the 0-based epoch index
+    (as Keras counts) and that epoch's metrics.
 
     After ``fit``: ``model_`` (best weights restored), ``history_`` (lists ``loss``,
     ``auroc`` and, with validation data, ``val_loss``, ``val_auroc``), ``best_epoch_``
-    (0-based index of the epoch whose weights were kept), ``classes_``, ``input_shape_``.
+    (0-based index of the epoch whose weights were kept), ``classes_`` (``np.arange(k)``),
+    ``n_classes_`` (k), ``input_shape_``. For k > 2 ``auroc`` is the macro one-vs-rest AUROC.
     """
 
     def __init__(
@@ -164,9 +236,25 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ training
 
-    def _sample_weights(self, y: np.ndarray, sample_weight: Any) -> np.ndarray | None:
+    def _sample_weights(
+        self, y: np.ndarray, sample_weight: Any, n_classes: int = 2
+    ) -> np.ndarray | None:
         cw = self.class_weight
-        if cw is None:
+        if n_classes > 2 and (cw == "balanced" or isinstance(cw, Mapping)):
+            if cw == "balanced":
+                per_class = class_weights(y, n_classes)
+            else:
+                given = {int(k): float(v) for k, v in cw.items()}
+                missing = [c for c in range(n_classes) if c not in given]
+                if missing:
+                    raise ValueError(
+                        f"class_weight gives no weight for class(es) {missing}; give one "
+                        f"for each of the {n_classes} classes, or use 'balanced'"
+                    )
+                per_class = given
+            table = np.asarray([per_class[c] for c in range(n_classes)], dtype=np.float64)
+            weights = table[y.astype(np.int64)].astype(np.float32)
+        elif cw is None:
             weights = None
         elif cw == "balanced":
             balanced = class_weights(y)
@@ -192,8 +280,13 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
         sample_weight: np.ndarray | None = None,
         resume_from: str | Path | None = None,
         initial_epoch: int = 0,
+        n_classes: int | None = None,
     ) -> ImageCnnClassifier:
         """Train; returns self.
+
+        ``y`` holds class codes: 0/1, or 0..k-1 for k > 2 classes. k is the largest code in
+        ``y`` + 1 (at least 2) unless ``n_classes`` gives it, e.g. when a rare class is
+        missing from the training split.
 
         With ``resume_from`` (a ``last.keras`` file or its folder) continue a checkpointed
         run; ``initial_epoch`` is the number of epochs already done, i.e. ``train_state.json``
@@ -205,8 +298,13 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
         intensity = check_intensity(self.intensity)
         augment = check_augment(self.augment)
         input_shape = sample_shape(X.shape, dims)
-        y_arr = _binary_labels(y, int(X.shape[0]), "y")
-        weights = self._sample_weights(y_arr, sample_weight)
+        k = _learn_n_classes(y, n_classes)
+        binary = k == 2
+        if binary:
+            y_arr = _binary_labels(y, int(X.shape[0]), "y")
+        else:
+            y_arr = _class_codes(y, int(X.shape[0]), "y", k)
+        weights = self._sample_weights(y_arr, sample_weight, k)
         has_val = X_val is not None
         if has_val:
             if y_val is None:
@@ -216,7 +314,10 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
                     f"validation images have shape {tuple(X_val.shape[1:])}, training images "
                     f"{tuple(X.shape[1:])}; both must share one image shape"
                 )
-            y_val_arr = _binary_labels(y_val, int(X_val.shape[0]), "y_val")
+            if binary:
+                y_val_arr = _binary_labels(y_val, int(X_val.shape[0]), "y_val")
+            else:
+                y_val_arr = _class_codes(y_val, int(X_val.shape[0]), "y_val", k)
         initial_epoch = int(initial_epoch)
         if not 0 <= initial_epoch <= self.epochs:
             raise ValueError(
@@ -242,6 +343,11 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
                     f"checkpoint {resume_path} expects inputs of shape "
                     f"{tuple(model.input_shape[1:])}, the data give {input_shape}"
                 )
+            if _output_classes(model) != k:
+                raise DataError(
+                    f"checkpoint {resume_path} predicts {_output_classes(model)} classes, "
+                    f"the labels have {k}"
+                )
         else:
             model = build_network(
                 self.architecture,
@@ -251,11 +357,20 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
                 dropout=float(self.dropout),
                 batch_norm=bool(self.batch_norm),
                 seed=int(self.random_state),
+                n_classes=k,
             )
+            if binary:
+                loss = "binary_crossentropy"
+                auroc = keras.metrics.AUC(name="auroc")
+            else:
+                loss = "sparse_categorical_crossentropy"
+                auroc = _one_vs_rest_auc_class(keras, tf)(
+                    name="auroc", multi_label=True, num_labels=k
+                )
             model.compile(
                 optimizer=keras.optimizers.Adam(learning_rate=float(self.learning_rate)),
-                loss="binary_crossentropy",
-                metrics=[keras.metrics.AUC(name="auroc")],
+                loss=loss,
+                metrics=[auroc],
             )
 
         n_batches = math.ceil(int(X.shape[0]) / int(self.batch_size))
@@ -308,14 +423,16 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
             if monitor.best_epoch is not None
             else max(0, len(monitor.history.get("loss", [])) - 1)
         )
-        self.classes_ = np.array([0, 1])
+        self.classes_ = np.arange(k)
+        self.n_classes_ = k
         self.input_shape_ = input_shape
         return self
 
     # ---------------------------------------------------------------- prediction
 
     def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """(N, 2) probabilities [P(class 0), P(class 1)], streamed batch by batch."""
+        """(N, 2) probabilities [P(class 0), P(class 1)] for a binary model, (N, k) for k
+        classes (rows sum to 1); streamed batch by batch."""
         check_is_fitted(self, "model_")
         dims = len(self.input_shape_) - 1
         shape = sample_shape(X.shape, dims)
@@ -333,12 +450,20 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
             intensity=check_intensity(self.intensity),
             spatial_dims=dims,
         )
-        p = np.asarray(self.model_.predict(ds, verbose=0), dtype=np.float64).reshape(-1)
+        out = np.asarray(self.model_.predict(ds, verbose=0), dtype=np.float64)
+        if _n_classes(self) > 2:
+            out = out.reshape(len(out), -1)
+            return out / out.sum(axis=1, keepdims=True)
+        p = out.reshape(-1)
         return np.column_stack([1.0 - p, p])
 
     def predict(self, X: np.ndarray) -> np.ndarray:
-        """Class labels 0/1 (positive when P(class 1) >= 0.5)."""
-        return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+        """Class labels: for a binary model 0/1 (1 when P(class 1) >= 0.5), for k classes
+        the most probable class (argmax)."""
+        proba = self.predict_proba(X)
+        if proba.shape[1] > 2:
+            return self.classes_[np.argmax(proba, axis=1)]
+        return self.classes_[(proba[:, 1] >= 0.5).astype(int)]
 
     # --------------------------------------------------------------- persistence
 
@@ -366,6 +491,7 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
                 "format_version": _FORMAT_VERSION,
                 "params": self._json_params(),
                 "input_shape": list(self.input_shape_),
+                "n_classes": _n_classes(self),
                 "best_epoch": self.best_epoch_,
                 "history": self.history_,
             },
@@ -383,6 +509,9 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"not a {_FORMAT} description")
             params = dict(meta["params"])
             input_shape = tuple(int(s) for s in meta["input_shape"])
+            k = int(meta.get("n_classes", 2))  # files from before multi-class are binary
+            if k < 2:
+                raise ValueError(f"n_classes {k} is below 2")
             params["filters"] = tuple(params["filters"])
             params["intensity"] = tuple(params["intensity"])
             if isinstance(params.get("class_weight"), dict):
@@ -397,22 +526,37 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
         model = load_keras_model(folder / MODEL_FILE, compile=False)
         got = tuple(model.input_shape[1:])
         out = tuple(model.output_shape)
-        if got != input_shape or out[1:] != (1,):
+        if got != input_shape or out[1:] != ((1,) if k == 2 else (k,)):
+            promise = "one probability" if k == 2 else f"{k} class probabilities"
             raise ModelLoadError(
                 f"{MODEL_FILE} in {folder} takes inputs {got} and gives outputs {out}, but "
-                f"{ESTIMATOR_FILE} promises inputs {input_shape} and one probability. "
+                f"{ESTIMATOR_FILE} promises inputs {input_shape} and {promise}. "
                 "Fix: re-train the model with medml."
             )
         est.model_ = model
         est.input_shape_ = input_shape
         est.best_epoch_ = meta.get("best_epoch")
         est.history_ = meta.get("history") or {}
-        est.classes_ = np.array([0, 1])
+        est.classes_ = np.arange(k)
+        est.n_classes_ = k
         return est
 
 
+def _n_classes(estimator: ImageCnnClassifier) -> int:
+    """k of a fitted estimator (2 for one fitted before multi-class support)."""
+    return int(getattr(estimator, "n_classes_", 2))
+
+
+def _output_classes(model: Any) -> int:
+    """Classes a network predicts: 2 for a (N, 1) sigmoid output, else its output width."""
+    width = int(model.output_shape[-1])
+    return 2 if width == 1 else width
+
+
 def verify_model_io(estimator: ImageCnnClassifier) -> float:
-    """Run the network on one all-zero input; ModelLoadError unless it gives a probability."""
+    """Run the network on one all-zero input; ModelLoadError unless it gives a probability
+    (binary: returns P(class 1)) or, for k classes, k probabilities summing to 1 (returns
+    the largest)."""
     check_is_fitted(estimator, "model_")
     zeros = np.zeros((1, *estimator.input_shape_), dtype=np.float32)
     try:
@@ -422,6 +566,18 @@ def verify_model_io(estimator: ImageCnnClassifier) -> float:
             f"the model failed on an input of shape {zeros.shape}: {exc}. "
             "Fix: re-train the model with medml."
         ) from exc
+    k = _n_classes(estimator)
+    if k > 2:
+        ok = (out.shape == (1, k) and bool(np.all(np.isfinite(out)))
+              and bool(np.all((out >= 0.0) & (out <= 1.0)))
+              and abs(float(out.sum()) - 1.0) < 1e-3)
+        if not ok:
+            raise ModelLoadError(
+                f"the model should map an input of shape {zeros.shape} to {k} class "
+                f"probabilities summing to 1, got an output of shape {out.shape} "
+                f"({out.ravel()[:3]}). Fix: re-train the model with medml."
+            )
+        return float(out.max())
     if out.shape != (1, 1) or not np.all(np.isfinite(out)) or not 0.0 <= out.item() <= 1.0:
         raise ModelLoadError(
             f"the model should map an input of shape {zeros.shape} to one probability in "

@@ -1,8 +1,10 @@
-"""Grad-CAM heatmaps for the sigmoid binary CNNs of :mod:`medml_cli.models.keras.networks`.
+"""Grad-CAM heatmaps for the CNNs of :mod:`medml_cli.models.keras.networks`.
 
-The heatmap shows where the last convolutional feature map pushes the *positive-class*
-logit up. Gradients are taken of the logit rather than of the sigmoid output: a confident
-prediction (p ~ 1) has a vanishing sigmoid gradient, which would give an empty map.
+For a binary (sigmoid) network the heatmap shows where the last convolutional feature map
+pushes the *positive-class* logit up; for a k-class (softmax) network, where it pushes up
+the logit of the predicted class (or of a class asked for with ``class_index``). Gradients
+are taken of the logit rather than of the sigmoid / softmax output: a confident prediction
+(p ~ 1) has a vanishing output gradient, which would give an empty map.
 """
 
 from __future__ import annotations
@@ -40,8 +42,14 @@ def gradcam_heatmaps(
     layer_name: str | None = None,
     *,
     batch_size: int = 16,
+    class_index: int | Sequence[int] | np.ndarray | None = None,
 ) -> np.ndarray:
-    """Grad-CAM maps (N, *spatial) in [0, 1] for normalised inputs (N, *spatial, C)."""
+    """Grad-CAM maps (N, *spatial) in [0, 1] for normalised inputs (N, *spatial, C).
+
+    Binary (one sigmoid output): the map of the positive class; ``class_index`` must be None.
+    k classes (softmax): the map of each image's predicted class (argmax), or of
+    ``class_index`` (one class for all images, or one per image).
+    """
     from medml_cli.models.keras.tf_runtime import import_tensorflow
 
     tf, keras = import_tensorflow()
@@ -52,6 +60,16 @@ def gradcam_heatmaps(
     if x_all.shape[1:] != in_shape:
         raise ValueError(f"images have shape {x_all.shape[1:]}, the model expects {in_shape}")
     spatial = in_shape[:-1]
+    width = int(model.output_shape[-1])
+    if class_index is not None:
+        if width == 1:
+            raise ValueError("class_index is for k-class (softmax) models; a binary model's "
+                             "map is always that of the positive class")
+        wanted = np.broadcast_to(np.asarray(class_index, dtype=np.int64), (len(x_all),))
+        if wanted.size and (wanted.min() < 0 or wanted.max() >= width):
+            raise ValueError(f"class_index must lie in 0..{width - 1}, got {class_index!r}")
+    else:
+        wanted = None
     name = layer_name or last_conv_layer_name(model)
     conv_out = model.get_layer(name).output
     head = _output_head(model)
@@ -67,10 +85,15 @@ def gradcam_heatmaps(
         with tf.GradientTape() as tape:
             features, last = grad_model(x, training=False)
             if head is not None:
-                # the positive-class logit, before the sigmoid
+                # the logit(s), before the sigmoid / softmax
                 score = tf.matmul(last, dense.kernel) + dense.bias
             else:
                 score = last
+            if width > 1:
+                # k classes: each image's chosen class (default: the predicted one)
+                chosen = (tf.argmax(score, axis=-1) if wanted is None
+                          else tf.constant(wanted[start : start + batch_size]))
+                score = tf.gather(score, chosen, axis=1, batch_dims=1)
             score = tf.reduce_sum(score)  # samples are independent: one backward pass
         grads = tape.gradient(score, features)
         axes = tuple(range(1, len(features.shape) - 1))
@@ -84,13 +107,14 @@ def gradcam_heatmaps(
 
 
 def _output_head(model: Any) -> tuple[Any, Any] | None:
-    """(final Dense layer, its input tensor) when the model ends in Dense(1, sigmoid)."""
+    """(final Dense layer, its input tensor) when the model ends in Dense(1, sigmoid) or
+    Dense(k, softmax)."""
     try:
         dense = model.get_layer(OUTPUT)
     except ValueError:
         dense = model.layers[-1]
     activation = getattr(getattr(dense, "activation", None), "__name__", "")
-    if type(dense).__name__ != "Dense" or activation != "sigmoid":
+    if type(dense).__name__ != "Dense" or activation not in ("sigmoid", "softmax"):
         return None
     try:
         return dense, dense.input
@@ -107,9 +131,13 @@ def save_gradcam_overlays(
     out_dir: Path,
     n: int = 8,
     synthetic: bool = False,
+    class_names: Sequence[str] | None = None,
 ) -> list[Path]:
     """Save up to ``n`` PNG overlays (image + Grad-CAM) to ``out_dir``; returns their paths.
 
+    ``probabilities`` is P(class 1) per image for a binary model; for a k-class model it may
+    be the (N, k) ``predict_proba`` rows, and the title then names the predicted class
+    (from ``class_names`` when given) and its probability; the map is that class's.
     For volumes the central axial slice of the image and of the heatmap is shown.
     """
     import matplotlib
@@ -121,6 +149,8 @@ def save_gradcam_overlays(
     if count <= 0:
         return []
     x = np.asarray(images_normalised[:count], dtype=np.float32)
+    proba = np.asarray(probabilities, dtype=np.float64)
+    per_class = proba.ndim == 2 and proba.shape[1] > 1
     heatmaps = gradcam_heatmaps(model, x, None)
     if x.ndim == heatmaps.ndim:
         x = x[..., None]
@@ -132,7 +162,12 @@ def save_gradcam_overlays(
         heat = heatmaps[i]
         if image.ndim == 3:  # (D, H, W): central axial slice
             image, heat = image[image.shape[0] // 2], heat[heat.shape[0] // 2]
-        title = f"{ids[i]}  label={labels[i]}  p={float(probabilities[i]):.3f}"
+        if per_class:
+            top = int(np.argmax(proba[i]))
+            shown = class_names[top] if class_names is not None else str(top)
+            title = f"{ids[i]}  label={labels[i]}  pred={shown} p={proba[i, top]:.3f}"
+        else:
+            title = f"{ids[i]}  label={labels[i]}  p={float(proba.reshape(-1)[i]):.3f}"
         if synthetic:
             title = f"SYNTHETIC DATA  {title}"
         fig, ax = plt.subplots(figsize=(4, 4), dpi=100)

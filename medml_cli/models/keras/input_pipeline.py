@@ -137,24 +137,33 @@ def normalise_array(
     return _normalise(np.asarray(images), intensity, shape)
 
 
-def class_weights(labels: np.ndarray) -> dict[int, float]:
-    """Balanced binary class weights ``n / (2 * n_c)`` for labels in {0, 1}."""
+def class_weights(labels: np.ndarray, n_classes: int = 2) -> dict[int, float]:
+    """Balanced class weights ``n / (k * n_c)`` for labels in {0, ..., k-1}, k = ``n_classes``.
+
+    For two classes (the default) that is ``n / (2 * n_c)`` for labels in {0, 1}.
+    """
     y = np.asarray(labels).reshape(-1)
+    k = int(n_classes)
     values = set(np.unique(y).tolist())
-    if not values <= {0, 1}:
+    if k == 2 and not values <= {0, 1}:
         raise DataError(
             f"labels must be 0 or 1 for binary classification, found {sorted(values)[:10]}",
             "map the two classes to 0 (negative) and 1 (positive)",
         )
+    if not values <= set(range(k)):
+        raise DataError(
+            f"labels must be class codes 0..{k - 1}, found {sorted(values)[:10]}",
+            f"code the {k} classes as 0, 1, ..., {k - 1}",
+        )
     n = len(y)
-    counts = {c: int(np.sum(y == c)) for c in (0, 1)}
-    missing = [c for c, k in counts.items() if k == 0]
+    counts = {c: int(np.sum(y == c)) for c in range(k)}
+    missing = [c for c, m in counts.items() if m == 0]
     if missing:
         raise DataError(
             f"class {missing[0]} has no examples, so balanced class weights are undefined",
-            "train on data that contain both classes, or set class_weight to null",
+            "train on data that contain every class, or set class_weight to null",
         )
-    return {c: n / (2.0 * k) for c, k in counts.items()}
+    return {c: n / (float(k) * m) for c, m in counts.items()}
 
 
 def augment_batch(

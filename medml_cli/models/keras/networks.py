@@ -1,6 +1,7 @@
-"""Small Keras convolutional networks for binary image / volume classification.
+"""Small Keras convolutional networks for image / volume classification.
 
-Every network ends in ``Dense(1, sigmoid)`` named ``output`` and names its last
+Every network ends in a layer named ``output``: ``Dense(1, sigmoid)`` for two classes (the
+binary head, P(class 1)), ``Dense(k, softmax)`` for k > 2 classes. Each names its last
 convolutional feature map ``last_conv`` so Grad-CAM can find it. Layer names are fixed
 (``conv1``, ``bn1``, ``pool1``, ..., ``flatten``, ``dense``, ``dropout``, ``output``) so saved
 models are comparable across runs. Keras is imported inside the functions only, so
@@ -23,7 +24,7 @@ LAST_CONV = "last_conv"
 OUTPUT = "output"
 
 #: ``build(keras, inputs, *, dims, filters, dense_units, dropout, batch_norm, seeds)`` returns
-#: the feature tensor the sigmoid output is put on; the last conv map is named ``last_conv``.
+#: the feature tensor the output layer is put on; the last conv map is named ``last_conv``.
 NetworkBuilder = Callable[..., Any]
 
 
@@ -89,11 +90,14 @@ def build_network(
     dropout: float = 0.5,
     batch_norm: bool = False,
     seed: int = 0,
+    n_classes: int = 2,
 ) -> keras.Model:
-    """Build (not compile) a binary classifier with a sigmoid output of shape (N, 1).
+    """Build (not compile) a classifier: for ``n_classes`` 2 a sigmoid output of shape (N, 1)
+    (P(class 1)), for ``n_classes`` k > 2 a softmax output of shape (N, k).
 
     ``input_shape`` is (H, W, C) for the 2D networks and (D, H, W, C) for the 3D ones.
     ``resnet*`` always uses batch normalisation; ``batch_norm`` applies to ``cnn*`` only.
+    The seeds are the same for any ``n_classes``, so only the output layer differs.
     """
     from medml_cli.models.keras.tf_runtime import import_tensorflow
 
@@ -109,15 +113,19 @@ def build_network(
         raise ValueError(f"filters must be a non-empty tuple of positive ints, got {filters}")
     if not 0.0 <= dropout < 1.0:
         raise ValueError(f"dropout must lie in [0, 1), got {dropout}")
+    n_classes = int(n_classes)
+    if n_classes < 2:
+        raise ValueError(f"n_classes must be at least 2, got {n_classes}")
     seeds = _Seeds(seed)
     inputs = keras.Input(shape=input_shape, name="image")
     features = NETWORKS.get(architecture)(
         keras, inputs, dims=dims, filters=tuple(filters), dense_units=dense_units,
         dropout=dropout, batch_norm=batch_norm, seeds=seeds,
     )
+    binary = n_classes == 2
     outputs = keras.layers.Dense(
-        1,
-        activation="sigmoid",
+        1 if binary else n_classes,
+        activation="sigmoid" if binary else "softmax",
         name=OUTPUT,
         kernel_initializer=keras.initializers.GlorotUniform(seed=seeds()),
     )(features)
