@@ -88,7 +88,7 @@ def _register_model(name: str) -> None:
     config = create_model(f"CnnConfig_{name.replace('-', '_')}", __base__=CnnConfig,
                           __doc__=CnnConfig.__doc__, type=(Literal[name], ...))
     register_model(name, config=config, summary=entry.summary,
-                   problems=("binary-classification",), data_kind="image")(_build)
+                   problems=("binary-classification", "multiclass"), data_kind="image")(_build)
 
 
 def register_network(name: str, *, dims: int, summary: str

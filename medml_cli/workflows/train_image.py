@@ -153,6 +153,8 @@ def run_image_training(
 
     estimator.set_params(epoch_callback=on_epoch)
     fit_kwargs: dict[str, Any] = {"X_val": X_val, "y_val": y[split["val"]]}
+    if len(classes) > 2:  # a class missing from the training split still gets an output
+        fit_kwargs["n_classes"] = len(classes)
     if resume:
         state = read_json(checkpoint_dir / "train_state.json")
         fit_kwargs.update(resume_from=checkpoint_dir / "last.keras",
@@ -228,7 +230,8 @@ def run_image_training(
         chosen = np.asarray(X_test[:n])
         save_gradcam_overlays(estimator.model_, normalise_array(chosen, dataset.intensity),
                               score[:n], y[test][:n], dataset.ids[test][:n], plots / "gradcam",
-                              n=n, synthetic=dataset.provenance.synthetic)
+                              n=n, synthetic=dataset.provenance.synthetic,
+                              class_names=classes)
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     if cache is not None:
         del X_train, X_val, X_test

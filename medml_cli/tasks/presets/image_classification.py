@@ -7,7 +7,8 @@ register_task(
         name="image-classification",
         problem="binary-classification",
         data_kind="image",
-        summary="binary classification of your own images or volumes (Keras CNN)",
+        summary="classification of your own images or volumes (Keras CNN); more than "
+                "two classes make it multi-class (softmax head)",
         default_model={"type": "cnn2d"},
         default_split={"method": "holdout", "test_size": 0.25},
     )
