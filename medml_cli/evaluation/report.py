@@ -315,7 +315,9 @@ def tripod_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         ["Class imbalance, fairness, subgroups (13-14)",
          "Subgroups" if metrics.get("subgroups") else "Subgroups: none configured"],
         ["Model updating / recalibration (15)", "Split and model: recalibration"],
-        ["Threshold and clinical utility (16)", "Operating threshold; Clinical utility"],
+        ["Threshold and clinical utility (16)",
+         "Operating threshold; Clinical utility" if metrics.get("threshold") is not None
+         else "Decision rule" if metrics.get("per_class") else "not applicable (no threshold)"],
         ["Development vs evaluation data (17)", "Split and model: split"],
         ["External validation (18)", "External validation by site" if metrics.get("sites")
          else "run `medml evaluate RUN --data ...` on data from another site"],
