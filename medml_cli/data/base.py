@@ -297,6 +297,18 @@ def _labels_by_key(present: pd.Series) -> tuple[dict[str, str], dict[str, list[s
     return display, {k: v for k, v in spellings.items() if len(v) > 1}
 
 
+def _note_merged_spellings(merged: dict[str, list[str]], display: dict[str, str], target: str,
+                           notes: list[str] | None) -> None:
+    """Log (and add to ``notes``) each label read from several spellings."""
+    for key, spellings in merged.items():
+        note = (f"target '{target}': the values {', '.join(repr(v) for v in spellings[:5])} "
+                f"were read as one label, '{display[key]}' (spaces stripped; numbers and "
+                "true/false compared by value)")
+        log.warning("warning: %s", note)
+        if notes is not None:
+            notes.append(note)
+
+
 def unseen_labels(values: pd.Series, known_labels: Iterable[object]) -> list[str]:
     """Present values of ``values`` matching none of ``known_labels`` (compared by label_key)."""
     known = {label_key(k) for k in known_labels}
@@ -324,13 +336,7 @@ def binary_target(
     display, merged = _labels_by_key(present)
     keys = list(display)
     shown = ", ".join(display[k] for k in keys[:10]) + (" ..." if len(keys) > 10 else "")
-    for key, spellings in merged.items():
-        note = (f"target '{target}': the values {', '.join(repr(v) for v in spellings[:5])} "
-                f"were read as one label, '{display[key]}' (spaces stripped; numbers and "
-                "true/false compared by value)")
-        log.warning("warning: %s", note)
-        if notes is not None:
-            notes.append(note)
+    _note_merged_spellings(merged, display, target, notes)
     if len(keys) < 2:
         raise DataError(
             f"the target '{target}' has a single class ({shown or 'none'}) in "
@@ -417,13 +423,7 @@ def multiclass_target(
     """
     present = values.dropna()
     display, merged = _labels_by_key(present)
-    for key, spellings in merged.items():
-        note = (f"target '{target}': the values {', '.join(repr(v) for v in spellings[:5])} "
-                f"were read as one label, '{display[key]}' (spaces stripped; numbers and "
-                "true/false compared by value)")
-        log.warning("warning: %s", note)
-        if notes is not None:
-            notes.append(note)
+    _note_merged_spellings(merged, display, target, notes)
     shown = ", ".join(display[k] for k in list(display)[:10]) + (
         " ..." if len(display) > 10 else "")
     if classes is not None:

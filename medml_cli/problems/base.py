@@ -36,6 +36,8 @@ class ProblemType:
     importance_scoring: ClassVar[str] = ""
     #: What the report says the baseline predicts.
     baseline_text: ClassVar[str] = "the training mean"
+    #: The one score column of predictions.csv (problems with several override the methods).
+    score_column: ClassVar[str] = "score"
     #: Report captions of this problem's plots, where they differ from the defaults.
     plot_titles: ClassVar[dict[str, str]] = {}
 
@@ -64,13 +66,14 @@ class ProblemType:
     # -- predictions.csv and predict's output -----------------------------------------
     def score_columns(self, scores: np.ndarray, classes: list[str],
                       prefix: str = "") -> dict[str, np.ndarray]:
-        """predictions.csv's score column(s) for ``scores`` (``prefix`` e.g. ``baseline_``)."""
-        raise NotImplementedError
+        """predictions.csv's score column(s) for ``scores`` (``prefix`` e.g. ``baseline_``):
+        by default the one column :attr:`score_column`."""
+        return {f"{prefix}{self.score_column}": np.asarray(scores, dtype=float).reshape(-1)}
 
     def read_scores(self, frame: pd.DataFrame, classes: list[str],
                     prefix: str = "") -> np.ndarray:
         """Scores back from the columns :meth:`score_columns` wrote."""
-        raise NotImplementedError
+        return frame[f"{prefix}{self.score_column}"].to_numpy(dtype=float)
 
     def score_column_names(self, classes: list[str], prefix: str = "") -> list[str]:
         """Names of the columns :meth:`score_columns` writes."""
@@ -93,8 +96,16 @@ class ProblemType:
                subgroup_frame: pd.DataFrame | None = None, out_dir: Path | None = None,
                synthetic: bool = False) -> dict[str, Any]:
         """Intervals, calibration, per-class or subgroup tables and plots for held-out
-        predictions (metrics.json blocks; files under ``out_dir``)."""
-        raise NotImplementedError
+        predictions (metrics.json blocks; files under ``out_dir``). By default the shared
+        one-score assessment of :mod:`medml_cli.evaluation.clinical`."""
+        from medml_cli.evaluation.clinical import assess
+
+        result = assess(self.name, y, scores, threshold=threshold if self.uses_threshold
+                        else 0.5, ev=ev, seed=seed, groups=groups,
+                        subgroup_frame=subgroup_frame, out_dir=out_dir, synthetic=synthetic,
+                        labels=tuple(classes) if classes else ("0", "1"))
+        result.pop("metrics")  # the workflows hold the pooled metrics already
+        return result
 
 
     def report_sections(self, cfg: Any, metrics: dict[str, Any], run_path: Path) -> list[Any]:

@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 
 from medml_cli.evaluation.metrics import sample_counts, score_predictions
 from medml_cli.problems.base import ProblemType, register_problem
@@ -20,6 +19,7 @@ class BinaryClassification(ProblemType):
     name = "binary-classification"
     summary = "two classes: probability of the positive class, an operating threshold"
     metric_names = CLASSIFICATION_METRICS
+    score_column = "score"
     primary_metric = "auroc"
     classifies = True
     uses_threshold = True
@@ -46,16 +46,6 @@ class BinaryClassification(ProblemType):
         """Rows, events (positives), non-events and patients."""
         return sample_counts(self.name, y, groups)
 
-    def score_columns(self, scores: np.ndarray, classes: list[str],
-                      prefix: str = "") -> dict[str, np.ndarray]:
-        """One column, ``score``."""
-        return {f"{prefix}score": np.asarray(scores, dtype=float).reshape(-1)}
-
-    def read_scores(self, frame: pd.DataFrame, classes: list[str],
-                    prefix: str = "") -> np.ndarray:
-        """The ``score`` column."""
-        return frame[f"{prefix}score"].to_numpy(dtype=float)
-
     def decision_columns(self, scores: np.ndarray, threshold: Any,
                          classes: list[str]) -> dict[str, np.ndarray]:
         """``predicted_class``: 1 where the score reaches the threshold."""
@@ -75,19 +65,6 @@ class BinaryClassification(ProblemType):
 
         return threshold_sections(cfg, metrics, run_path)
 
-    def assess(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any, ev: Any,
-               seed: int, classes: list[str], groups: np.ndarray | None = None,
-               subgroup_frame: pd.DataFrame | None = None, out_dir: Path | None = None,
-               synthetic: bool = False) -> dict[str, Any]:
-        """Intervals, calibration, decision curve, subgroups and plots."""
-        from medml_cli.evaluation.clinical import assess
-
-        result = assess(self.name, y, scores, threshold=threshold, ev=ev, seed=seed,
-                        groups=groups, subgroup_frame=subgroup_frame, out_dir=out_dir,
-                        synthetic=synthetic,
-                        labels=tuple(classes) if classes else ("0", "1"))
-        result.pop("metrics")
-        return result
 
 
 BINARY = register_problem(BinaryClassification())

@@ -53,3 +53,18 @@ def record_head(cfg: Any, problem: ProblemType, *, synthetic: bool) -> dict[str,
     """The fields every training run's metrics.json starts with."""
     return {"task": cfg.task, "problem": problem.name, "model": cfg.model.type,
             "data": cfg.data.type, "synthetic": synthetic}
+
+
+def card_fields(cfg: Any, problem: ProblemType, *, model_format: str, input_kind: str,
+                threshold: float | None, synthetic: bool) -> dict[str, Any]:
+    """The model-card fields every trained model has (format, task, problem, threshold...);
+    each data kind adds what predict needs to read its inputs."""
+    import medml_cli
+
+    suffix = {"skops": "skops", "keras": "keras"}.get(model_format, model_format)
+    return {"format": model_format, "file": f"model.{suffix}", "task": cfg.task,
+            "problem": problem.name, "model": cfg.model.type, "input_kind": input_kind,
+            "threshold": threshold if problem.uses_threshold else None,
+            "threshold_method": cfg.evaluation.threshold_method
+            if problem.uses_threshold else None,
+            "synthetic_data": synthetic, "medml_version": medml_cli.__version__}

@@ -22,7 +22,7 @@ from medml_cli.registry import DATASETS, MODELS, TASKS
 from medml_cli.runs.artifacts import save_sklearn_model, write_model_json
 from medml_cli.runs.directory import RunDir, create_run_dir
 from medml_cli.runs.environment import capture_environment
-from medml_cli.workflows.heldout import prediction_table, record_head
+from medml_cli.workflows.heldout import card_fields, prediction_table, record_head
 from medml_cli.workflows.threshold import pick_threshold
 
 ProgressFn = Callable[[int, int, str], None]
@@ -400,23 +400,13 @@ def summarise(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
 def model_card(cfg: Any, dataset: LoadedDataset, threshold: float,
                problem: ProblemType | None = None) -> dict[str, Any]:
     """What predict needs to use the model correctly, beside the model file."""
-    import medml_cli
-
     problem = problem or problem_of(cfg.task, dataset)
     return {
-        "format": "skops",
-        "file": "model.skops",
-        "task": cfg.task,
-        "problem": problem.name,
-        "model": cfg.model.type,
-        "input_kind": "tabular",
-        "threshold": threshold if problem.uses_threshold else None,
-        "threshold_method": cfg.evaluation.threshold_method if problem.uses_threshold else None,
+        **card_fields(cfg, problem, model_format="skops", input_kind="tabular",
+                      threshold=threshold, synthetic=dataset.provenance.synthetic),
         "classes": dataset.schema.classes,
         "features": dataset.schema.feature_names,
         "target": dataset.schema.target,
         "id_column": dataset.schema.id_column,
         "trained_on_rows": dataset.n_samples,
-        "synthetic_data": dataset.provenance.synthetic,
-        "medml_version": medml_cli.__version__,
     }

@@ -22,7 +22,7 @@ from medml_cli.jsonio import read_json
 from medml_cli.problems import ProblemType, dataset_classes, problem_of
 from medml_cli.registry import MODELS
 from medml_cli.runs.directory import RunDir
-from medml_cli.workflows.heldout import prediction_table, record_head
+from medml_cli.workflows.heldout import card_fields, prediction_table, record_head
 
 ProgressFn = Callable[[int, int, str], None]
 CHECKPOINTS = "checkpoints"
@@ -243,26 +243,16 @@ def run_image_training(
 def image_model_card(cfg: Any, dataset: ImageDataset, threshold: float | None,
                      problem: ProblemType | None = None) -> dict[str, Any]:
     """A trained image model's card: format, input shape, intensity, threshold, classes."""
-    import medml_cli
-
     problem = problem or problem_of(cfg.task, dataset)
-
     return {
-        "format": "keras",
-        "file": "model.keras",
-        "task": cfg.task,
-        "problem": problem.name,
-        "model": cfg.model.type,
-        "input_kind": "volume3d" if dataset.spatial_dims == 3 else "image2d",
+        **card_fields(cfg, problem, model_format="keras",
+                      input_kind="volume3d" if dataset.spatial_dims == 3 else "image2d",
+                      threshold=threshold, synthetic=dataset.provenance.synthetic),
         "input_shape": list(dataset.input_shape),
         "spatial_dims": dataset.spatial_dims,
         "intensity": list(dataset.intensity),
-        "threshold": threshold,
-        "threshold_method": cfg.evaluation.threshold_method if problem.uses_threshold else None,
         "classes": list(dataset.class_names),
         "trained_on_images": dataset.n_samples,
-        "synthetic_data": dataset.provenance.synthetic,
-        "medml_version": medml_cli.__version__,
     }
 
 
