@@ -11,7 +11,8 @@ from medml_cli.config.loader import validate_config_data
 from medml_cli.plugins import load_builtins
 from medml_cli.registry import MODELS
 from medml_cli.runs.artifacts import load_sklearn_model, save_sklearn_model
-from medml_cli.workflows.train import build_estimator, load_dataset, predict_scores
+from medml_cli.problems import get_problem
+from medml_cli.workflows.train import build_estimator, load_dataset
 
 load_builtins()
 TABULAR_MODELS = [e.name for e in MODELS.entries() if "tabular" in e.tags]
@@ -19,6 +20,7 @@ CASES = [
     (name, task)
     for name in TABULAR_MODELS
     for task, problem in (("heart-disease", "binary-classification"),
+                          ("heart-disease-severity", "multiclass"),
                           ("diabetes", "regression"))
     if problem in MODELS.entry(name).tags
 ]
@@ -28,18 +30,21 @@ CASES = [
 def test_model_fits_predicts_and_round_trips(tmp_path, name, task):
     cfg = validate_config_data({"task": task, "model": {"type": name}})
     ds = load_dataset(cfg)
-    problem = "regression" if task == "diabetes" else "binary-classification"
+    problem = get_problem({"diabetes": "regression", "heart-disease-severity": "multiclass"}
+                          .get(task, "binary-classification"))
+    k = len(ds.schema.classes)
     estimator = build_estimator(cfg, ds)
     assert clone(estimator).get_params().keys() == estimator.get_params().keys()
     assert estimator.fit(ds.X, ds.y) is estimator
     check_is_fitted(estimator)
-    scores = predict_scores(estimator, ds.X, problem)
-    assert scores.shape == (ds.n_samples,) and np.isfinite(scores).all()
-    if problem != "regression":
+    scores = problem.scores(estimator, ds.X, k)
+    expected = (ds.n_samples, k) if problem.name == "multiclass" else (ds.n_samples,)
+    assert scores.shape == expected and np.isfinite(scores).all()
+    if problem.classifies:
         assert ((scores >= 0) & (scores <= 1)).all()
     save_sklearn_model(estimator, tmp_path / "model")
     reloaded = load_sklearn_model(tmp_path / "model")
-    np.testing.assert_array_equal(predict_scores(reloaded, ds.X, problem), scores)
+    np.testing.assert_array_equal(problem.scores(reloaded, ds.X, k), scores)
 
 
 def test_preprocessing_is_fit_on_training_rows_only():
