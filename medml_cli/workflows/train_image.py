@@ -7,8 +7,6 @@ TensorFlow is imported only through ``medml_cli.models.keras.estimator``, inside
 from __future__ import annotations
 
 import shutil
-import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -17,14 +15,15 @@ import numpy as np
 from medml_cli.config.sections import networks_of
 from medml_cli.data.image_base import ImageDataset
 from medml_cli.errors import DataError, MedmlUsageError
+from medml_cli.evaluation.report import image_data_lines
 from medml_cli.evaluation.splits import holdout_split
 from medml_cli.jsonio import read_json
 from medml_cli.problems import ProblemType, dataset_classes, problem_of
 from medml_cli.registry import MODELS
 from medml_cli.runs.directory import RunDir
-from medml_cli.workflows.heldout import card_fields, prediction_table, record_head
+from medml_cli.workflows.heldout import card_fields, prediction_table
+from medml_cli.workflows.kind import HeldOut, ProgressFn, TrainingKind
 
-ProgressFn = Callable[[int, int, str], None]
 CHECKPOINTS = "checkpoints"
 #: Skip the voxel logistic regression above this many (rows x voxels): it would take minutes.
 MAX_VOXEL_REFERENCE_CELLS = 400_000_000
@@ -112,32 +111,136 @@ def voxel_reference(dataset: ImageDataset, split: dict[str, np.ndarray], seed: i
             "metrics": problem.metrics(dataset.labels[test], score, threshold)}
 
 
-def run_image_training(
-    cfg: Any,
-    dataset: ImageDataset,
-    run: RunDir,
-    *,
-    progress: ProgressFn | None = None,
-    resume: bool = False,
-) -> dict[str, Any]:
-    """Fit, evaluate and record one image experiment inside an open run directory."""
-    from medml_cli.runs.artifacts import save_keras_estimator, write_model_json
+class ImageTraining(TrainingKind):
+    """Images or volumes: a grouped train / validation / test split and one Keras CNN with
+    early stopping and checkpoints, the voxel logistic-regression reference, Grad-CAM."""
 
-    started = time.perf_counter()
-    problem = problem_of(cfg.task, dataset)
-    classes = dataset_classes(dataset)
-    check_model_fits_data(cfg, dataset)
-    split = image_split(dataset, cfg)
-    run.log(f"split: train {len(split['train'])}, validation {len(split['val'])}, "
-            f"test {len(split['test'])} images"
-            + (f" ({len(np.unique(dataset.groups[split['test']]))} test patients)"
-               if dataset.groups is not None else ""))
-    cache = run.file("cache") if isinstance(dataset.images, np.memmap) else None
-    X_train = subset(dataset.images, split["train"], cache, "train")
-    X_val = subset(dataset.images, split["val"], cache, "val")
-    X_test = subset(dataset.images, split["test"], cache, "test")
-    y = dataset.labels
+    def plan(self, cfg: Any, dataset: ImageDataset, problem: ProblemType, *,
+             resume: bool) -> dict[str, np.ndarray]:
+        """The train / validation / test indices (split problems raise before a run)."""
+        check_model_fits_data(cfg, dataset)
+        return image_split(dataset, cfg)
 
+    def describe(self, cfg: Any, dataset: ImageDataset, problem: ProblemType,
+                 plan: Any) -> str:
+        """Task, images and their shape, model and seed."""
+        return (f"task {cfg.task} ({problem.name}); data {cfg.data.type}: "
+                f"{dataset.n_samples} images of shape {dataset.input_shape}; model "
+                f"{cfg.model.type}; seed {cfg.seed}")
+
+    def fit(self, cfg: Any, dataset: ImageDataset, problem: ProblemType, plan: Any,
+            run: RunDir, *, progress: ProgressFn | None, resume: bool) -> HeldOut:
+        """Fit the CNN on the training images (early stopping and threshold on the
+        validation images), score the test images, and fit the voxel reference."""
+        split = plan
+        classes = dataset_classes(dataset)
+        run.log(f"split: train {len(split['train'])}, validation {len(split['val'])}, "
+                f"test {len(split['test'])} images"
+                + (f" ({len(np.unique(dataset.groups[split['test']]))} test patients)"
+                   if dataset.groups is not None else ""))
+        cache = run.file("cache") if isinstance(dataset.images, np.memmap) else None
+        X_train = subset(dataset.images, split["train"], cache, "train")
+        X_val = subset(dataset.images, split["val"], cache, "val")
+        X_test = subset(dataset.images, split["test"], cache, "test")
+        y = dataset.labels
+        estimator = _fit_cnn(cfg, dataset, problem, run, X_train, y[split["train"]], X_val,
+                             y[split["val"]], progress=progress, resume=resume)
+
+        score = problem.scores(estimator, X_test, len(classes))
+        baseline_model = problem.baseline_estimator().fit(
+            np.zeros((len(split["train"]), 1)), y[split["train"]])
+        baseline = problem.scores(baseline_model, np.zeros((len(split["test"]), 1)),
+                                  len(classes))
+        threshold = cfg.evaluation.threshold if problem.uses_threshold else None
+        if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
+            from medml_cli.workflows.threshold import pick_threshold
+
+            # chosen on the validation images, never on the test images
+            threshold = pick_threshold(cfg, y[split["val"]],
+                                       problem.scores(estimator, X_val, len(classes)))
+            run.log(f"threshold {threshold:.4f} chosen on the validation set "
+                    f"({cfg.evaluation.threshold_method})")
+        test = split["test"]
+        test_groups = dataset.groups[test] if dataset.groups is not None else None
+        predictions = prediction_table(
+            problem, ids=dataset.ids[test], truth=y[test], scores=score, classes=classes,
+            threshold=threshold, baseline=baseline, fold=0,
+            groups=("patient", test_groups) if test_groups is not None else None)
+
+        reference = None
+        if cfg.evaluation.voxel_logistic_baseline:
+            reference = voxel_reference(dataset, split, cfg.seed, threshold, problem)
+            if reference is None:
+                run.log("voxel logistic-regression reference skipped: input too large")
+            else:
+                run.log(f"voxel logistic-regression reference: {problem.primary_metric} "
+                        f"{reference['metrics'][problem.primary_metric]:.4f}")
+        summary = {
+            "split": {"method": "holdout", "train": len(split["train"]),
+                      "validation": len(split["val"]), "test": len(test),
+                      "source": "file" if dataset.splits else "seeded, grouped by patient"},
+            "threshold": threshold,
+            "threshold_method": cfg.evaluation.threshold_method
+            if problem.uses_threshold else None,
+            "metrics": problem.metrics(y[test], score, threshold),
+            "baseline": problem.metrics(y[test], baseline, threshold)
+            if cfg.evaluation.baseline else {},
+            "reference": {"voxel-logistic-regression": reference["metrics"]}
+            if reference else {},
+            "intervals": {},
+            "n": problem.sample_counts(y[test], test_groups, classes),
+            "training": {"epochs_run": len(estimator.history_.get("loss", [])),
+                         "best_epoch": int(estimator.best_epoch_) + 1,
+                         "history": estimator.history_},
+            "primary_metric": problem.primary_metric,
+            "data_notes": list(getattr(dataset, "notes", [])),
+        }
+        return HeldOut(predictions=predictions, truth=y[test], scores=score,
+                       threshold=threshold, summary=summary, groups=test_groups,
+                       state={"model": estimator, "X_test": X_test, "cache": cache,
+                              "test": test})
+
+    def finish(self, cfg: Any, dataset: ImageDataset, problem: ProblemType, held: HeldOut,
+               run: RunDir, metrics: dict[str, Any]) -> None:
+        """The Keras model and its card, learning curves, Grad-CAM; checkpoints and the
+        image cache removed."""
+        from medml_cli.runs.artifacts import save_keras_estimator, write_model_json
+
+        estimator, test = held.state["model"], held.state["test"]
+        save_keras_estimator(estimator, run.file("model"))
+        write_model_json(run.file("model"), "card.json",
+                         image_model_card(cfg, dataset, held.threshold, problem))
+        plots = run.file("plots")
+        plot_learning_curves(estimator.history_, plots / "learning_curves.png",
+                             synthetic=dataset.provenance.synthetic)
+        run.log("evaluation and plots written")
+        if cfg.evaluation.explain == "gradcam":
+            from medml_cli.models.keras.gradcam import save_gradcam_overlays
+            from medml_cli.models.keras.input_pipeline import normalise_array
+
+            n = min(cfg.evaluation.explain_n, len(test))
+            chosen = np.asarray(held.state["X_test"][:n])
+            save_gradcam_overlays(estimator.model_, normalise_array(chosen, dataset.intensity),
+                                  held.scores[:n], held.truth[:n], dataset.ids[test][:n],
+                                  plots / "gradcam", n=n,
+                                  synthetic=dataset.provenance.synthetic,
+                                  class_names=dataset_classes(dataset))
+        shutil.rmtree(run.file(CHECKPOINTS), ignore_errors=True)
+        cache = held.state.pop("cache")
+        held.state.pop("X_test")
+        if cache is not None:  # the memory-mapped arrays are closed once unreferenced
+            shutil.rmtree(cache, ignore_errors=True)
+
+    def data_lines(self, dataset: ImageDataset) -> list[str]:
+        """Images, shape, intensity and classes."""
+        return image_data_lines(dataset)
+
+
+def _fit_cnn(cfg: Any, dataset: ImageDataset, problem: ProblemType, run: RunDir,
+             X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
+             *, progress: ProgressFn | None, resume: bool) -> Any:
+    """The CNN fitted with early stopping on the validation images, checkpointing every
+    epoch into the run (``resume`` continues from the last checkpoint)."""
     estimator = MODELS.create(cfg.model.type, cfg.model, problem=problem.name,
                               schema=dataset.intensity, seed=cfg.seed)
     checkpoint_dir = run.file(CHECKPOINTS)
@@ -152,92 +255,18 @@ def run_image_training(
                      f"val_auroc={logs.get('val_auroc', float('nan')):.3f}")
 
     estimator.set_params(epoch_callback=on_epoch)
-    fit_kwargs: dict[str, Any] = {"X_val": X_val, "y_val": y[split["val"]]}
-    if len(classes) > 2:  # a class missing from the training split still gets an output
-        fit_kwargs["n_classes"] = len(classes)
+    fit_kwargs: dict[str, Any] = {"X_val": X_val, "y_val": y_val}
+    n_classes = len(dataset_classes(dataset))
+    if n_classes > 2:  # a class missing from the training split still gets an output
+        fit_kwargs["n_classes"] = n_classes
     if resume:
         state = read_json(checkpoint_dir / "train_state.json")
         fit_kwargs.update(resume_from=checkpoint_dir / "last.keras",
                           initial_epoch=int(state["epoch"]))
         run.log(f"resuming from epoch {state['epoch']}")
-    estimator.fit(X_train, y[split["train"]], **fit_kwargs)
+    estimator.fit(X_train, y_train, **fit_kwargs)
     run.log(f"training finished; best epoch {int(estimator.best_epoch_) + 1}")
-
-    score = problem.scores(estimator, X_test, len(classes))
-    baseline_model = problem.baseline_estimator().fit(
-        np.zeros((len(split["train"]), 1)), y[split["train"]])
-    baseline = problem.scores(baseline_model, np.zeros((len(split["test"]), 1)), len(classes))
-    threshold = cfg.evaluation.threshold if problem.uses_threshold else None
-    if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
-        from medml_cli.workflows.threshold import pick_threshold
-
-        # chosen on the validation images, never on the test images
-        threshold = pick_threshold(cfg, y[split["val"]],
-                                   problem.scores(estimator, X_val, len(classes)))
-        run.log(f"threshold {threshold:.4f} chosen on the validation set "
-                f"({cfg.evaluation.threshold_method})")
-    test = split["test"]
-    test_groups = dataset.groups[test] if dataset.groups is not None else None
-    predictions = prediction_table(
-        problem, ids=dataset.ids[test], truth=y[test], scores=score, classes=classes,
-        threshold=threshold, baseline=baseline, fold=0,
-        groups=("patient", test_groups) if test_groups is not None else None)
-
-    reference = None
-    if cfg.evaluation.voxel_logistic_baseline:
-        reference = voxel_reference(dataset, split, cfg.seed, threshold, problem)
-        if reference is None:
-            run.log("voxel logistic-regression reference skipped: input too large")
-        else:
-            run.log(f"voxel logistic-regression reference: {problem.primary_metric} "
-                    f"{reference['metrics'][problem.primary_metric]:.4f}")
-    metrics = {
-        **record_head(cfg, problem, synthetic=dataset.provenance.synthetic),
-        "split": {"method": "holdout", "train": len(split["train"]),
-                  "validation": len(split["val"]), "test": len(test),
-                  "source": "file" if dataset.splits else "seeded, grouped by patient"},
-        "threshold": threshold,
-        "threshold_method": cfg.evaluation.threshold_method if problem.uses_threshold else None,
-        "metrics": problem.metrics(y[test], score, threshold),
-        "baseline": problem.metrics(y[test], baseline, threshold)
-        if cfg.evaluation.baseline else {},
-        "reference": {"voxel-logistic-regression": reference["metrics"]} if reference else {},
-        "intervals": {},
-        "n": problem.sample_counts(y[test], test_groups, classes),
-        "training": {"epochs_run": len(estimator.history_.get("loss", [])),
-                     "best_epoch": int(estimator.best_epoch_) + 1,
-                     "history": estimator.history_},
-        "primary_metric": problem.primary_metric,
-        "data_notes": list(getattr(dataset, "notes", [])),
-    }
-
-    metrics.update(problem.assess(y[test], score, threshold=threshold, ev=cfg.evaluation,
-                                  seed=cfg.seed, classes=classes, groups=test_groups,
-                                  out_dir=run.path, synthetic=dataset.provenance.synthetic))
-    save_keras_estimator(estimator, run.file("model"))
-    write_model_json(run.file("model"), "card.json",
-                     image_model_card(cfg, dataset, threshold, problem))
-    predictions.to_csv(run.file("predictions.csv"), index=False)
-    plots = run.file("plots")
-    plot_learning_curves(estimator.history_, plots / "learning_curves.png",
-                         synthetic=dataset.provenance.synthetic)
-    run.log("evaluation and plots written")
-    if cfg.evaluation.explain == "gradcam":
-        from medml_cli.models.keras.gradcam import save_gradcam_overlays
-        from medml_cli.models.keras.input_pipeline import normalise_array
-
-        n = min(cfg.evaluation.explain_n, len(test))
-        chosen = np.asarray(X_test[:n])
-        save_gradcam_overlays(estimator.model_, normalise_array(chosen, dataset.intensity),
-                              score[:n], y[test][:n], dataset.ids[test][:n], plots / "gradcam",
-                              n=n, synthetic=dataset.provenance.synthetic,
-                              class_names=classes)
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    if cache is not None:
-        del X_train, X_val, X_test
-        shutil.rmtree(cache, ignore_errors=True)
-    metrics["seconds"] = round(time.perf_counter() - started, 3)
-    return metrics
+    return estimator
 
 
 def image_model_card(cfg: Any, dataset: ImageDataset, threshold: float | None,

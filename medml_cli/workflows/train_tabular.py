@@ -1,0 +1,336 @@
+"""The tabular data kind of ``medml train``: k-fold or holdout over rows (grouped by patient
+when asked), a scikit-learn pipeline per fold with thresholds chosen on training rows only,
+the shipped model refit on every row, permutation importance, skops-saved model and schema."""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from medml_cli.data.base import LoadedDataset, check_not_all_missing
+from medml_cli.errors import DataError, MedmlUsageError
+from medml_cli.evaluation.report import tabular_data_lines
+from medml_cli.evaluation.splits import make_folds
+from medml_cli.problems import ProblemType, dataset_classes, problem_of
+from medml_cli.registry import MODELS
+from medml_cli.runs.artifacts import save_sklearn_model, write_model_json
+from medml_cli.runs.directory import RunDir
+from medml_cli.workflows.heldout import card_fields, prediction_table, record_head
+from medml_cli.workflows.kind import HeldOut, ProgressFn, TrainingKind
+from medml_cli.workflows.threshold import pick_threshold
+
+
+def data_source_name(cfg: Any) -> str:
+    """What error messages call the config's data: its file, or the source's name."""
+    path = getattr(cfg.data, "path", None)
+    return str(path) if path else cfg.data.type
+
+
+def build_estimator(cfg: Any, dataset: LoadedDataset, problem: ProblemType | None = None) -> Any:
+    """The model's pipeline; with ``evaluation.recalibration`` wrapped so that the calibrator
+    is fitted by internal cross-validation on the training rows it is given, and nothing else."""
+    problem = problem or problem_of(cfg.task, dataset)
+    estimator = MODELS.create(cfg.model.type, cfg.model, problem=problem.name,
+                              schema=dataset.schema, seed=cfg.seed)
+    method = cfg.evaluation.recalibration
+    if method != "none" and problem.classifies:
+        from sklearn.calibration import CalibratedClassifierCV
+
+        estimator = CalibratedClassifierCV(estimator, method=method, cv=3)
+    return estimator
+
+
+def _fit_quietly(estimator: Any, X: pd.DataFrame, y: np.ndarray, run: RunDir) -> Any:
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        estimator.fit(X, y)
+    for warning in {str(w.message) for w in caught}:
+        run.log(f"warning during fit: {warning}")
+    return estimator
+
+
+@dataclass
+class FoldOutcome:
+    """One fold's fitted model, scores, threshold and metrics."""
+
+    model: Any
+    score: np.ndarray
+    baseline_score: np.ndarray
+    threshold: float
+    metrics: dict[str, float]
+    importance: pd.DataFrame | None = None
+
+
+def inner_oof_scores(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray,
+                     problem: ProblemType | None = None) -> np.ndarray:
+    """Honest scores for the training part only (inner 3-fold CV), to choose a threshold on
+    without looking at the fold's test rows."""
+    from sklearn.model_selection import cross_val_predict
+
+    y = dataset.y.to_numpy()[train_idx]
+    groups = dataset.groups.to_numpy()[train_idx] if dataset.groups is not None else None
+    inner = make_folds(y, method="kfold", n_splits=3, test_size=0.2, seed=cfg.seed + 1,
+                       classify=True, stratify=True, groups=groups)
+    return cross_val_predict(build_estimator(cfg, dataset, problem), dataset.X.iloc[train_idx],
+                             y, cv=inner, method="predict_proba")[:, 1]
+
+
+def fit_fold(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray, test_idx: np.ndarray,
+             run: RunDir, problem: ProblemType | None = None) -> FoldOutcome:
+    """Fit on the training rows; threshold from training rows only; score the test rows."""
+    problem = problem or problem_of(cfg.task, dataset)
+    k = len(dataset_classes(dataset))
+    y = dataset.y.to_numpy()
+    X_train, X_test = dataset.X.iloc[train_idx], dataset.X.iloc[test_idx]
+    model = _fit_quietly(build_estimator(cfg, dataset, problem), X_train, y[train_idx], run)
+    score = problem.scores(model, X_test, k)
+    baseline = problem.baseline_estimator().fit(X_train, y[train_idx])
+    threshold = cfg.evaluation.threshold
+    if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
+        threshold = pick_threshold(cfg, y[train_idx],
+                                   inner_oof_scores(cfg, dataset, train_idx, problem))
+    importance = None
+    if cfg.evaluation.explain == "permutation":
+        from medml_cli.evaluation.importance import permutation_importance_table
+
+        # AUROC-based scorers need every class among the fold's test rows
+        if not problem.classifies or len(np.unique(y[test_idx])) == max(k, 2):
+            importance = permutation_importance_table(
+                model, X_test, y[test_idx], scoring=problem.importance_scoring,
+                n_repeats=cfg.evaluation.importance_repeats, seed=cfg.seed)
+    return FoldOutcome(
+        model=model, score=score, baseline_score=problem.scores(baseline, X_test, k),
+        threshold=float(threshold),
+        metrics=problem.metrics(y[test_idx], score, threshold),
+        importance=importance,
+    )
+
+
+def check_subgroups(cfg: Any, dataset: LoadedDataset) -> None:
+    """Raise a DataError when evaluation.subgroups names a column the data lack."""
+    available = set(dataset.X.columns) | set(
+        dataset.meta.columns if dataset.meta is not None else []) | (
+        {"age_band"} if "age" in dataset.X.columns else set())
+    unknown = [s for s in cfg.evaluation.subgroups if s not in available]
+    if unknown:
+        from medml_cli.registry import did_you_mean
+
+        raise DataError(
+            f"evaluation.subgroups names {', '.join(unknown)}, which the data do not have"
+            f"{did_you_mean(unknown[0], sorted(available))} "
+            f"(available: {', '.join(sorted(available))}).",
+            "name feature columns, `site` for the heart data, or `age_band` (from `age`).",
+        )
+
+
+def subgroup_frame(dataset: LoadedDataset, ids: pd.Series) -> pd.DataFrame:
+    """Feature and meta columns for the rows of ``ids`` (in that order)."""
+    frame = dataset.X.copy()
+    if dataset.meta is not None:
+        frame = frame.join(dataset.meta)
+    frame.index = dataset.ids.to_numpy()
+    return frame.loc[ids.astype(str).to_numpy()].reset_index(drop=True)
+
+
+def write_explanations(cfg: Any, dataset: LoadedDataset, final_model: Any,
+                       importances: list[pd.DataFrame], out_dir: Path) -> dict[str, Any]:
+    """Permutation importance over the held-out folds, and partial dependence of the top
+    features for the shipped model."""
+    from medml_cli.evaluation.plots import plot_partial_dependence, plot_permutation_importance
+
+    stacked = pd.concat(importances)
+    table = (stacked.groupby("feature")["importance_mean"].agg(["mean", "std"])
+             .rename(columns={"mean": "importance_mean", "std": "importance_std_across_folds"})
+             .sort_values("importance_mean", ascending=False).reset_index())
+    table.to_csv(out_dir / "importance.csv", index=False)
+    synthetic = dataset.provenance.synthetic
+    plot_permutation_importance(table["feature"], table["importance_mean"],
+                                table["importance_std_across_folds"].fillna(0.0),
+                                out_dir / "plots" / "permutation_importance.png",
+                                synthetic=synthetic)
+    numeric = set(dataset.schema.names_of("numeric"))
+    top = [f for f in table["feature"] if f in numeric][:3]
+    if top:
+        classes = dataset_classes(dataset)
+        # multi-class: the probability of the last class (the highest grade, for ordered ones)
+        target = len(classes) - 1 if len(classes) > 2 else None
+        plot_partial_dependence(final_model, dataset.X, top,
+                                out_dir / "plots" / "partial_dependence.png",
+                                synthetic=synthetic, target=target,
+                                target_label=classes[-1] if target is not None else "")
+    return {"method": "permutation importance on held-out folds "
+                      f"({cfg.evaluation.importance_repeats} repeats per fold)",
+            "importance": table.to_dict(orient="records"), "partial_dependence": top}
+
+
+def _prediction_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray,
+                      base_score: np.ndarray, fold: int, problem: ProblemType,
+                      threshold: float) -> pd.DataFrame:
+    """Held-out rows of one fold: id, group, truth, score(s), decision, baseline, fold."""
+    groups = None
+    if dataset.groups is not None:
+        groups = (dataset.schema.group_column or "group", dataset.groups.iloc[idx].to_numpy())
+    return prediction_table(
+        problem, ids=dataset.ids.iloc[idx].to_numpy(), truth=dataset.y.iloc[idx].to_numpy(),
+        scores=score, classes=dataset_classes(dataset), threshold=threshold,
+        baseline=base_score, fold=fold, groups=groups, threshold_column=True,
+        meta=dataset.meta.iloc[idx] if dataset.meta is not None else None)
+
+
+def summarise(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
+              fold_rows: list[dict[str, Any]],
+              problem: ProblemType | None = None) -> dict[str, Any]:
+    """metrics.json: pooled held-out metrics, the baseline beside them, and per-fold spread."""
+    problem = problem or problem_of(cfg.task, dataset)
+    classes = dataset_classes(dataset)
+    truth = predictions["truth"].to_numpy()
+    groups = predictions[dataset.schema.group_column].to_numpy() \
+        if dataset.schema.group_column else None
+    # each row is classified at its own fold's threshold (chosen on that fold's training rows)
+    threshold = predictions["threshold"].to_numpy() if "threshold" in predictions else \
+        cfg.evaluation.threshold
+    pooled = problem.metrics(truth, problem.read_scores(predictions, classes), threshold)
+    baseline = problem.metrics(truth, problem.read_scores(predictions, classes, "baseline_"),
+                               threshold)
+    per_metric = {m: [row[m] for row in fold_rows] for m in pooled}
+    fold_summary = {
+        m: {"mean": float(np.nanmean(v)), "sd": float(np.nanstd(v, ddof=1)) if len(v) > 1
+            else None}
+        for m, v in per_metric.items()
+    } if len(fold_rows) > 1 else {}
+    return {
+        **record_head(cfg, problem, synthetic=dataset.provenance.synthetic),
+        "split": {"method": cfg.split.method, "folds": len(fold_rows)},
+        "threshold": cfg.evaluation.threshold if problem.uses_threshold else None,
+        "metrics": pooled,
+        "baseline": baseline if cfg.evaluation.baseline else {},
+        "intervals": {},
+        "n": problem.sample_counts(truth, groups, classes),
+        "per_fold": fold_rows,
+        "fold_summary": fold_summary,
+        "primary_metric": problem.primary_metric,
+    }
+
+
+def model_card(cfg: Any, dataset: LoadedDataset, threshold: float,
+               problem: ProblemType | None = None) -> dict[str, Any]:
+    """What predict needs to use the model correctly, beside the model file."""
+    problem = problem or problem_of(cfg.task, dataset)
+    return {
+        **card_fields(cfg, problem, model_format="skops", input_kind="tabular",
+                      threshold=threshold, synthetic=dataset.provenance.synthetic),
+        "classes": dataset.schema.classes,
+        "features": dataset.schema.feature_names,
+        "target": dataset.schema.target,
+        "id_column": dataset.schema.id_column,
+        "trained_on_rows": dataset.n_samples,
+    }
+
+
+class TabularTraining(TrainingKind):
+    """Rows of a table: folds over rows (or patients), one scikit-learn pipeline per fold."""
+
+    def plan(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, *,
+             resume: bool) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The folds (train, test row indices); data problems raise before a run exists."""
+        if resume:
+            raise MedmlUsageError(
+                f"--resume applies to image (CNN) runs, which checkpoint every epoch; "
+                f"{cfg.task} runs take seconds, so train again instead.")
+        check_not_all_missing(dataset.X, data_source_name(cfg))
+        check_subgroups(cfg, dataset)
+        groups = dataset.groups.to_numpy() if dataset.groups is not None else None
+        return make_folds(
+            dataset.y.to_numpy(), method=cfg.split.method, n_splits=cfg.split.n_splits,
+            test_size=cfg.split.test_size, seed=cfg.seed, classify=problem.classifies,
+            stratify=cfg.split.stratify, groups=groups)
+
+    def describe(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType,
+                 plan: Any) -> str:
+        """Task, rows, features, model, split and seed."""
+        return (f"task {cfg.task} ({problem.name}); data {cfg.data.type}: "
+                f"{dataset.n_samples} rows, {len(dataset.schema.columns)} features; model "
+                f"{cfg.model.type}; split {cfg.split.method} ({len(plan)} fold(s)); "
+                f"seed {cfg.seed}")
+
+    def fit(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, plan: Any,
+            run: RunDir, *, progress: ProgressFn | None, resume: bool) -> HeldOut:
+        """Every fold's model on its training rows, scored on its test rows; then the
+        shipped model (k-fold: refit on every row) and its threshold."""
+        folds = plan
+        y = dataset.y.to_numpy()
+        frames, fold_rows, importances = [], [], []
+        total = len(folds) + (1 if cfg.split.method == "kfold" else 0)
+        final_model, final_threshold = None, cfg.evaluation.threshold
+        for k, (train_idx, test_idx) in enumerate(folds):
+            if progress:
+                progress(k, total, f"fold {k + 1}/{len(folds)}")
+            outcome = fit_fold(cfg, dataset, train_idx, test_idx, run, problem)
+            fold_rows.append({"fold": k, "n_train": len(train_idx), "n_test": len(test_idx),
+                              "threshold": outcome.threshold, **outcome.metrics})
+            run.log(f"fold {k + 1}: "
+                    + (f"threshold {outcome.threshold:.4f}; " if problem.uses_threshold else "")
+                    + ", ".join(f"{m}={v:.4f}" for m, v in outcome.metrics.items()))
+            frames.append(_prediction_frame(dataset, test_idx, outcome.score,
+                                            outcome.baseline_score, k, problem,
+                                            outcome.threshold))
+            if outcome.importance is not None:
+                importances.append(outcome.importance)
+            if cfg.split.method == "holdout":
+                final_model, final_threshold = outcome.model, outcome.threshold
+
+        predictions = pd.concat(frames, ignore_index=True)
+        if final_model is None:  # k-fold: the shipped model is refit on every row
+            if progress:
+                progress(len(folds), total, "final fit on all rows")
+            final_model = _fit_quietly(build_estimator(cfg, dataset, problem), dataset.X, y, run)
+            if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
+                # the shipped model's threshold comes from the out-of-fold predictions: held
+                # out from every fold model, and training data for the refit model
+                final_threshold = pick_threshold(
+                    cfg, predictions["truth"].to_numpy(), predictions["score"].to_numpy())
+        if progress:
+            progress(total, total, "evaluating and saving")
+        summary = summarise(cfg, dataset, predictions, fold_rows, problem)
+        summary["threshold"] = final_threshold if problem.uses_threshold else None
+        summary["threshold_method"] = cfg.evaluation.threshold_method \
+            if problem.uses_threshold else None
+        group_column = dataset.schema.group_column
+        return HeldOut(
+            predictions=predictions, truth=predictions["truth"].to_numpy(),
+            scores=problem.read_scores(predictions, dataset_classes(dataset)),
+            # each row at its own fold's threshold (chosen on that fold's training rows)
+            threshold=predictions["threshold"].to_numpy() if "threshold" in predictions
+            else cfg.evaluation.threshold,
+            summary=summary,
+            groups=predictions[group_column].to_numpy() if group_column else None,
+            subgroup_frame=subgroup_frame(dataset, predictions["id"])
+            if cfg.evaluation.subgroups else None,
+            state={"model": final_model, "threshold": final_threshold, "folds": folds,
+                   "importances": importances})
+
+    def finish(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, held: HeldOut,
+               run: RunDir, metrics: dict[str, Any]) -> None:
+        """Explanations; the skops model, its card and its feature schema."""
+        model, folds = held.state["model"], held.state["folds"]
+        if held.state["importances"]:
+            metrics["explanations"] = write_explanations(cfg, dataset, model,
+                                                         held.state["importances"], run.path)
+        model_dir = run.file("model")
+        save_sklearn_model(model, model_dir)
+        # card and schema go through the manifest too: editing either changes predictions;
+        # the schema keeps the categories and ranges of the rows the shipped model saw
+        fitted_rows = dataset.X if cfg.split.method == "kfold" else dataset.X.iloc[folds[0][0]]
+        write_model_json(model_dir, "card.json", model_card(cfg, dataset,
+                                                            held.state["threshold"], problem))
+        write_model_json(model_dir, "schema.json", dataset.schema.with_training_stats(
+            fitted_rows).model_dump(mode="json"))
+
+    def data_lines(self, dataset: LoadedDataset) -> list[str]:
+        """Target, rows, features and missing values."""
+        return tabular_data_lines(dataset)
