@@ -15,7 +15,24 @@ from medml_cli.cli.common import _ci, _fmt, _param, _results_console, _state, er
 runs_app = typer.Typer(no_args_is_help=True,
                        help="Find, inspect and compare runs (including sweep trials).")
 
+#: Metrics the table shows besides each listed run's primary metric (the full set is in
+#: --json / --csv): names of every problem type, so mixed listings line up.
 LIST_METRICS = ("auroc", "auprc", "accuracy", "brier", "r2", "rmse", "mae")
+
+
+def table_metrics(frame: Any, sort: str | None = None) -> list[str]:
+    """The metric columns of the ``runs list`` table: the primary metric of every listed run
+    (auroc, macro_auroc, r2, ... as its metrics.json names it), then LIST_METRICS, then the
+    --sort column; only those some run has a value for."""
+    primary = [m for m in dict.fromkeys(frame["primary_metric"].dropna()) if isinstance(m, str)] \
+        if "primary_metric" in frame.columns else []
+    metrics = [m for m in dict.fromkeys([*primary, *LIST_METRICS])
+               if m in frame.columns and frame[m].notna().any()]
+    sort_key = (sort or "").lstrip("+-")
+    if sort_key and sort_key in frame.columns and sort_key not in metrics \
+            and sort_key not in ("run", "state", "task", "model", "seed", "started"):
+        metrics.append(sort_key)
+    return metrics
 
 
 def _parse_filters(specs: list[str]) -> dict[str, str]:
@@ -70,11 +87,7 @@ def runs_list(
     if frame.empty:
         stderr.print(f"no runs in {runs_dir}" + (" match the filters" if filter_ else ""))
         return
-    metrics = [m for m in LIST_METRICS if m in frame.columns and frame[m].notna().any()]
-    sort_key = (sort or "").lstrip("+-")
-    if sort_key and sort_key in frame.columns and sort_key not in metrics \
-            and sort_key not in ("run", "state", "task", "model", "seed", "started"):
-        metrics.append(sort_key)
+    metrics = table_metrics(frame, sort)
     table = Table(title=f"{len(frame)} run(s) in {runs_dir}", title_justify="left")
     for column in ("run", "state", "task", "model", "seed", "started", *metrics):
         table.add_column(column, no_wrap=column == "run",
@@ -139,7 +152,18 @@ def _print_run(info: dict[str, Any]) -> None:
         for metric, value in info["metrics"].items():
             table.add_row(metric, _fmt(value), _ci(info["intervals"].get(metric)),
                           _fmt(info["baseline"].get(metric)))
-        table.caption = ", ".join(f"{k}: {v}" for k, v in info["n"].items())
+        table.caption = ", ".join(f"{k}: {v}" for k, v in info["n"].items()
+                                  if not isinstance(v, (dict, list)))
+        out.print(table)
+    if info.get("per_class"):
+        from rich.markup import escape
+
+        table = Table(title="per class (one vs rest)", title_justify="left")
+        for column in ("class", "auroc", "sensitivity", "ppv", "n"):
+            table.add_column(column, justify="left" if column == "class" else "right")
+        for name, scores in info["per_class"].items():
+            table.add_row(escape(str(name)), *(_fmt(scores.get(k))
+                                               for k in ("auroc", "sensitivity", "ppv", "n")))
         out.print(table)
     env = info["environment"]
     table = Table(title="environment", title_justify="left", show_header=False)

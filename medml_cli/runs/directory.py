@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import os
 import uuid
@@ -22,7 +21,20 @@ from pathlib import Path
 from typing import Any
 
 from medml_cli.errors import MedmlError, RunFailedError, RunNotUsableError
-from medml_cli.jsonio import RUN_FIX, read_run_json, write_json, write_text_atomic
+from medml_cli.jsonio import read_run_json, write_json, write_text_atomic
+from medml_cli.runs.records import (
+    ENVIRONMENT,
+    METRICS,
+    STATUS,
+    read_status,
+    write_environment,
+    write_metrics,
+    write_status,
+)
+
+#: Run files that are typed records: RunDir.write_json hands them to their one writer.
+_RECORD_WRITERS: dict[str, Any] = {STATUS: write_status, METRICS: write_metrics,
+                                   ENVIRONMENT: write_environment}
 
 
 def utc_now() -> str:
@@ -50,8 +62,14 @@ class RunDir:
         return self.path / name
 
     def write_json(self, name: str, data: Any) -> None:
-        """Write ``data`` as JSON to ``name`` in the run directory, atomically."""
-        write_json(self.path / name, data)
+        """Write ``data`` as JSON to ``name`` in the run directory, atomically. The typed
+        records (status.json, metrics.json, environment.json) go through their writer in
+        :mod:`medml_cli.runs.records`, which validates them and adds ``format_version``."""
+        writer = _RECORD_WRITERS.get(name)
+        if writer is not None:
+            writer(self.path, data)
+        else:
+            write_json(self.path / name, data)
 
     def write_text(self, name: str, text: str) -> None:
         """Write ``text`` to ``name`` in the run directory, atomically."""
@@ -59,7 +77,7 @@ class RunDir:
 
     def status(self, state: str, **extra: Any) -> None:
         """Write status.json with ``state`` and any extra fields."""
-        self.write_json("status.json", {
+        write_status(self.path, {
             "state": state,
             "name": self.name,
             "started": self.started,
@@ -146,7 +164,7 @@ def create_run_dir(runs_dir: Path, name: str, config_text: str,
         os.rename(existing, tmp)
     run = RunDir(path=tmp, name=name, runs_dir=runs_dir, config_text=config_text)
     if existing is not None:
-        run.started = read_status(tmp).get("started", run.started)
+        run.started = read_status(tmp).started or run.started
     run.logger = _make_logger(tmp / "log.txt")
     if existing is None:
         run.write_text("config.yaml", config_text)
@@ -187,37 +205,16 @@ def _error_text(exc: BaseException) -> str:
 
 
 # --------------------------------------------------------------------------- reading runs
-def read_status(run_path: Path, *, strict: bool = False) -> dict[str, Any]:
-    """A run's status.json. Tolerant by default: a missing or damaged file reads as state
-    "unknown" (listing and sweeps carry on). ``strict`` raises RunNotUsableError naming the
-    file instead, for commands that act on the run."""
-    path = Path(run_path) / "status.json"
-    try:
-        status = read_run_json(path, dict, what="the run's status")
-        if not isinstance(status.get("state"), str):
-            raise RunNotUsableError(
-                f"{path} (the run's status) has no `state` string (it holds "
-                f"{json.dumps(status.get('state'))[:40]}); it was damaged or edited after it was "
-                f"written. Fix: {RUN_FIX}.")
-    except RunNotUsableError:
-        if strict:
-            raise
-        return {"state": "unknown"}
-    return status
-
-
 def resumable_run(run_path: Path) -> Path:
     """Check that ``run_path`` is an interrupted image run with a checkpoint to resume from."""
     run_path = Path(run_path)
     if not (run_path / "status.json").exists():
         raise RunNotUsableError(f"{run_path} is not a medml run directory (no status.json).")
     status = read_status(run_path, strict=True)
-    state = status.get("state")
-    if state == "completed":
+    if status.state == "completed":
         raise RunNotUsableError(f"run {run_path.name} is already completed; nothing to resume.")
-    if state == "running" and pid_alive(status.get("pid")):
-        raise RunNotUsableError(f"run {run_path.name} is still running (pid "
-                                f"{status.get('pid')}).")
+    if status.state == "running" and pid_alive(status.pid):
+        raise RunNotUsableError(f"run {run_path.name} is still running (pid {status.pid}).")
     if not (run_path / "checkpoints" / "last.keras").exists() or \
             not (run_path / "checkpoints" / "train_state.json").exists():
         raise RunNotUsableError(
@@ -300,12 +297,11 @@ def open_completed_run(run_path: Path) -> Path:
             "Pass a folder that `medml train` created under runs/."
         )
     status = read_status(run_path, strict=True)
-    state = status.get("state")
-    if state != "completed":
-        why = f": {status['error']}" if isinstance(status.get("error"), str) else ""
+    if status.state != "completed":
+        why = f": {status.error}" if status.error else ""
         raise RunNotUsableError(
-            f"run {run_path.name} is {state}{why}. Only completed runs can be evaluated or used "
-            "for prediction; train again with its config.yaml."
+            f"run {run_path.name} is {status.state}{why}. Only completed runs can be evaluated "
+            "or used for prediction; train again with its config.yaml."
         )
     missing = [f for f in ("metrics.json", "model") if not (run_path / f).exists()]
     if (run_path / "model").exists() and not (run_path / "model").is_dir():

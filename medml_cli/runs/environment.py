@@ -11,6 +11,8 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from medml_cli.runs.records import EnvironmentRecord
+
 _SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
 
 PACKAGES = (
@@ -170,22 +172,24 @@ def git_commit(folder: Path) -> dict[str, Any] | None:
     return {"commit": commit, "dirty": dirty}
 
 
-def capture_environment(data_files: dict[str, str], config_path: Path | None) -> dict[str, Any]:
-    """The environment record of a run: Python, platform, packages, git state and data files."""
+def capture_environment(data_files: dict[str, str],
+                        config_path: Path | None) -> EnvironmentRecord:
+    """The environment record of a run: Python, platform, packages, git state and data files
+    (written with :func:`medml_cli.runs.records.write_environment`)."""
     import medml_cli
 
     package_dir = Path(medml_cli.__file__).resolve().parent
     medml_git = git_commit(package_dir)
-    return {
-        "python": sys.version.split()[0],
-        "implementation": platform.python_implementation(),
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "cpu_count": os.cpu_count(),
-        "packages": package_versions(),
-        "git_commit": medml_git["commit"] if medml_git else None,
-        "git_dirty": medml_git["dirty"] if medml_git else None,
-        "config_git": git_commit(config_path.resolve().parent) if config_path else None,
-        "command": [Path(sys.argv[0]).name, *sys.argv[1:]],
-        "data_sha256": data_files,
-    }
+    return EnvironmentRecord(
+        python=sys.version.split()[0],
+        implementation=platform.python_implementation(),
+        platform=platform.platform(),
+        machine=platform.machine(),
+        cpu_count=os.cpu_count(),
+        packages=package_versions(),
+        git_commit=medml_git["commit"] if medml_git else None,
+        git_dirty=medml_git["dirty"] if medml_git else None,
+        config_git=git_commit(config_path.resolve().parent) if config_path else None,
+        command=[Path(sys.argv[0]).name, *sys.argv[1:]],
+        data_sha256=dict(data_files),
+    )

@@ -18,12 +18,23 @@ import pandas as pd
 import yaml
 
 from medml_cli.errors import MedmlUsageError, RunNotUsableError
-from medml_cli.jsonio import RUN_FIX, read_run_json
-from medml_cli.runs.directory import pid_alive, read_status
+from medml_cli.jsonio import RUN_FIX
+from medml_cli.runs.directory import pid_alive
+from medml_cli.runs.records import (
+    ENVIRONMENT,
+    METRICS,
+    STATUS,
+    EnvironmentRecord,
+    MetricsRecord,
+    StatusRecord,
+    read_environment,
+    read_metrics,
+    read_status,
+)
 from medml_cli.tasks.base import higher_is_better
 
-BASE_COLUMNS = ["run", "path", "state", "task", "model", "data", "name", "seed", "started",
-                "ended", "sweep", "reason"]
+BASE_COLUMNS = ["run", "path", "state", "task", "problem", "primary_metric", "model", "data",
+                "name", "seed", "started", "ended", "sweep", "reason"]
 DATE_FILTERS = ("since", "until", "date")
 #: Packages worth showing in ``runs show`` (the rest stay in environment.json).
 KEY_PACKAGES = ("medml", "scikit-learn", "numpy", "pandas", "scipy", "skops", "tensorflow",
@@ -33,39 +44,20 @@ KEY_PACKAGES = ("medml", "scikit-learn", "numpy", "pandas", "scipy", "skops", "t
 # --------------------------------------------------------------------------- reading one run
 @dataclass
 class RunRecord:
-    """What the run files say. ``problems`` lists each damaged file (one message each,
-    naming the file and the fix); a run with problems is shown as ``broken``."""
+    """What the run files say, each read through its typed record (None when the file is
+    absent or damaged). ``problems`` lists each damaged file (one message each, naming the
+    file and the fix); a run with problems is shown as ``broken``."""
 
-    status: dict[str, Any]
+    status: StatusRecord
     config: dict[str, Any]
-    metrics: dict[str, Any]
-    environment: dict[str, Any]
+    metrics: MetricsRecord | None
+    environment: EnvironmentRecord | None
     problems: list[str]
 
 
 def _damaged(path: Path, detail: str) -> RunNotUsableError:
     return RunNotUsableError(f"{path} {detail}; it was damaged or edited after it was written. "
                              f"Fix: {RUN_FIX}.")
-
-
-def _check_metrics(path: Path, metrics: dict[str, Any]) -> None:
-    for key in ("metrics", "intervals", "baseline", "n"):
-        if metrics.get(key) is not None and not isinstance(metrics[key], dict):
-            raise _damaged(path, f"has `{key}` that is not a JSON object")
-    for name, value in (metrics.get("metrics") or {}).items():
-        if isinstance(value, (str, list, bool)):
-            raise _damaged(path, f"has a metric `{name}` that is not a number")
-    for name, ci in (metrics.get("intervals") or {}).items():
-        if ci is not None and not (isinstance(ci, list) and len(ci) == 2 and all(
-                v is None or (isinstance(v, (int, float)) and not isinstance(v, bool))
-                for v in ci)):
-            raise _damaged(path, f"has an interval `{name}` that is not [low, high]")
-
-
-def _check_status(path: Path, status: dict[str, Any]) -> None:
-    for key in ("name", "started", "ended", "error"):
-        if status.get(key) is not None and not isinstance(status[key], str):
-            raise _damaged(path, f"has `{key}` that is not a string")
 
 
 def _read_config_strict(path: Path) -> dict[str, Any]:
@@ -87,17 +79,15 @@ def _read_config_strict(path: Path) -> dict[str, Any]:
 def read_record(run: Path, *, environment: bool = False) -> RunRecord:
     """Every record file of a run, each read defensively: a damaged file becomes a problem
     message, never an exception, so one broken run cannot take a listing down."""
-    record = RunRecord(status={"state": "unknown"}, config={}, metrics={}, environment={},
-                       problems=[])
+    record = RunRecord(status=StatusRecord.unknown(), config={}, metrics=None,
+                       environment=None, problems=[])
     readers: list[tuple[str, Any]] = [
-        ("status.json", lambda p: _checked(read_status(run, strict=True), _check_status, p)),
+        (STATUS, lambda p: read_status(p, strict=True)),
         ("config.yaml", _read_config_strict),
-        ("metrics.json", lambda p: _checked(read_run_json(p, dict, what="the run's metrics"),
-                                            _check_metrics, p)),
+        (METRICS, read_metrics),
     ]
     if environment:
-        readers.append(("environment.json",
-                        lambda p: read_run_json(p, dict, what="the run's environment")))
+        readers.append((ENVIRONMENT, read_environment))
     for name, reader in readers:
         path = run / name
         if not path.exists():  # absent files are normal (a failed run has no metrics)
@@ -109,11 +99,6 @@ def read_record(run: Path, *, environment: bool = False) -> RunRecord:
             continue
         setattr(record, name.split(".")[0], value)
     return record
-
-
-def _checked(data: dict[str, Any], check: Any, path: Path) -> dict[str, Any]:
-    check(path, data)
-    return data
 
 
 def _short_problem(message: str, run: Path) -> str:
@@ -137,13 +122,13 @@ def is_sweep_dir(path: Path) -> bool:
     return path.is_dir() and (path / "sweep.json").exists()
 
 
-def run_state(run: Path, status: dict[str, Any] | None = None) -> str:
+def run_state(run: Path, status: StatusRecord | None = None) -> str:
     """completed / failed / interrupted / running; a run whose status says running but whose
     process is gone (killed outright) is interrupted."""
     status = read_status(run) if status is None else status
-    state = status.get("state") or "unknown"
+    state = status.state
     if state == "running":
-        return "running" if pid_alive(status.get("pid")) else "interrupted"
+        return "running" if pid_alive(status.pid) else "interrupted"
     if state == "unknown":
         if run.name.endswith("-failed"):
             return "failed"
@@ -158,21 +143,24 @@ def _text(value: Any) -> str | None:
 
 def _run_row(run: Path, sweep: str | None) -> dict[str, Any]:
     record = read_record(run)
-    status, config, metrics = record.status, record.config, record.metrics
+    status, config = record.status, record.config
+    metrics = record.metrics or MetricsRecord.empty()
     seed = config.get("seed")
     row: dict[str, Any] = {
         "run": run.name, "path": str(run),
         "state": "broken" if record.problems else run_state(run, status),
-        "task": _text(metrics.get("task")) or _text(config.get("task")),
-        "model": _text(metrics.get("model")) or _text(_section(config, "model").get("type")),
-        "data": _text(metrics.get("data")) or _text(_section(config, "data").get("type")),
-        "name": _text(status.get("name")) or _text(config.get("name")),
+        "task": metrics.task or _text(config.get("task")),
+        "problem": metrics.problem,
+        "primary_metric": metrics.primary_metric,
+        "model": metrics.model or _text(_section(config, "model").get("type")),
+        "data": _text(metrics.data) or _text(_section(config, "data").get("type")),
+        "name": status.name or _text(config.get("name")),
         "seed": seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
-        "started": status.get("started"), "ended": status.get("ended"), "sweep": sweep,
+        "started": status.started, "ended": status.ended, "sweep": sweep,
         "reason": " | ".join(_short_problem(p, run) for p in record.problems) or None,
     }
-    for metric, value in (metrics.get("metrics") or {}).items():
-        if isinstance(value, (int, float)) and not isinstance(value, bool):
+    for metric, value in metrics.metrics.items():
+        if value is not None and metric not in BASE_COLUMNS:  # nor may it hide a column
             row[metric] = value
     return row
 
@@ -326,36 +314,39 @@ def show_run(path: Path) -> dict[str, Any]:
         more = f" (and {len(record.problems) - 1} more damaged file(s))" \
             if len(record.problems) > 1 else ""
         raise RunNotUsableError(f"run {path.name} is broken: {record.problems[0]}{more}")
-    status, metrics, env = record.status, record.metrics, record.environment
-    packages = env.get("packages") if isinstance(env.get("packages"), dict) else {}
+    status = record.status
+    metrics = record.metrics or MetricsRecord.empty()
+    env = record.environment or EnvironmentRecord()
+    packages = env.packages
     sweep = path.parent.parent.name if path.parent.name == "trials" and \
         is_sweep_dir(path.parent.parent) else None
     return {
         "run": path.name,
         "path": str(path.resolve()),
         "state": run_state(path, status),
-        "status": status,
+        "status": status.as_dict(),
         "sweep": sweep,
         "config": record.config,
-        "task": metrics.get("task"),
-        "problem": metrics.get("problem"),
-        "primary_metric": metrics.get("primary_metric"),
-        "metrics": metrics.get("metrics") or {},
-        "intervals": metrics.get("intervals") or {},
-        "baseline": metrics.get("baseline") or {},
-        "n": metrics.get("n") or {},
-        "threshold": metrics.get("threshold"),
-        "synthetic": metrics.get("synthetic"),
-        "seconds": metrics.get("seconds"),
+        "task": metrics.task,
+        "problem": metrics.problem,
+        "primary_metric": metrics.primary_metric,
+        "metrics": metrics.metrics,
+        "intervals": metrics.intervals,
+        "baseline": metrics.baseline,
+        "n": metrics.n,
+        "per_class": {name: scores.model_dump() for name, scores in metrics.per_class.items()}
+        if metrics.per_class else None,
+        "threshold": metrics.threshold,
+        "synthetic": metrics.synthetic,
+        "seconds": metrics.seconds,
         "environment": {
-            "python": env.get("python"),
-            "platform": env.get("platform"),
+            "python": env.python,
+            "platform": env.platform,
             "packages": {k: packages[k] for k in KEY_PACKAGES if packages.get(k)},
-            "git_commit": env.get("git_commit"),
-            "git_dirty": env.get("git_dirty"),
-            "data_sha256": env.get("data_sha256") if isinstance(env.get("data_sha256"),
-                                                                 dict) else {},
-            "command": env.get("command"),
+            "git_commit": env.git_commit,
+            "git_dirty": env.git_dirty,
+            "data_sha256": env.data_sha256 or {},
+            "command": env.command if record.environment is not None else None,
         },
         "evaluations": sorted(p.name for p in (path / "evaluations").iterdir())
         if (path / "evaluations").is_dir() else [],
@@ -411,17 +402,18 @@ def compare_runs(paths: list[Path]) -> tuple[pd.DataFrame, pd.DataFrame]:
     config_diff = pd.DataFrame({label: [c.get(k) for k in differing]
                                 for label, c in zip(labels, configs, strict=True)},
                                index=pd.Index(differing, name="key"), dtype=object)
-    metrics = [r.metrics for r in records]
+    metrics = [r.metrics or MetricsRecord.empty()
+               for r in records]
     names: list[str] = []
     for m in metrics:
-        names += [k for k in (m.get("metrics") or {}) if k not in names]
+        names += [k for k in m.metrics if k not in names]
     columns = pd.MultiIndex.from_product([labels, ["value", "ci_low", "ci_high"]],
                                          names=["run", "field"])
     table = pd.DataFrame(index=pd.Index(names, name="metric"), columns=columns, dtype=float)
     for label, m in zip(labels, metrics, strict=True):
         for name in names:
-            value = (m.get("metrics") or {}).get(name)
-            ci = (m.get("intervals") or {}).get(name) or [None, None]
+            value = m.metrics.get(name)
+            ci = m.interval(name) or [None, None]
             table.loc[name, (label, "value")] = value if value is not None else float("nan")
             for field, bound in zip(("ci_low", "ci_high"), ci[:2], strict=True):
                 table.loc[name, (label, field)] = bound if bound is not None else float("nan")

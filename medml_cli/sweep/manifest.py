@@ -110,11 +110,11 @@ def _create(sweep: Sweep, runs_dir: Path) -> tuple[Path, dict[str, Any]]:
 
 
 def _completed_run(run_dir: Path, config_text: str | None = None) -> bool:
-    from medml_cli.runs.directory import read_status
+    from medml_cli.runs.records import METRICS, read_status
 
     status = read_status(run_dir) if run_dir.is_dir() else None
-    if not (isinstance(status, dict) and status.get("state") == "completed"
-            and (run_dir / "metrics.json").is_file()):
+    if not (status is not None and status.state == "completed"
+            and (run_dir / METRICS).is_file()):
         return False
     if config_text is None:
         return True

@@ -15,9 +15,9 @@ from concurrent.futures import CancelledError
 from pathlib import Path
 from typing import Any, Literal
 
-from medml_cli.errors import MedmlUsageError
-from medml_cli.jsonio import read_json
+from medml_cli.errors import MedmlUsageError, RunNotUsableError
 from medml_cli.runs.directory import pid_alive
+from medml_cli.runs.records import read_metrics
 from medml_cli.sweep.executors import (
     OWN_STOP_WAIT,
     STOP_GRACE,
@@ -72,11 +72,11 @@ def _prepare_resume(path: Path, *, locked: bool = True) -> dict[str, Any]:
         best = max(adopted, key=lambda p: p.stat().st_mtime) if adopted else None
         metrics = None
         if best is not None:
-            with contextlib.suppress(OSError, ValueError):  # damaged: run the trial again
-                metrics = read_json(best / "metrics.json")
-        if best is not None and isinstance(metrics, dict):
+            with contextlib.suppress(RunNotUsableError):  # damaged: run the trial again
+                metrics = read_metrics(best)
+        if best is not None and metrics is not None:
             trial.update(status="completed", run_dir=_rel(best, path), error=None,
-                         metrics=metrics.get("metrics"), intervals=metrics.get("intervals"))
+                         metrics=metrics.metrics, intervals=metrics.intervals)
             continue
         if trial["status"] == "running":
             trial["status"] = "interrupted"

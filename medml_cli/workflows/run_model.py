@@ -13,6 +13,7 @@ from medml_cli.config.loader import read_config_file, validate_config_data
 from medml_cli.errors import ConfigError, RunNotUsableError
 from medml_cli.jsonio import RUN_FIX, read_run_json
 from medml_cli.runs.artifacts import verify_file
+from medml_cli.runs.records import read_card
 from medml_cli.schemas import FeatureSchema
 
 
@@ -49,48 +50,10 @@ def load_schema(run_path: Path) -> FeatureSchema:
         ) from None
 
 
-#: card.json fields evaluate/predict rely on, by model format: field -> what it must be.
-_CARD_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
-    "skops": {"problem": (str,)},
-    "keras": {"problem": (str,), "input_shape": (list,), "spatial_dims": (int,),
-              "intensity": (list,), "threshold": (int, float)},
-}
-
-
 def load_card(run_path: Path) -> dict[str, Any]:
-    """The model card (format, problem, threshold, classes), after checking its sha256."""
-    path = verify_file(run_path / "model", "card.json")
-    card = read_run_json(path, dict, what="the model card")
-
-    def bad(field: str, expected: str) -> RunNotUsableError:
-        return RunNotUsableError(
-            f"{path} (the model card) has an invalid `{field}` ({json_value(card.get(field))}; "
-            f"expected {expected}); it was damaged or edited after training. Fix: {RUN_FIX}.")
-
-    fmt = card.get("format", "skops")
-    if fmt not in _CARD_FIELDS:
-        raise bad("format", "skops or keras")
-    for field_name, kinds in _CARD_FIELDS[fmt].items():
-        value = card.get(field_name)
-        if not isinstance(value, kinds) or isinstance(value, bool):
-            raise bad(field_name, " or ".join(k.__name__ for k in kinds))
-    if card["problem"] != "regression":
-        threshold = card.get("threshold")
-        if not isinstance(threshold, (int, float)) or isinstance(threshold, bool) \
-                or not 0.0 <= float(threshold) <= 1.0:
-            raise bad("threshold", "a probability between 0 and 1")
-        classes = card.get("classes")
-        if classes is not None and (not isinstance(classes, list) or len(classes) != 2):
-            raise bad("classes", "a list of the two class labels")
-    return card
-
-
-def json_value(value: Any) -> str:
-    """A short rendering of a JSON value for an error message."""
-    import json
-
-    text = json.dumps(value, default=str)
-    return text if len(text) <= 40 else text[:37] + "..."
+    """The model card (format, problem, threshold, classes), after checking its sha256: the
+    keys card.json holds, validated by :func:`medml_cli.runs.records.read_card`."""
+    return read_card(run_path / "model").as_dict()
 
 
 #: A numeric value counts as far outside the training range when it lies more than this many
