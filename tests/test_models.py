@@ -9,9 +9,9 @@ from sklearn.utils.validation import check_is_fitted
 
 from medml_cli.config.loader import validate_config_data
 from medml_cli.plugins import load_builtins
+from medml_cli.problems import get_problem
 from medml_cli.registry import MODELS
 from medml_cli.runs.artifacts import load_sklearn_model, save_sklearn_model
-from medml_cli.problems import get_problem
 from medml_cli.workflows.train import build_estimator, load_dataset
 
 load_builtins()

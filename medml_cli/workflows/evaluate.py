@@ -19,11 +19,12 @@ from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_featu
 from medml_cli.data.formats.table import TABLE_SUFFIXES, read_table, reading_options, table_format
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
 from medml_cli.evaluation.splits import make_folds
-from medml_cli.jsonio import RUN_FIX, read_run_json, write_json
+from medml_cli.jsonio import RUN_FIX, read_run_json
 from medml_cli.models.imputation import MissingFeature, missing_features
 from medml_cli.problems import ProblemType, get_problem
 from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
 from medml_cli.runs.directory import _stamp, open_completed_run
+from medml_cli.runs.records import write_metrics
 from medml_cli.schemas import FeatureSchema
 from medml_cli.workflows.heldout import prediction_table
 from medml_cli.workflows.run_model import (
@@ -404,7 +405,7 @@ def _save_evaluation(run_path: Path, tmp: Path, label: str, cfg: Any, provenance
     """Write metrics, predictions and reports into ``tmp``, then rename it into place."""
     from medml_cli.evaluation.report import write_reports
 
-    write_json(tmp / "metrics.json", metrics)
+    write_metrics(tmp / "metrics.json", metrics)
     predictions.to_csv(tmp / "predictions.csv", index=False)
     write_reports(tmp, cfg, provenance, data_lines, metrics,
                   title=f"medml evaluation ({label}) of run {run_path.name}")

@@ -204,12 +204,12 @@ class ImageTraining(TrainingKind):
                run: RunDir, metrics: dict[str, Any]) -> None:
         """The Keras model and its card, learning curves, Grad-CAM; checkpoints and the
         image cache removed."""
-        from medml_cli.runs.artifacts import save_keras_estimator, write_model_json
+        from medml_cli.runs.artifacts import save_keras_estimator
+        from medml_cli.runs.records import write_card
 
         estimator, test = held.state["model"], held.state["test"]
         save_keras_estimator(estimator, run.file("model"))
-        write_model_json(run.file("model"), "card.json",
-                         image_model_card(cfg, dataset, held.threshold, problem))
+        write_card(run.file("model"), image_model_card(cfg, dataset, held.threshold, problem))
         plots = run.file("plots")
         plot_learning_curves(estimator.history_, plots / "learning_curves.png",
                              synthetic=dataset.provenance.synthetic)

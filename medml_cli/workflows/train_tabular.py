@@ -20,6 +20,7 @@ from medml_cli.problems import ProblemType, dataset_classes, problem_of
 from medml_cli.registry import MODELS
 from medml_cli.runs.artifacts import save_sklearn_model, write_model_json
 from medml_cli.runs.directory import RunDir
+from medml_cli.runs.records import write_card
 from medml_cli.workflows.heldout import card_fields, prediction_table, record_head
 from medml_cli.workflows.kind import HeldOut, ProgressFn, TrainingKind
 from medml_cli.workflows.threshold import pick_threshold
@@ -326,8 +327,7 @@ class TabularTraining(TrainingKind):
         # card and schema go through the manifest too: editing either changes predictions;
         # the schema keeps the categories and ranges of the rows the shipped model saw
         fitted_rows = dataset.X if cfg.split.method == "kfold" else dataset.X.iloc[folds[0][0]]
-        write_model_json(model_dir, "card.json", model_card(cfg, dataset,
-                                                            held.state["threshold"], problem))
+        write_card(model_dir, model_card(cfg, dataset, held.state["threshold"], problem))
         write_model_json(model_dir, "schema.json", dataset.schema.with_training_stats(
             fitted_rows).model_dump(mode="json"))
 
