@@ -211,3 +211,23 @@ def test_multiclass_runs_list_shows_the_primary_metric(cli, severity_run):
     listed = cli("runs", "list", "--runs-dir", severity_run.parent, "--json")
     assert listed.exit_code == 0, listed.stderr
     assert "macro_auroc" in listed.stdout
+
+
+def test_multiclass_sweep_ranks_by_macro_auroc(cli, tmp_path):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text(
+        "task: heart-disease-severity\ndata: {type: uci-heart-disease, sites: [cleveland]}\n"
+        "split: {method: kfold, n_splits: 3}\nmodel: {type: logistic-regression}\n"
+        "evaluation: {bootstrap: 0, plots: false}\n"
+        "sweep:\n  name: severity\n  grid:\n    model.C: [0.01, 1.0]\n  seeds: [0]\n")
+    result = cli("sweep", sweep, "--runs-dir", tmp_path / "runs", "--workers", "1")
+    assert result.exit_code == 0, result.stderr
+    folder = Path(result.last_line)
+    summary = json.loads((folder / "sweep.json").read_text())
+    text = json.dumps(summary)
+    assert "macro_auroc" in text
+    # a binary metric is refused for a multi-class sweep, before any trial runs
+    sweep.write_text(sweep.read_text() + "  metric: auroc\n")
+    refused = cli("sweep", sweep, "--runs-dir", tmp_path / "runs2")
+    assert refused.exit_code == 2
+    assert "macro_auroc" in refused.stderr
