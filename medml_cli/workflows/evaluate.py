@@ -189,54 +189,90 @@ def evaluate_run(
             threshold = predictions["threshold"].to_numpy()  # per-fold, as at training
         label = "heldout"
 
-    from medml_cli.evaluation.clinical import site_table
     from medml_cli.evaluation.report import tabular_data_lines
     from medml_cli.workflows.train import subgroup_frame
 
-    out_tmp = _new_evaluation_tmp(run_path)
-    try:
-        truth = predictions["truth"].to_numpy()
-        groups = predictions[schema.group_column].to_numpy() \
-            if schema.group_column and schema.group_column in predictions else None
-        scores = ptype.read_scores(predictions, classes)
-        clinical = {
-            "metrics": ptype.metrics(truth, scores, threshold),
-            **ptype.assess(
-                truth, scores, threshold=threshold, ev=cfg.evaluation, seed=cfg.seed,
-                classes=classes, groups=groups,
-                subgroup_frame=subgroup_frame(dataset, predictions["id"].astype(str))
-                if cfg.evaluation.subgroups else None,
-                out_dir=out_tmp, synthetic=dataset.provenance.synthetic),
-        }
-        metrics = {
-            "task": run_cfg.task, "problem": problem, "run": run_path.name,
-            "evaluation": label, "data": cfg.data.model_dump(mode="json"),
-            "synthetic": bool(card.get("synthetic_data")) or dataset.provenance.synthetic,
-            # the threshold predict uses: per-fold cut-offs have no meaningful mean to report
-            "threshold": ((float(threshold) if np.ndim(threshold) == 0
-                           else card.get("threshold")) if ptype.uses_threshold else None),
-            "threshold_method": card.get("threshold_method"),
-            **clinical,
-            "n": ptype.sample_counts(truth, groups, classes),
-            "notes": notes,
-            "warnings": alerts,
-            "missing_features": [m.as_json() for m in missing],
-        }
+    def site_blocks(out_tmp: Path, metrics: dict[str, Any]) -> None:
+        """External validation by site (binary): the per-site table and missing policy."""
+        from medml_cli.evaluation.clinical import site_table
+
         if external and ptype.uses_threshold and "site" in predictions and X is not None:
             sites = site_table(predictions, X, by="site", threshold=float(np.mean(threshold)),
                                ev=cfg.evaluation, seed=cfg.seed)
             sites.to_csv(out_tmp / "sites.csv", index=False)
             metrics["sites"] = sites.to_dict(orient="records")
             metrics["missing_policy"] = missing_policy_text(run_cfg)
-        model_X = X if X is not None else dataset.X[schema.feature_names]
-        data_lines = tabular_data_lines(dataset, model_X, external=external)
-        data_lines += [f"**Warning:** {alert}." for alert in alerts]
-        out = _save_evaluation(run_path, out_tmp, label, cfg, dataset.provenance,
-                               data_lines, metrics, predictions)
+
+    model_X = X if X is not None else dataset.X[schema.feature_names]
+    scored = Scored(
+        label=label, predictions=predictions, truth=predictions["truth"].to_numpy(),
+        scores=ptype.read_scores(predictions, classes), threshold=threshold, classes=classes,
+        groups=predictions[schema.group_column].to_numpy()
+        if schema.group_column and schema.group_column in predictions else None,
+        subgroup_frame=subgroup_frame(dataset, predictions["id"].astype(str))
+        if cfg.evaluation.subgroups else None,
+        provenance=dataset.provenance, notes=notes, alerts=alerts,
+        data_lines=tabular_data_lines(dataset, model_X, external=external)
+        + [f"**Warning:** {alert}." for alert in alerts],
+        extra={"missing_features": [m.as_json() for m in missing]}, finish=site_blocks)
+    return record_evaluation(run_path, run_cfg.task, cfg, card, ptype, scored)
+
+
+@dataclass
+class Scored:
+    """One evaluation's scored rows and what its record says about them."""
+
+    label: str  # heldout | external
+    predictions: pd.DataFrame
+    truth: np.ndarray
+    scores: np.ndarray
+    threshold: Any
+    classes: list[str]
+    groups: np.ndarray | None
+    subgroup_frame: pd.DataFrame | None
+    provenance: Any
+    notes: list[str]
+    alerts: list[str]
+    data_lines: list[str]
+    extra: dict[str, Any] = field(default_factory=dict)
+    #: adds data-kind blocks (files under the folder, fields of metrics) before saving
+    finish: Any = None
+
+
+def record_evaluation(run_path: Path, task: str, cfg: Any, card: dict[str, Any],
+                      problem: ProblemType, scored: Scored) -> EvaluationResult:
+    """Assess scored rows through the problem type and write the evaluation folder
+    (metrics.json, predictions.csv, plots, report), renamed into place only when complete."""
+    out_tmp = _new_evaluation_tmp(run_path)
+    try:
+        threshold = scored.threshold
+        metrics = {
+            "task": task, "problem": problem.name, "run": run_path.name,
+            "evaluation": scored.label, "data": cfg.data.model_dump(mode="json"),
+            "synthetic": bool(card.get("synthetic_data")) or scored.provenance.synthetic,
+            # the threshold predict uses: per-fold cut-offs have no meaningful mean to report
+            "threshold": ((float(threshold) if np.ndim(threshold) == 0
+                           else card.get("threshold")) if problem.uses_threshold else None),
+            "threshold_method": card.get("threshold_method"),
+            "metrics": problem.metrics(scored.truth, scored.scores, threshold),
+            **problem.assess(scored.truth, scored.scores, threshold=threshold,
+                             ev=cfg.evaluation, seed=cfg.seed, classes=scored.classes,
+                             groups=scored.groups, subgroup_frame=scored.subgroup_frame,
+                             out_dir=out_tmp, synthetic=scored.provenance.synthetic),
+            "n": problem.sample_counts(scored.truth, scored.groups, scored.classes),
+            "notes": scored.notes,
+            "warnings": scored.alerts,
+            **scored.extra,
+        }
+        if scored.finish is not None:
+            scored.finish(out_tmp, metrics)
+        out = _save_evaluation(run_path, out_tmp, scored.label, cfg, scored.provenance,
+                               scored.data_lines, metrics, scored.predictions)
     except BaseException:
         shutil.rmtree(out_tmp, ignore_errors=True)
         raise
-    return EvaluationResult(path=out, metrics=metrics, warnings=notes, alerts=alerts)
+    return EvaluationResult(path=out, metrics=metrics, warnings=scored.notes,
+                            alerts=scored.alerts)
 
 
 def missing_policy_text(run_cfg: Any) -> str:
@@ -361,25 +397,10 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
                                    groups=("patient", groups) if groups is not None else None)
     from medml_cli.evaluation.report import image_data_lines
 
-    out_tmp = _new_evaluation_tmp(run_path)
-    try:
-        clinical = problem.assess(truth, score, threshold=threshold, ev=cfg.evaluation,
-                                  seed=cfg.seed, classes=classes, groups=groups,
-                                  out_dir=out_tmp, synthetic=dataset.provenance.synthetic)
-        metrics = {
-            "task": cfg.task, "problem": problem.name, "run": run_path.name,
-            "evaluation": label, "data": cfg.data.model_dump(mode="json"),
-            "synthetic": dataset.provenance.synthetic, "threshold": threshold,
-            "threshold_method": card.get("threshold_method"),
-            "metrics": problem.metrics(truth, score, threshold), **clinical,
-            "n": problem.sample_counts(truth, groups, classes), "notes": notes,
-        }
-        out = _save_evaluation(run_path, out_tmp, label, cfg, dataset.provenance,
-                               image_data_lines(dataset), metrics, predictions)
-    except BaseException:
-        shutil.rmtree(out_tmp, ignore_errors=True)
-        raise
-    return EvaluationResult(path=out, metrics=metrics, warnings=notes)
+    return record_evaluation(run_path, cfg.task, cfg, card, problem, Scored(
+        label=label, predictions=predictions, truth=truth, scores=score, threshold=threshold,
+        classes=classes, groups=groups, subgroup_frame=None, provenance=dataset.provenance,
+        notes=notes, alerts=[], data_lines=image_data_lines(dataset)))
 
 
 def _eval_frame(dataset: LoadedDataset, idx: np.ndarray, score: np.ndarray,
