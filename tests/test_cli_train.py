@@ -193,7 +193,7 @@ def test_data_errors_leave_no_run_directory(cli, runs_dir, tmp_path):
 
 
 def test_a_failing_fit_marks_the_run_failed(cli, runs_dir, monkeypatch):
-    import medml_cli.workflows.train as training
+    import medml_cli.workflows.train_tabular as training
 
     def explode(*args, **kwargs):
         raise RuntimeError("solver diverged")
