@@ -35,13 +35,3 @@ def sample_counts(problem: str, y_true: np.ndarray, groups: np.ndarray | None = 
     if groups is not None:
         counts["patients"] = int(len(np.unique(groups)))
     return counts
-
-
-def score_column(problem: str) -> str:
-    """Name of the held-out score column in predictions.csv (DESIGN: score / prediction)."""
-    return "prediction" if problem == "regression" else "score"
-
-
-def baseline_column(problem: str) -> str:
-    """Name of the baseline's score column for ``problem``."""
-    return f"baseline_{score_column(problem)}"
