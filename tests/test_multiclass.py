@@ -231,3 +231,16 @@ def test_multiclass_sweep_ranks_by_macro_auroc(cli, tmp_path):
     refused = cli("sweep", sweep, "--runs-dir", tmp_path / "runs2")
     assert refused.exit_code == 2
     assert "macro_auroc" in refused.stderr
+
+
+def test_threshold_method_for_multiclass(cli, runs_dir, tmp_path):
+    # a multi-class task has no threshold to choose: a config error
+    config = grades_config(tmp_path, task="tabular-multiclass")
+    refused = cli("train", config, "--runs-dir", runs_dir, "--set",
+                  "evaluation.threshold_method=youden")
+    assert refused.exit_code == 2
+    assert "most probable class" in refused.stderr
+    # a classification task that turns out multi-class says so in its log
+    config = grades_config(tmp_path)
+    run = _train(cli, config, runs_dir, "--set", "evaluation.threshold_method=youden")
+    assert "threshold_method youden is ignored" in (run / "log.txt").read_text()

@@ -173,6 +173,9 @@ def cross_field_problems(cfg: Any) -> list[str]:
     if spec.problem == "regression" and (cfg.evaluation.threshold_method != "fixed"
                                          or cfg.evaluation.recalibration != "none"):
         problems.append("evaluation.threshold_method / recalibration: only for classification")
+    if spec.problem == "multiclass" and cfg.evaluation.threshold_method != "fixed":
+        problems.append("evaluation.threshold_method: multi-class runs assign the most "
+                        "probable class, there is no threshold to choose; use fixed")
     if spec.data_kind == "image" and cfg.evaluation.recalibration != "none":
         problems.append("evaluation.recalibration: not supported for image models yet; "
                         "use none")

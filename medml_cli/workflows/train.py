@@ -83,6 +83,11 @@ def run_experiment(
             run.log("NOTE: these data are SYNTHETIC (generated, not patients)")
         for note in dataset.notes:  # e.g. label spellings merged, converted images
             run.log(f"data note: {note}")
+        if not problem.uses_threshold and problem.classifies \
+                and cfg.evaluation.threshold_method != "fixed":
+            run.log(f"warning: evaluation.threshold_method {cfg.evaluation.threshold_method} "
+                    f"is ignored: the data have {len(dataset_classes(dataset))} classes, so "
+                    "each patient is assigned the most probable class")
 
         held = kind.fit(cfg, dataset, problem, plan, run, progress=progress,
                         resume=resume is not None)
