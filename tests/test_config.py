@@ -42,7 +42,8 @@ BAD_CONFIGS = [
     ("task: heart-disease\ndata: {type: uci-heart}\n",
      "data.type: 'uci-heart' is not a dataset type; did you mean 'uci-heart-disease'?"),
     ("task: diabetes\nmodel: {type: svm}\n",
-     "model.type: 'svm' is a binary-classification / multiclass model but task 'diabetes' is regression"),
+     "model.type: 'svm' is a binary-classification / multiclass model but task 'diabetes' is "
+     "regression"),
     ("task: heart-disease\nmodel: {type: ridge}\n",
      "model.type: 'ridge' is a regression model but task 'heart-disease'"),
     ("task: heart-disease\ndata: {type: uci-heart-disease, sites: [zurich]}\n", "data.sites.0"),
