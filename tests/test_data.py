@@ -110,7 +110,7 @@ def test_parquet_reads_like_csv(tmp_path):
     ("a,b,y\n", "no data rows"),
     ("a,b\n1,2\n3,4\n", "target column(s) y not found"),
     ("a,y\n1,0\n2,0\n3,0\n", "single class"),
-    ("a,y\n1,0\n2,1\n3,2\n", "3 classes"),
+    ("a,y\n1,0\n2,1\n3,2\n4,0\n", "outside the classes"),  # with data.classes: [0, 1, 2]
     ("a,y\n1,0\n2,1\ntext,0\n" + "4,1\n" * 20, "column 'a' should be numeric but row 3"),
     ("a,y\n1,0\ninf,1\n3,0\n", "infinite value at row 2"),
     ("id,a,y\nx,1,0\nx,2,1\n", "duplicated value"),
@@ -122,6 +122,8 @@ def test_bad_tables_raise_clear_data_errors(tmp_path, text, expected):
     data = {"type": "csv", "path": str(path), "target": "y"}
     if text.startswith("id,"):
         data["id_column"] = "id"
+    if expected == "outside the classes":  # three labels are multi-class; a fourth is refused
+        data["classes"] = [0, 1, 5]
     with pytest.raises(DataError) as info:
         load(data)
     assert expected in str(info.value)

@@ -207,10 +207,19 @@ def test_positive_class_matches_numbers_by_value():
     assert label_key("healthy ") == "healthy"
 
 
-def test_more_than_two_labels_still_need_positive_class(tmp_path):
+def test_more_than_two_labels_are_multiclass_unless_positive_class(tmp_path):
+    """Issue 11: a target with three labels is multi-class (it used to be refused);
+    ``data.positive_class`` binarises it on purpose."""
     result = _train(tmp_path, _table(y=["a", "b", "c", "a"] * 10),
                     "type: csv, path: t.csv, target: y")
-    assert_clean_failure(result, 2, ["3 classes", "data.positive_class"], tmp_path / "runs")
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads((Path(result.last_line) / "metrics.json").read_text())
+    assert metrics["problem"] == "multiclass"
+    result = _train(tmp_path, _table(y=["a", "b", "c", "a"] * 10),
+                    "type: csv, path: t.csv, target: y, positive_class: c")
+    assert result.exit_code == 0, result.stderr
+    metrics = json.loads((Path(result.last_line) / "metrics.json").read_text())
+    assert metrics["problem"] == "binary-classification"
 
 
 def _schema(classes: list[str], positive: str) -> FeatureSchema:
