@@ -136,6 +136,13 @@ class ExperimentConfigBase(StrictModel):
         return self.name or f"{self.task}-{self.model.type}"  # type: ignore[attr-defined]
 
 
+def _reads_target_of(data_entry: Any, problem: str) -> bool:
+    """Whether a data source reads any target of this problem type's kind: a generic table
+    is tagged ``classes-target`` / ``numeric-target`` and so serves plug-in problem types."""
+    kind = getattr(PROBLEMS.get(problem), "target_kind", None) if problem in PROBLEMS else None
+    return kind is not None and f"{kind}-target" in data_entry.tags
+
+
 def cross_field_problems(cfg: Any) -> list[str]:
     """Checks that span sections: does the model solve the task, does the data fit it."""
     spec = TASKS.get(cfg.task)
@@ -159,7 +166,7 @@ def cross_field_problems(cfg: Any) -> list[str]:
             f"data.type: '{cfg.data.type}' is not {spec.data_kind} data, which task "
             f"'{cfg.task}' needs; use one of: {', '.join(fitting)}"
         )
-    elif spec.problem not in data_entry.tags:
+    elif spec.problem not in data_entry.tags and not _reads_target_of(data_entry, spec.problem):
         kinds = " / ".join(sorted(data_entry.tags & set(PROBLEMS.names())))
         problems.append(
             f"data.type: '{cfg.data.type}' is {kinds} data but task '{cfg.task}' is "
@@ -170,7 +177,7 @@ def cross_field_problems(cfg: Any) -> list[str]:
         problems.append("evaluation.explain: gradcam is for image tasks; use permutation")
     if explain == "permutation" and spec.data_kind != "tabular":
         problems.append("evaluation.explain: permutation is for tabular tasks; use gradcam")
-    if spec.problem == "regression" and (cfg.evaluation.threshold_method != "fixed"
+    if not PROBLEMS.get(spec.problem).classifies and (cfg.evaluation.threshold_method != "fixed"
                                          or cfg.evaluation.recalibration != "none"):
         problems.append("evaluation.threshold_method / recalibration: only for classification")
     if spec.problem == "multiclass" and cfg.evaluation.threshold_method != "fixed":

@@ -146,7 +146,8 @@ def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
         text = f"{split.n_splits}-fold cross-validation"
     else:
         text = f"holdout, test share {split.test_size}"
-    if split.stratify and metrics["problem"] != "regression":
+    problem = PROBLEMS.get(metrics["problem"]) if metrics["problem"] in PROBLEMS else None
+    if split.stratify and (problem.classifies if problem else metrics["problem"] != "regression"):
         text += ", stratified"
     if getattr(cfg.data, "group_column", None):
         text += f", grouped by `{cfg.data.group_column}`"

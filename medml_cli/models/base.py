@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from medml_cli.registry import MODELS
+from medml_cli.registry import MODELS, PROBLEMS
 
-PROBLEMS = ("binary-classification", "multiclass", "regression")
+#: The built-in problem types; a plug-in problem type registered before its models counts too.
+BUILTIN_PROBLEMS = ("binary-classification", "multiclass", "regression")
 
 #: What ``evaluation.recalibration`` (CalibratedClassifierCV around any classifier) and the
 #: svm's own calibration add to a saved pipeline; every classifier may be wrapped, so every
@@ -35,7 +36,7 @@ def register_model(
     not trust by default, e.g. ``("sklearn.tree._tree.Tree",)``; a saved model is only loaded
     if every type it asks for is trusted by skops, medml's base list or a registered model.
     """
-    unknown = set(problems) - set(PROBLEMS)
+    unknown = set(problems) - set(BUILTIN_PROBLEMS) - set(PROBLEMS.names())
     if unknown:
         raise ValueError(f"unknown problem kinds {unknown}")
     trusted = tuple(trusted_types)

@@ -28,8 +28,14 @@ class ProblemType:
     #: Metric names :meth:`metrics` returns, in report order.
     metric_names: ClassVar[tuple[str, ...]] = ()
     primary_metric: ClassVar[str] = ""
+    #: This problem's metrics where smaller is better, beyond the shared ones (brier,
+    #: log_loss, rmse, mae, ...: ``medml_cli.tasks.base.LOWER_IS_BETTER``).
+    lower_is_better: ClassVar[frozenset[str]] = frozenset()
     #: Whether the target is a set of classes (stratified splits, label checks).
     classifies: ClassVar[bool] = False
+    #: How a tabular source reads the target column: ``classes`` (labels to codes) or
+    #: ``numeric`` (a number per row).
+    target_kind: ClassVar[str] = "numeric"
     #: Whether predictions are classified at an operating threshold chosen for the run.
     uses_threshold: ClassVar[bool] = False
     #: scikit-learn scorer used for permutation importance.

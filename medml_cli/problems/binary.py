@@ -22,6 +22,7 @@ class BinaryClassification(ProblemType):
     score_column = "score"
     primary_metric = "auroc"
     classifies = True
+    target_kind = "classes"
     uses_threshold = True
     importance_scoring = "roc_auc"
     baseline_text = "the training prevalence"

@@ -33,6 +33,7 @@ class MulticlassClassification(ProblemType):
     metric_names = MULTICLASS_METRICS
     primary_metric = "macro_auroc"
     classifies = True
+    target_kind = "classes"
     importance_scoring = "roc_auc_ovr"
     baseline_text = "the training class frequencies"
     plot_titles = {"roc.png": "One-vs-rest ROC curve per class",

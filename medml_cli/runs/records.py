@@ -267,6 +267,16 @@ CARD_RULES: dict[str, CardCheck] = {
 NO_THRESHOLD_PROBLEMS = frozenset({"multiclass"})
 
 
+def _plug_in_card_rule(problem: str) -> CardCheck:
+    """A problem type without a rule here: a registered plug-in that uses no threshold is
+    checked like regression; anything else like a binary card."""
+    from medml_cli.registry import PROBLEMS
+
+    if problem in PROBLEMS and not getattr(PROBLEMS.get(problem), "uses_threshold", True):
+        return _no_threshold
+    return _binary_card
+
+
 class ModelCard(Record):
     """model/card.json: what evaluate and predict need to use the model correctly: its
     format and file, problem type, threshold and class labels, and what it was trained on."""
@@ -316,7 +326,7 @@ class ModelCard(Record):
                 raise bad(field_name, " or ".join(k.__name__ for k in kinds))
         if not problem:
             raise bad("problem", "the problem type's name")
-        CARD_RULES.get(problem, _binary_card)(data, bad)
+        CARD_RULES.get(problem, _plug_in_card_rule(problem))(data, bad)
 
 
 # --------------------------------------------------------------------------- environment.json
@@ -429,7 +439,7 @@ def _to_write(cls: type[Record], record: Record | Mapping[str, Any], path: Path)
     except ValidationError as exc:
         detail, _ = _problem(exc, data)
         # a record medml builds itself: a bug, not a usage error
-        raise ValueError(f"medml refused to write {path}: the {cls.WHAT} to write {detail}"
+        raise ValueError(f"medml refused to write {path}: {cls.WHAT} to write {detail}"
                          ) from None
     return data
 

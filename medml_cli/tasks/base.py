@@ -7,7 +7,8 @@ from typing import Any, Literal
 
 from medml_cli.registry import PROBLEMS, TASKS
 
-Problem = Literal["binary-classification", "multiclass", "regression"]
+#: A problem type's name (see :mod:`medml_cli.problems`; plug-ins may add more).
+Problem = str
 
 CLASSIFICATION_METRICS = (
     "auroc",
@@ -41,8 +42,13 @@ LOWER_IS_BETTER = frozenset({"brier", "log_loss", "rmse", "mae", "ece", "integra
 
 
 def higher_is_better(metric: str) -> bool:
-    """Direction of a metric, used by gates, sweeps' leaderboards and run sorting."""
-    return metric.split("@", 1)[0] not in LOWER_IS_BETTER
+    """Direction of a metric, used by gates, sweeps' leaderboards and run sorting; a plug-in
+    problem type names its own lower-is-better metrics in ``lower_is_better``."""
+    base = metric.split("@", 1)[0]
+    if base in LOWER_IS_BETTER:
+        return False
+    return not any(base in getattr(entry.obj, "lower_is_better", ())
+                   for entry in PROBLEMS.entries())
 
 
 @dataclass(frozen=True)

@@ -26,7 +26,7 @@ from medml_cli.data.file_config import FileDataConfig
 from medml_cli.data.formats.paths import sha256_file
 from medml_cli.data.formats.table import SEPARATORS, _label, _yaml, read_table
 from medml_cli.errors import DataError
-from medml_cli.registry import DATASETS, did_you_mean
+from medml_cli.registry import DATASETS, PROBLEMS, did_you_mean
 from medml_cli.schemas import Provenance
 
 
@@ -174,7 +174,10 @@ def frame_to_dataset(
             raise DataError("every row has an empty target.", "check the target column.",
                             source=source)
 
-    if problem == "regression":
+    # the problem type says how its target is read (a plug-in problem type may be numeric)
+    target_kind = PROBLEMS.get(problem).target_kind if problem in PROBLEMS else (
+        "numeric" if problem == "regression" else "classes")
+    if target_kind == "numeric":
         if not looks_numeric(target):
             raise DataError(
                 f"the target '{cfg.target}' is not numeric, so it cannot be regressed on.",
@@ -230,7 +233,7 @@ def frame_to_dataset(
     )
     return LoadedDataset(X=X, y=y, ids=ids, schema=schema, provenance=provenance,
                          groups=groups, meta=meta,
-                         target_raw=None if problem == "regression" else target.copy(),
+                         target_raw=None if target_kind == "numeric" else target.copy(),
                          notes=notes)
 
 
@@ -250,9 +253,11 @@ def _text_column(frame: pd.DataFrame, name: str, role: str, source: str) -> pd.S
 
 
 @DATASETS.register("csv", config=TableFileData, summary="your own CSV file",
-                   tags={"tabular", "binary-classification", "multiclass", "regression"})
+                   tags={"tabular", "binary-classification", "multiclass", "regression",
+                         "classes-target", "numeric-target"})
 @DATASETS.register("parquet", config=TableFileData, summary="your own Parquet file",
-                   tags={"tabular", "binary-classification", "multiclass", "regression"})
+                   tags={"tabular", "binary-classification", "multiclass", "regression",
+                         "classes-target", "numeric-target"})
 def load_table_file(cfg: TableFileData, *, problem: str) -> LoadedDataset:
     """Load the user's CSV or Parquet table as a tabular dataset."""
     frame = read_table(cfg.path, cfg.type, cfg.separator, decimal=cfg.decimal,
