@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from medml_cli.config.sections import experiment_config_class
 from medml_cli.plugins import load_builtins
 from medml_cli.problems.regression import Regression
 from medml_cli.registry import MODELS, PROBLEMS, TASKS
@@ -66,10 +67,12 @@ def count_plugin():
     register_task(TaskSpec(name="tabular-counts", problem="count-regression",
                            data_kind="tabular", summary="counts from your own table",
                            default_model={"type": "poisson-glm"}))
+    experiment_config_class.cache_clear()  # the config's model union now holds poisson-glm
     yield
     TASKS.unregister("tabular-counts")
     MODELS.unregister("poisson-glm")
     PROBLEMS.unregister("count-regression")
+    experiment_config_class.cache_clear()
 
 
 def test_a_registered_problem_type_runs_through_the_cli(count_plugin, cli, tmp_path):
