@@ -95,15 +95,12 @@ def subgroup_table(problem: str, y: np.ndarray, score: np.ndarray, frame: pd.Dat
                    names: list[str], *, threshold: Any, ev: Any, seed: int,
                    groups: np.ndarray | None) -> pd.DataFrame:
     """Long table: one row per (subgroup variable, value)."""
-    from medml_cli.evaluation.subgroups import age_bands, subgroup_metrics
+    from medml_cli.evaluation.subgroups import subgroup_metrics, subgroup_values
 
     parts = []
     for name in names:
-        if name == "age_band" and "age_band" not in frame.columns and "age" in frame.columns:
-            values = age_bands(frame["age"])  # ordered categorical: bands in age order
-        elif name in frame.columns:
-            values = frame[name]
-        else:
+        values = subgroup_values(frame, name)
+        if values is None:
             continue
         # each row at its own (fold) threshold, as in the pooled metrics; never the mean
         rows = subgroup_metrics(problem, y, score, pd.Series(values).reset_index(drop=True),

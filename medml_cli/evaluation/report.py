@@ -133,6 +133,11 @@ def _fold_threshold_lines(metrics: dict[str, Any]) -> list[str]:
             "metric, subgroup and the confusion matrix, as in predictions.csv."]
 
 
+def _problem_type(name: str) -> Any:
+    """The registered problem type of a run's metrics, or None (a plug-in not installed)."""
+    return PROBLEMS.get(name) if name in PROBLEMS else None
+
+
 def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
     split = cfg.split
     if metrics.get("evaluation") == "external":
@@ -146,7 +151,7 @@ def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
         text = f"{split.n_splits}-fold cross-validation"
     else:
         text = f"holdout, test share {split.test_size}"
-    problem = PROBLEMS.get(metrics["problem"]) if metrics["problem"] in PROBLEMS else None
+    problem = _problem_type(metrics["problem"])
     if split.stratify and (problem.classifies if problem else metrics["problem"] != "regression"):
         text += ", stratified"
     if getattr(cfg.data, "group_column", None):
@@ -174,7 +179,7 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
         "Preprocessing and any recalibration "
         f"({cfg.evaluation.recalibration}) were fitted on training data only.",
     ]))
-    problem_type = PROBLEMS.get(problem) if problem in PROBLEMS else None
+    problem_type = _problem_type(problem)
     level = metrics.get("confidence") or 0.95
     ci_note = (f"{level:.0%} CIs from {metrics.get('bootstrap_resamples')} stratified bootstrap "
                "resamples" + (" of patients" if metrics["n"].get("patients") else "")

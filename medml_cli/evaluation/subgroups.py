@@ -73,7 +73,17 @@ def natural_key(value: object) -> tuple:
     return (1, prefix, float(match.group(2)), _SIGN_RANK[match.group(1)], text)
 
 
-def _subgroup_order(sub: pd.Series) -> list:
+def subgroup_values(frame: pd.DataFrame, name: str) -> pd.Series | None:
+    """The values of subgroup variable ``name`` for each row of ``frame`` (``age_band`` is
+    derived from ``age`` as an ordered categorical); None when the frame lacks it."""
+    if name == "age_band" and "age_band" not in frame.columns and "age" in frame.columns:
+        return age_bands(frame["age"])  # ordered categorical: bands in age order
+    if name in frame.columns:
+        return frame[name]
+    return None
+
+
+def subgroup_order(sub: pd.Series) -> list:
     """Category order for categoricals (e.g. :func:`age_bands`), natural order otherwise
     (:func:`natural_key`); missing last."""
     if isinstance(sub.dtype, pd.CategoricalDtype):
@@ -122,7 +132,7 @@ def subgroup_metrics(problem: str, y_true, score, subgroups: pd.Series, *,
     cut = as_threshold(threshold, len(y)) if classify else threshold
 
     rows = []
-    for value in _subgroup_order(sub):
+    for value in subgroup_order(sub):
         mask = (sub.isna() if value is _MISSING else sub == value).to_numpy()
         y_sub, s_sub = y[mask], s[mask]
         t_sub = cut[mask] if isinstance(cut, np.ndarray) else cut

@@ -83,7 +83,7 @@ class ProblemType:
 
     def score_column_names(self, classes: list[str], prefix: str = "") -> list[str]:
         """Names of the columns :meth:`score_columns` writes."""
-        return list(self.score_columns(np.zeros((1, max(len(classes), 2))), classes, prefix))
+        return [f"{prefix}{self.score_column}"]
 
     def decision_columns(self, scores: np.ndarray, threshold: Any,
                          classes: list[str]) -> dict[str, np.ndarray]:

@@ -155,18 +155,16 @@ def subgroup_table(y: np.ndarray, scores: np.ndarray, frame: pd.DataFrame,
     """Per (subgroup variable, value): n, accuracy, macro AUROC with its bootstrap interval
     (patients resampled when ``groups`` is given) and a small-n warning."""
     from medml_cli.evaluation.multiclass import multiclass_bootstrap_intervals, multiclass_metrics
-    from medml_cli.evaluation.subgroups import age_bands, natural_key
+    from medml_cli.evaluation.subgroups import subgroup_order, subgroup_values
 
     rows = []
     for name in names:
-        if name == "age_band" and "age_band" not in frame.columns and "age" in frame.columns:
-            values = age_bands(frame["age"])
-        elif name in frame.columns:
-            values = frame[name]
-        else:
+        values = subgroup_values(frame, name)
+        if values is None:
             continue
         values = pd.Series(values).reset_index(drop=True)
-        for value in sorted(values.dropna().unique(), key=natural_key):
+        present = set(values.dropna())  # rows without a value are left out, as before
+        for value in (v for v in subgroup_order(values) if v in present):
             mask = (values == value).to_numpy()
             part = multiclass_metrics(y[mask], scores[mask])
             row: dict[str, Any] = {"variable": name, "subgroup": str(value),

@@ -61,8 +61,7 @@ def card_fields(cfg: Any, problem: ProblemType, *, model_format: str, input_kind
     each data kind adds what predict needs to read its inputs."""
     import medml_cli
 
-    suffix = {"skops": "skops", "keras": "keras"}.get(model_format, model_format)
-    return {"format": model_format, "file": f"model.{suffix}", "task": cfg.task,
+    return {"format": model_format, "file": f"model.{model_format}", "task": cfg.task,
             "problem": problem.name, "model": cfg.model.type, "input_kind": input_kind,
             "threshold": threshold if problem.uses_threshold else None,
             "threshold_method": cfg.evaluation.threshold_method
