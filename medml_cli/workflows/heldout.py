@@ -49,6 +49,15 @@ def prediction_table(
     return frame
 
 
+def prediction_output(problem: ProblemType, ids: Any, scores: np.ndarray, threshold: Any,
+                      classes: list[str], warnings: Any) -> pd.DataFrame:
+    """``medml predict``'s table: ``id``, the problem type's columns, and ``warnings`` last
+    (so the established columns keep their places)."""
+    return pd.DataFrame({"id": np.asarray(ids), **problem.output_columns(scores, threshold,
+                                                                         classes),
+                         "warnings": np.asarray(warnings, dtype=object)})
+
+
 def record_head(cfg: Any, problem: ProblemType, *, synthetic: bool) -> dict[str, Any]:
     """The fields every training run's metrics.json starts with."""
     return {"task": cfg.task, "problem": problem.name, "model": cfg.model.type,

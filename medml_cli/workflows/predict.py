@@ -15,6 +15,7 @@ from medml_cli.models.imputation import missing_features
 from medml_cli.problems import get_problem
 from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
 from medml_cli.runs.directory import open_completed_run
+from medml_cli.workflows.heldout import prediction_output
 from medml_cli.workflows.run_model import (
     align_category_spelling,
     load_card,
@@ -73,12 +74,9 @@ def predict_with_run(run_path: Path, input_path: Path,
         if schema.id_column:
             warnings.append(f"no '{schema.id_column}' column in the input; rows are numbered "
                             "from 1 instead")
-    out = pd.DataFrame({"id": ids})
-    for name, values in problem.output_columns(score, card.get("threshold"),
-                                               classes).items():
-        out[name] = values
     flags = row_warnings(X, schema)
-    out["warnings"] = flags.to_numpy()  # last, so the established columns keep their places
+    out = prediction_output(problem, ids, score, card.get("threshold"), classes,
+                            flags.to_numpy())
     warnings += row_warning_summary(flags, schema)
     return PredictionResult(frame=out, warnings=warnings)
 
@@ -100,7 +98,6 @@ def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any],
     if card.get("synthetic_data"):
         warnings.append("this model was trained on SYNTHETIC data (the lung phantom); its "
                         "predictions say nothing about real patients")
-    frame = pd.DataFrame({"id": ids, **problem.output_columns(score, card.get("threshold"),
-                                                              classes), "warnings": flags})
+    frame = prediction_output(problem, ids, score, card.get("threshold"), classes, flags)
     warnings += row_warning_summary(frame["warnings"])
     return PredictionResult(frame=frame, warnings=warnings)

@@ -87,8 +87,7 @@ def subset(images: np.ndarray, index: np.ndarray, cache: Path | None, name: str)
 
 
 def voxel_reference(dataset: ImageDataset, split: dict[str, np.ndarray], seed: int,
-                    threshold: float, problem: ProblemType | None = None
-                    ) -> dict[str, Any] | None:
+                    threshold: float | None, problem: ProblemType) -> dict[str, Any] | None:
     """Logistic regression on the raw (windowed, scaled) voxels: the bar a CNN must clear."""
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
@@ -105,7 +104,6 @@ def voxel_reference(dataset: ImageDataset, split: dict[str, np.ndarray], seed: i
     model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000,
                                                                random_state=seed))
     model.fit(X_train.reshape(len(train), -1), dataset.labels[train])
-    problem = problem or problem_of("image-classification", dataset)
     score = problem.scores(model, X_test.reshape(len(test), -1), len(dataset.class_names))
     return {"model": "logistic regression on raw voxels (C=0.01, standardised)",
             "metrics": problem.metrics(dataset.labels[test], score, threshold)}
