@@ -9,7 +9,7 @@ from typing import Any
 from medml_cli.registry import MODELS, PROBLEMS
 
 #: The built-in problem types; a plug-in problem type registered before its models counts too.
-BUILTIN_PROBLEMS = ("binary-classification", "multiclass", "regression")
+BUILTIN_PROBLEMS = ("binary-classification", "multiclass", "regression", "survival")
 
 #: What ``evaluation.recalibration`` (CalibratedClassifierCV around any classifier) and the
 #: svm's own calibration add to a saved pipeline; every classifier may be wrapped, so every
