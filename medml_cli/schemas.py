@@ -80,6 +80,11 @@ class FeatureSchema(StrictModel):
     classes: list[str] = []
     #: The raw target value counted as positive (classification), e.g. "1".
     positive_value: str | None = None
+    #: Survival: ``target`` is the follow-up time column; this column says whether the event
+    #: happened (``event_value``, as text) or the patient was censored; ``time_unit`` of time.
+    event_column: str | None = None
+    event_value: str | None = None
+    time_unit: str | None = None
     #: Values (as strings) each categorical feature took in the rows the saved model was fitted
     #: on, so predict can flag a value the model never saw. Empty in runs of earlier versions.
     categories: dict[str, list[str]] = {}

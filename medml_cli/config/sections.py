@@ -71,6 +71,24 @@ class EvaluationConfig(StrictModel):
         description="gradcam (image tasks): Grad-CAM overlays of held-out images; permutation "
                     "(tabular): permutation importance on held-out folds + partial dependence.")
     explain_n: int = Field(8, ge=1, le=200, description="How many Grad-CAM overlays to save.")
+    horizons: list[float] | None = Field(
+        None, min_length=1, max_length=20,
+        description="Survival tasks: the times (in the data's time unit) at which time-"
+                    "dependent AUROC, Brier score, calibration and net benefit are reported; "
+                    "default: the 25th, 50th and 75th percentiles of the observed event times, "
+                    "rounded.")
+
+    @field_validator("horizons")
+    @classmethod
+    def _sorted_positive_horizons(cls, value: list[float] | None) -> list[float] | None:
+        if value is None:
+            return None
+        bad = [h for h in value if not (h > 0 and h < float("inf"))]
+        if bad:
+            raise ValueError(f"horizons must be positive times, got {bad[0]}")
+        if len(set(value)) != len(value):
+            raise ValueError("horizons must not repeat a time")
+        return sorted(value)
 
     @model_validator(mode="after")
     def _threshold_target(self) -> EvaluationConfig:
@@ -199,6 +217,7 @@ def cross_field_problems(cfg: Any) -> list[str]:
         problems.append(f"model.type: '{cfg.model.type}' takes {model_dims}D input but the "
                         f"data are {data_dims}D; use "
                         f"{networks_of(data_dims)}")
+    problems.extend(PROBLEMS.get(spec.problem).config_problems(cfg))
     check = getattr(cfg.model, "problems_check", None)
     if check is not None:
         problems.extend(f"model.{p}" for p in check(spec.problem))

@@ -40,7 +40,9 @@ class LoadedDataset:
     """Features, target and bookkeeping for one tabular dataset."""
 
     X: pd.DataFrame
-    y: pd.Series
+    #: The outcome: a Series (classes as codes, or a number per row), or for survival a
+    #: frame of ``time`` and ``event`` (1.0 = the event happened, 0.0 = censored).
+    y: pd.Series | pd.DataFrame
     ids: pd.Series
     schema: FeatureSchema
     provenance: Provenance
@@ -51,6 +53,9 @@ class LoadedDataset:
     target_raw: pd.Series | None = None
     #: Things the loader changed on the user's behalf (e.g. labels merged by stripping).
     notes: list[str] = field(default_factory=list)
+    #: The report's bullets on the outcome, where the source describes it itself (survival:
+    #: events, censoring, follow-up); otherwise they come from the target and classes.
+    outcome_lines: list[str] = field(default_factory=list)
 
     @property
     def n_samples(self) -> int:

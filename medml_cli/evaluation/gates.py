@@ -17,11 +17,25 @@ from medml_cli.tasks.base import higher_is_better
 
 
 def gate_metrics() -> tuple[str, ...]:
-    """Every metric name a gate may name: those of the registered problem types."""
+    """Every metric name a gate may name: those of the registered problem types (per-horizon
+    metrics as ``name@t``, e.g. ``auroc@t``)."""
     names: dict[str, None] = {}
     for entry in PROBLEMS.entries():
         names.update(dict.fromkeys(entry.obj.metric_names))
+        names.update(dict.fromkeys(f"{m}@t" for m in entry.obj.horizon_metrics))
     return tuple(names)
+
+
+def _known_metric(metric: str, known: tuple[str, ...]) -> bool:
+    """A listed name, or ``name@<time>`` of a per-horizon metric (``auroc@365``)."""
+    base, at, when = metric.partition("@")
+    if not at:
+        return metric in known
+    try:
+        float(when)
+    except ValueError:
+        return False
+    return f"{base}@t" in known
 
 
 @dataclass(frozen=True)
@@ -59,7 +73,10 @@ def parse_gates(specs: list[str]) -> list[Gate]:
         metric, _, raw = spec.partition("=")
         metric = metric.strip()
         known = gate_metrics()
-        if metric not in known:
+        if "@" in metric and _known_metric(metric, known):  # auroc@365.0 is auroc@365
+            base, _, when = metric.partition("@")
+            metric = f"{base}@{float(when):g}"
+        if not _known_metric(metric, known):
             raise ConfigError("--fail-under", [
                 f"'{spec}': unknown metric '{metric}'{did_you_mean(metric, known)}"])
         try:
@@ -94,8 +111,11 @@ def check_gates(metrics: dict[str, Any], gates: list[Gate]) -> list[GateResult]:
     results = []
     for gate in gates:
         if gate.metric not in metrics["metrics"]:
-            raise ConfigError("--fail-under", [f"metric '{gate.metric}' is not computed for a "
-                                               f"{metrics.get('problem')} run"])
+            at_horizons = [m for m in metrics["metrics"] if "@" in m]
+            raise ConfigError("--fail-under", [
+                f"metric '{gate.metric}' is not computed for a {metrics.get('problem')} run"
+                + (f" (its per-horizon metrics: {', '.join(at_horizons)})" if at_horizons
+                   else "")])
         value = metrics["metrics"][gate.metric]
         results.append(GateResult(gate, value, gate.passes(value)))
     return results

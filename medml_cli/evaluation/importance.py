@@ -7,7 +7,7 @@ import pandas as pd
 from sklearn.inspection import permutation_importance
 
 
-def permutation_importance_table(estimator, X: pd.DataFrame, y, *, scoring: str,
+def permutation_importance_table(estimator, X: pd.DataFrame, y, *, scoring: str | None,
                                  n_repeats: int = 10, seed: int = 0) -> pd.DataFrame:
     """Drop in ``scoring`` when each column of held-out ``X`` is shuffled.
 

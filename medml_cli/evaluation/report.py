@@ -84,16 +84,17 @@ def tabular_data_lines(dataset: Any, X: Any = None, *, external: bool = False) -
                 "for categorical columns)")
     columns = [c for c in dataset.schema.columns if c.name in X.columns]
     classes = dataset.schema.classes
-    if len(classes) > 2:
-        target = f" (classes, in code order: {', '.join(map(str, classes))})"
+    outcome = list(getattr(dataset, "outcome_lines", None) or [])
+    if not outcome and len(classes) > 2:
         counts = ", ".join(f"{c} {int((dataset.y == i).sum())}" for i, c in enumerate(classes))
-        rows = f"Rows: {n} ({counts})"
-    else:
+        outcome = [f"Target: `{dataset.schema.target}` (classes, in code order: "
+                   f"{', '.join(map(str, classes))})", f"Rows: {n} ({counts})"]
+    elif not outcome:
         target = f" (positive class: {classes[1]})" if classes else ""
-        rows = f"Rows: {n}" + (f", events {int((dataset.y == 1).sum())}" if classes else "")
+        outcome = [f"Target: `{dataset.schema.target}`" + target,
+                   f"Rows: {n}" + (f", events {int((dataset.y == 1).sum())}" if classes else "")]
     return [
-        f"Target: `{dataset.schema.target}`" + target,
-        rows,
+        *outcome,
         f"Features ({len(columns)}): " + ", ".join(f"{c.name} ({c.kind})" for c in columns),
         "Missing values: "
         + (", ".join(f"{c} {int(v)} ({v / n:.0%})" for c, v in missing.items())
@@ -152,8 +153,8 @@ def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
     else:
         text = f"holdout, test share {split.test_size}"
     problem = _problem_type(metrics["problem"])
-    if split.stratify and (problem.classifies if problem else metrics["problem"] != "regression"):
-        text += ", stratified"
+    if split.stratify and (problem.stratifies if problem else metrics["problem"] != "regression"):
+        text += ", stratified" + (" by event" if problem and problem.horizon_metrics else "")
     if getattr(cfg.data, "group_column", None):
         text += f", grouped by `{cfg.data.group_column}`"
     return text + f"; seed {cfg.seed}"

@@ -38,14 +38,82 @@ class ProblemType:
     target_kind: ClassVar[str] = "numeric"
     #: Whether predictions are classified at an operating threshold chosen for the run.
     uses_threshold: ClassVar[bool] = False
-    #: scikit-learn scorer used for permutation importance.
-    importance_scoring: ClassVar[str] = ""
+    #: scikit-learn scorer used for permutation importance (None: the model's own score).
+    importance_scoring: ClassVar[str | None] = ""
+    #: Whether scikit-learn's partial dependence applies to this problem's models.
+    partial_dependence: ClassVar[bool] = True
     #: What the report says the baseline predicts.
     baseline_text: ClassVar[str] = "the training mean"
     #: The one score column of predictions.csv (problems with several override the methods).
     score_column: ClassVar[str] = "score"
     #: Report captions of this problem's plots, where they differ from the defaults.
     plot_titles: ClassVar[dict[str, str]] = {}
+    #: Metrics reported at each time horizon t as ``name@t`` (e.g. ``auroc@365``).
+    horizon_metrics: ClassVar[tuple[str, ...]] = ()
+    #: The generic task that reads a user's own table for this problem (``medml evaluate
+    #: --data file.csv``); empty: the classification or regression task.
+    generic_task: ClassVar[str] = ""
+
+    # -- a run's settings -------------------------------------------------------------
+    def for_run(self, cfg: Any, dataset: Any) -> ProblemType:
+        """This problem type set up for one run's config and data (e.g. survival horizons);
+        by default the registered instance itself."""
+        return self
+
+    def card_fields(self) -> dict[str, Any]:
+        """What :meth:`for_run` settled that evaluate and predict need (saved in the card)."""
+        return {}
+
+    def from_card(self, card: dict[str, Any]) -> ProblemType:
+        """The problem type as the run that wrote ``card`` had it set up."""
+        return self
+
+    def config_problems(self, cfg: Any) -> list[str]:
+        """Cross-field config problems of this problem type (one message per problem)."""
+        problems = []
+        ev = getattr(cfg, "evaluation", None)
+        if not self.horizon_metrics and getattr(ev, "horizons", None) is not None:
+            problems.append("evaluation.horizons: only for survival (time-to-event) tasks; "
+                            "remove it")
+        data = getattr(cfg, "data", None)
+        if self.target_kind != "time-to-event" and (getattr(data, "time", None)
+                                                   or getattr(data, "event", None)):
+            problems.append("data.time / data.event: only for survival tasks (e.g. "
+                            "`tabular-survival`); name the outcome in `data.target`")
+        elif hasattr(data, "target") and data.target is None and \
+                self.target_kind != "time-to-event":
+            problems.append("data.target: required: the column holding the outcome")
+        return problems
+
+    # -- the target -------------------------------------------------------------------
+    def fit_target(self, y: np.ndarray) -> Any:
+        """What ``estimator.fit`` takes for the target rows ``y`` (survival: a structured
+        event/time array); by default ``y`` itself."""
+        return y
+
+    @property
+    def stratifies(self) -> bool:
+        """Whether folds can be stratified (on the classes, or survival's event)."""
+        return self.classifies
+
+    def split_labels(self, y: np.ndarray) -> tuple[np.ndarray, bool]:
+        """The labels folds are made from, and whether they can be stratified on."""
+        return y, self.stratifies
+
+    def truth_columns(self, truth: np.ndarray) -> dict[str, np.ndarray]:
+        """predictions.csv's outcome column(s): by default ``truth``."""
+        return {"truth": np.asarray(truth)}
+
+    def truth_column_names(self) -> list[str]:
+        """Names of the columns :meth:`truth_columns` writes."""
+        return ["truth"]
+
+    def read_truth(self, frame: pd.DataFrame) -> np.ndarray:
+        """The outcome back from the columns :meth:`truth_columns` wrote."""
+        return frame["truth"].to_numpy()
+
+    def check_scored_data(self, truth: np.ndarray, source: str) -> None:
+        """Refuse data the run's metrics cannot be computed on (raise DataError)."""
 
     # -- scores -----------------------------------------------------------------------
     def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
@@ -130,6 +198,11 @@ def get_problem(name: str) -> ProblemType:
     if name not in PROBLEMS:
         import medml_cli.problems  # noqa: F401 - registers the built-ins
     return PROBLEMS.get(name)
+
+
+def problem_of_card(card: dict[str, Any]) -> ProblemType:
+    """The problem type of a saved model, set up as the run that trained it had it."""
+    return get_problem(card["problem"]).from_card(card)
 
 
 def resolve_problem(task_problem: str, classes: list[str] | tuple[str, ...] | None) -> str:

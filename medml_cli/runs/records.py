@@ -259,10 +259,23 @@ def _no_threshold(card: dict[str, Any], bad: Callable[[str, str], PydanticCustom
 #: How a card of each problem type states its threshold and classes. A problem type not
 #: listed is classified at a threshold, as binary cards are; a new problem type (survival)
 #: adds its rule here. Problems in NO_THRESHOLD_PROBLEMS may have ``threshold: null``.
+def _survival_card(card: dict[str, Any], bad: Callable[[str, str], PydanticCustomError]) -> None:
+    _no_threshold(card, bad)
+    block = card.get("survival")
+    if not isinstance(block, dict):
+        raise bad("survival", "a mapping with horizons and time_grid")
+    for key in ("horizons", "time_grid"):
+        values = block.get(key)
+        if not isinstance(values, list) or not values or not all(
+                _is_number(v) and float(v) > 0 for v in values):
+            raise bad(f"survival.{key}", "a non-empty list of positive times")
+
+
 CARD_RULES: dict[str, CardCheck] = {
     "binary-classification": _binary_card,
     "multiclass": _multiclass_card,
     "regression": _no_threshold,
+    "survival": _survival_card,
 }
 NO_THRESHOLD_PROBLEMS = frozenset({"multiclass"})
 
@@ -307,6 +320,8 @@ class ModelCard(Record):
     spatial_dims: int | None = None
     #: ("hu", low, high) or ("uint8", 0, 255) ...: how pixel values were scaled in training
     intensity: list[str | float] | None = None
+    #: survival: horizons, time grid, time unit and follow-up the run was set up with
+    survival: dict[str, Any] | None = None
 
     @classmethod
     def _check(cls, data: dict[str, Any]) -> None:

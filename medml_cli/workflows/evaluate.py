@@ -18,10 +18,9 @@ from medml_cli.config.overrides import apply_overrides
 from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
 from medml_cli.data.formats.table import TABLE_SUFFIXES, read_table, reading_options, table_format
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
-from medml_cli.evaluation.splits import make_folds
 from medml_cli.jsonio import RUN_FIX, read_run_json
 from medml_cli.models.imputation import MissingFeature, missing_features
-from medml_cli.problems import ProblemType, get_problem
+from medml_cli.problems import ProblemType, get_problem, problem_of_card
 from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
 from medml_cli.runs.directory import _stamp, open_completed_run
 from medml_cli.runs.records import write_metrics
@@ -36,6 +35,7 @@ from medml_cli.workflows.run_model import (
     row_warnings,
 )
 from medml_cli.workflows.train import load_dataset
+from medml_cli.workflows.train_tabular import split_rows
 
 log = logging.getLogger("medml")
 
@@ -69,10 +69,14 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema,
     elif suffix in TABLE_SUFFIXES:
         options = reading_options(data_arg, run_cfg.data)  # the training's separator etc.
         _require_target_column(data_arg, schema, options)
+        outcome: dict[str, Any] = {"target": schema.target}
+        if schema.event_column:  # survival: time and event columns
+            outcome = {"time": schema.target, "event": schema.event_column,
+                       "event_value": schema.event_value, "time_unit": schema.time_unit}
         section = {
             "type": table_format(data_arg),
             "path": str(data_arg.resolve()),
-            "target": schema.target,
+            **outcome,
             "features": schema.feature_names,
             "categorical": schema.names_of("categorical"),
             "id_column": schema.id_column,
@@ -87,8 +91,8 @@ def _external_data_config(run_cfg: Any, data_arg: Path, schema: FeatureSchema,
             section["positive_class"] = schema.positive_value
         base["data"] = section
         # built-in presets keep their task; the file is read as a generic table
-        base["task"] = "tabular-classification" if problem.classifies else \
-            "tabular-regression"
+        base["task"] = problem.generic_task or (
+            "tabular-classification" if problem.classifies else "tabular-regression")
         base_dir = None
     else:
         raise DataError(f"--data {data_arg}: expected a .yaml data config or a .csv/.parquet "
@@ -112,8 +116,16 @@ def _require_target_column(path: Path, schema: FeatureSchema,
     """An evaluation table must carry the outcome; say which column, and how to make it."""
     columns = list(read_table(path, table_format(path), **(options or {}),
                               role="--data").columns)
-    if schema.target in columns:
+    lacking = [c for c in (schema.target, schema.event_column) if c and c not in columns]
+    if not lacking:
         return
+    if schema.event_column:
+        raise DataError(
+            f"the evaluation table lacks the outcome column(s) {', '.join(lacking)} (follow-up "
+            f"time '{schema.target}' and event '{schema.event_column}', as at training); it has "
+            f"{', '.join(map(str, columns[:20]))}.",
+            "add the follow-up time and event status of each patient, or use `medml predict` "
+            "for data without outcomes.", source=str(path))
     hint = (" For the heart-disease data it is 1 when the UCI `num` column is above 0."
             if schema.target == "disease" else "")
     raise DataError(
@@ -145,7 +157,7 @@ def evaluate_run(
     if card.get("format") == "keras":
         return _evaluate_image_run(run_path, cfg, card, data, overrides)
     problem = card["problem"]
-    ptype = get_problem(problem)
+    ptype = problem_of_card(card)
     schema = load_schema(run_path)
     notes: list[str] = integrity_warnings(run_path / "model")
     # the run's own operating threshold, unless the user sets one for this evaluation
@@ -162,6 +174,7 @@ def evaluate_run(
 
     model = load_sklearn_model(run_path / "model")
     dataset = load_dataset(cfg)
+    ptype.check_scored_data(dataset.y.to_numpy(), str(data or "the run's data"))
     X = None
     missing: list[MissingFeature] = []
     alerts: list[str] = []
@@ -205,7 +218,7 @@ def evaluate_run(
 
     model_X = X if X is not None else dataset.X[schema.feature_names]
     scored = Scored(
-        label=label, predictions=predictions, truth=predictions["truth"].to_numpy(),
+        label=label, predictions=predictions, truth=ptype.read_truth(predictions),
         scores=ptype.read_scores(predictions, classes), threshold=threshold, classes=classes,
         groups=predictions[schema.group_column].to_numpy()
         if schema.group_column and schema.group_column in predictions else None,
@@ -304,13 +317,7 @@ def _heldout_predictions(run_path: Path, cfg: Any, dataset: LoadedDataset, model
             "restore the original file, or score the new data with --data.",
         )
     if cfg.split.method == "holdout":
-        y = dataset.y.to_numpy()
-        groups = dataset.groups.to_numpy() if dataset.groups is not None else None
-        folds = make_folds(y, method=cfg.split.method, n_splits=cfg.split.n_splits,
-                           test_size=cfg.split.test_size, seed=cfg.seed,
-                           classify=problem.classifies, stratify=cfg.split.stratify,
-                           groups=groups)
-        test_idx = folds[0][1]
+        test_idx = split_rows(cfg, dataset, problem)[0][1]
         score = problem.scores(model, dataset.X.iloc[test_idx], len(classes))
         notes.append("re-predicted the held-out test rows with the saved model")
         return _eval_frame(dataset, test_idx, score, problem, threshold, classes, fold=0)
@@ -336,7 +343,7 @@ def read_recorded_predictions(path: Path, problem: ProblemType,
         raise RunNotUsableError(f"{what} cannot be parsed as CSV ({type(exc).__name__}: "
                                 f"{detail}); it was damaged or edited. Fix: {RUN_FIX}.") from None
     score_columns = problem.score_column_names(classes)
-    needed = ["id", "truth", *score_columns]
+    needed = ["id", *problem.truth_column_names(), *score_columns]
     lacking = [c for c in needed if c not in frame.columns]
     if lacking or frame.empty:
         found = ", ".join(map(str, frame.columns[:12]))
@@ -344,7 +351,8 @@ def read_recorded_predictions(path: Path, problem: ProblemType,
             else "has no rows"
         raise RunNotUsableError(f"{what} {problem_text}; it was damaged or edited. "
                                 f"Fix: {RUN_FIX}.")
-    numeric = [*score_columns, "truth"] + (["threshold"] if "threshold" in frame else [])
+    numeric = [*score_columns, *problem.truth_column_names()] + (
+        ["threshold"] if "threshold" in frame else [])
     for column in numeric:
         values = pd.to_numeric(frame[column], errors="coerce")
         if values.isna().any():
@@ -384,7 +392,7 @@ def _evaluate_image_run(run_path: Path, cfg: Any, card: dict[str, Any], data: Pa
         index = image_split(dataset, cfg)["test"]
         label = "heldout"
         notes.append("re-predicted the held-out test images with the saved model")
-    problem = get_problem(card["problem"])
+    problem = problem_of_card(card)
     classes = list(card.get("classes") or dataset.class_names)
     score = problem.scores(model, dataset.images[index], len(classes))
     new_threshold = any(o.startswith("evaluation.threshold") for o in overrides)

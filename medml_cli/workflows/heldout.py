@@ -31,7 +31,8 @@ def prediction_table(
     frame = pd.DataFrame({"id": np.asarray(ids)})
     if groups is not None:
         frame[groups[0]] = np.asarray(groups[1])
-    frame["truth"] = np.asarray(truth)
+    for name, values in problem.truth_columns(truth).items():
+        frame[name] = values
     for name, values in problem.score_columns(scores, classes).items():
         frame[name] = values
     if threshold_column and problem.uses_threshold:
@@ -75,4 +76,5 @@ def card_fields(cfg: Any, problem: ProblemType, *, model_format: str, input_kind
             "threshold": threshold if problem.uses_threshold else None,
             "threshold_method": cfg.evaluation.threshold_method
             if problem.uses_threshold else None,
-            "synthetic_data": synthetic, "medml_version": medml_cli.__version__}
+            "synthetic_data": synthetic, "medml_version": medml_cli.__version__,
+            **problem.card_fields()}

@@ -12,7 +12,7 @@ import pandas as pd
 from medml_cli.data.base import prepare_features
 from medml_cli.data.formats.table import read_table, reading_options, table_format
 from medml_cli.models.imputation import missing_features
-from medml_cli.problems import get_problem
+from medml_cli.problems import problem_of_card
 from medml_cli.runs.artifacts import integrity_warnings, load_sklearn_model
 from medml_cli.runs.directory import open_completed_run
 from medml_cli.workflows.heldout import prediction_output
@@ -53,7 +53,8 @@ def predict_with_run(run_path: Path, input_path: Path,
                        na_values=getattr(load_run_config(run_path).data, "na_values", ()),
                        role="--input")
     warnings: list[str] = integrity_warnings(run_path / "model")
-    known = set(schema.feature_names) | {schema.target, schema.id_column, schema.group_column}
+    known = set(schema.feature_names) | {schema.target, schema.event_column, schema.id_column,
+                                         schema.group_column}
     unexpected = [c for c in frame.columns if c not in known]
     if unexpected:
         warnings.append(
@@ -63,7 +64,7 @@ def predict_with_run(run_path: Path, input_path: Path,
     X = align_category_spelling(prepare_features(frame, schema, str(input_path),
                                                  context="input"), schema)
     model = load_sklearn_model(run_path / "model")
-    problem = get_problem(card["problem"])
+    problem = problem_of_card(card)
     classes = list(card.get("classes") or schema.classes or [])
     score = problem.scores(model, X, len(classes))
     warnings += [m.message() for m in missing_features(X, model)]
@@ -91,7 +92,7 @@ def _predict_images(run_path: Path, input_path: Path, card: dict[str, Any],
     flags = ["; ".join(f for f in pair if f) for pair in zip(  # refuses NaN/inf pixels
         image_warnings(images, ids, str(input_path)), inputs.flags, strict=True)]
     model = load_keras_estimator(run_path / "model")
-    problem = get_problem(card["problem"])
+    problem = problem_of_card(card)
     classes = list(card.get("classes") or ["negative", "positive"])
     score = problem.scores(model, images, len(classes))
     warnings = integrity_warnings(run_path / "model") + inputs.warnings

@@ -65,7 +65,7 @@ def run_experiment(
     leaves a run marked failed. ``resume`` continues an interrupted image run in place.
     """
     dataset = load_dataset(cfg)
-    problem = problem_of(cfg.task, dataset)
+    problem = problem_of(cfg.task, dataset).for_run(cfg, dataset)
     kind = TRAINING_KINDS[TASKS.get(cfg.task).data_kind]()
     plan = kind.plan(cfg, dataset, problem, resume=resume is not None)
     environment = capture_environment(dataset.provenance.files, config_path)

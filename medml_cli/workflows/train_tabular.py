@@ -46,7 +46,18 @@ def build_estimator(cfg: Any, dataset: LoadedDataset, problem: ProblemType | Non
     return estimator
 
 
-def _fit_quietly(estimator: Any, X: pd.DataFrame, y: np.ndarray, run: RunDir) -> Any:
+def split_rows(cfg: Any, dataset: LoadedDataset,
+               problem: ProblemType) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The config's folds (train, test row indices) over the dataset's rows, stratified on
+    the problem type's split labels (classes; survival: the event) and grouped by patient."""
+    labels, stratifiable = problem.split_labels(dataset.y.to_numpy())
+    groups = dataset.groups.to_numpy() if dataset.groups is not None else None
+    return make_folds(labels, method=cfg.split.method, n_splits=cfg.split.n_splits,
+                      test_size=cfg.split.test_size, seed=cfg.seed, classify=stratifiable,
+                      stratify=cfg.split.stratify, groups=groups)
+
+
+def _fit_quietly(estimator: Any, X: pd.DataFrame, y: Any, run: RunDir) -> Any:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         estimator.fit(X, y)
@@ -88,9 +99,10 @@ def fit_fold(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray, test_idx: 
     k = len(dataset_classes(dataset))
     y = dataset.y.to_numpy()
     X_train, X_test = dataset.X.iloc[train_idx], dataset.X.iloc[test_idx]
-    model = _fit_quietly(build_estimator(cfg, dataset, problem), X_train, y[train_idx], run)
+    y_fit = problem.fit_target(y[train_idx])
+    model = _fit_quietly(build_estimator(cfg, dataset, problem), X_train, y_fit, run)
     score = problem.scores(model, X_test, k)
-    baseline = problem.baseline_estimator().fit(X_train, y[train_idx])
+    baseline = problem.baseline_estimator().fit(X_train, y_fit)
     threshold = cfg.evaluation.threshold
     if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
         threshold = pick_threshold(cfg, y[train_idx],
@@ -102,7 +114,8 @@ def fit_fold(cfg: Any, dataset: LoadedDataset, train_idx: np.ndarray, test_idx: 
         # AUROC-based scorers need every class among the fold's test rows
         if not problem.classifies or len(np.unique(y[test_idx])) == max(k, 2):
             importance = permutation_importance_table(
-                model, X_test, y[test_idx], scoring=problem.importance_scoring,
+                model, X_test, problem.fit_target(y[test_idx]),
+                scoring=problem.importance_scoring,
                 n_repeats=cfg.evaluation.importance_repeats, seed=cfg.seed)
     return FoldOutcome(
         model=model, score=score, baseline_score=problem.scores(baseline, X_test, k),
@@ -139,7 +152,8 @@ def subgroup_frame(dataset: LoadedDataset, ids: pd.Series) -> pd.DataFrame:
 
 
 def write_explanations(cfg: Any, dataset: LoadedDataset, final_model: Any,
-                       importances: list[pd.DataFrame], out_dir: Path) -> dict[str, Any]:
+                       importances: list[pd.DataFrame], out_dir: Path,
+                       problem: ProblemType | None = None) -> dict[str, Any]:
     """Permutation importance over the held-out folds, and partial dependence of the top
     features for the shipped model."""
     from medml_cli.evaluation.plots import plot_partial_dependence, plot_permutation_importance
@@ -156,6 +170,8 @@ def write_explanations(cfg: Any, dataset: LoadedDataset, final_model: Any,
                                 synthetic=synthetic)
     numeric = set(dataset.schema.names_of("numeric"))
     top = [f for f in table["feature"] if f in numeric][:3]
+    if problem is not None and not problem.partial_dependence:
+        top = []
     if top:
         classes = dataset_classes(dataset)
         # multi-class: the probability of the last class (the highest grade, for ordered ones)
@@ -189,7 +205,7 @@ def summarise(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
     """metrics.json: pooled held-out metrics, the baseline beside them, and per-fold spread."""
     problem = problem or problem_of(cfg.task, dataset)
     classes = dataset_classes(dataset)
-    truth = predictions["truth"].to_numpy()
+    truth = problem.read_truth(predictions)
     groups = predictions[dataset.schema.group_column].to_numpy() \
         if dataset.schema.group_column else None
     # each row is classified at its own fold's threshold (chosen on that fold's training rows)
@@ -245,11 +261,7 @@ class TabularTraining(TrainingKind):
                 f"{cfg.task} runs take seconds, so train again instead.")
         check_not_all_missing(dataset.X, data_source_name(cfg))
         check_subgroups(cfg, dataset)
-        groups = dataset.groups.to_numpy() if dataset.groups is not None else None
-        return make_folds(
-            dataset.y.to_numpy(), method=cfg.split.method, n_splits=cfg.split.n_splits,
-            test_size=cfg.split.test_size, seed=cfg.seed, classify=problem.classifies,
-            stratify=cfg.split.stratify, groups=groups)
+        return split_rows(cfg, dataset, problem)
 
     def describe(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType,
                  plan: Any) -> str:
@@ -289,7 +301,8 @@ class TabularTraining(TrainingKind):
         if final_model is None:  # k-fold: the shipped model is refit on every row
             if progress:
                 progress(len(folds), total, "final fit on all rows")
-            final_model = _fit_quietly(build_estimator(cfg, dataset, problem), dataset.X, y, run)
+            final_model = _fit_quietly(build_estimator(cfg, dataset, problem), dataset.X,
+                                       problem.fit_target(y), run)
             if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
                 # the shipped model's threshold comes from the out-of-fold predictions: held
                 # out from every fold model, and training data for the refit model
@@ -303,7 +316,7 @@ class TabularTraining(TrainingKind):
             if problem.uses_threshold else None
         group_column = dataset.schema.group_column
         return HeldOut(
-            predictions=predictions, truth=predictions["truth"].to_numpy(),
+            predictions=predictions, truth=problem.read_truth(predictions),
             scores=problem.read_scores(predictions, dataset_classes(dataset)),
             # each row at its own fold's threshold (chosen on that fold's training rows)
             threshold=predictions["threshold"].to_numpy() if "threshold" in predictions
@@ -321,7 +334,8 @@ class TabularTraining(TrainingKind):
         model, folds = held.state["model"], held.state["folds"]
         if held.state["importances"]:
             metrics["explanations"] = write_explanations(cfg, dataset, model,
-                                                         held.state["importances"], run.path)
+                                                         held.state["importances"], run.path,
+                                                         problem)
         model_dir = run.file("model")
         save_sklearn_model(model, model_dir)
         # card and schema go through the manifest too: editing either changes predictions;

@@ -25,6 +25,7 @@ from medml_cli.data.base import (
 from medml_cli.data.file_config import FileDataConfig
 from medml_cli.data.formats.paths import sha256_file
 from medml_cli.data.formats.table import SEPARATORS, _label, _yaml, read_table
+from medml_cli.data.survival_target import outcome_lines, survival_outcome
 from medml_cli.errors import DataError
 from medml_cli.registry import DATASETS, PROBLEMS, did_you_mean
 from medml_cli.schemas import Provenance
@@ -35,7 +36,22 @@ class TableFileData(FileDataConfig):
 
     type: Literal["csv", "parquet"] = Field(description="File format: csv or parquet.")
     path: Path = Field(description="The file; relative paths resolve against the config's folder.")
-    target: str = Field(min_length=1, description="Column holding the outcome.")
+    target: str | None = Field(
+        None, min_length=1,
+        description="Column holding the outcome (every task except survival, which takes "
+                    "`time` and `event`).")
+    time: str | None = Field(
+        None, min_length=1,
+        description="Survival tasks: the follow-up time column (a number > 0: time to the "
+                    "event, or to the last contact for censored patients).")
+    event: str | None = Field(
+        None, min_length=1, description="Survival tasks: the column saying whether the event "
+                                        "happened (see `event_value`).")
+    event_value: str | int | float | bool = Field(
+        1, description="Survival tasks: the value of `event` that means the event happened "
+                       "(e.g. 1, 2, dead); every other value counts as censored.")
+    time_unit: Literal["days", "weeks", "months", "years"] | None = Field(
+        None, description="Survival tasks: the unit of `time`, used in reports and plots.")
     features: list[str] | None = Field(
         None, description="Feature columns to use; default: every other column."
     )
@@ -131,7 +147,16 @@ def frame_to_dataset(
         raise DataError("the data have no rows.", "check the file and any site or row filters "
                         "in the config.", source=source)
     notes: list[str] = []
-    _require_columns(frame, [cfg.target], "target", source)
+    # the problem type says how its target is read (a plug-in problem type may be numeric)
+    target_kind = PROBLEMS.get(problem).target_kind if problem in PROBLEMS else (
+        "numeric" if problem == "regression" else "classes")
+    survival = target_kind == "time-to-event"
+    outcome_columns = [cfg.time, cfg.event] if survival else [cfg.target]
+    if None in outcome_columns:
+        raise DataError("the data config names no outcome column.",
+                        "set `data.time` and `data.event` (survival) or `data.target`.",
+                        source=source)
+    _require_columns(frame, outcome_columns, "outcome", source)
     for role, name in (("id", cfg.id_column), ("group", cfg.group_column)):
         if name is not None:
             _require_columns(frame, [name], role, source)
@@ -139,7 +164,8 @@ def frame_to_dataset(
     if cfg.categorical:
         _require_columns(frame, cfg.categorical, "categorical", source)
 
-    reserved = {cfg.target, cfg.id_column, cfg.group_column, *cfg.exclude, *meta_columns} - {None}
+    reserved = {*outcome_columns, cfg.id_column, cfg.group_column, *cfg.exclude,
+                *meta_columns} - {None}
     if cfg.features is not None:
         _require_columns(frame, cfg.features, "feature", source)
         clash = [f for f in cfg.features if f in reserved]
@@ -158,8 +184,9 @@ def frame_to_dataset(
                         "are set aside.", "list feature columns in `data.features`.",
                         source=source)
 
-    target = frame[cfg.target]
-    missing_target = target.isna()
+    missing_target = frame[outcome_columns].isna().any(axis=1)
+    if survival and not cfg.drop_missing_target:
+        missing_target[:] = False  # survival_outcome names the empty column and row
     if missing_target.any():
         if not cfg.drop_missing_target:
             raise DataError(
@@ -169,15 +196,16 @@ def frame_to_dataset(
                 source=source,
             )
         frame = frame.loc[~missing_target].reset_index(drop=True)
-        target = frame[cfg.target]
         if frame.empty:
             raise DataError("every row has an empty target.", "check the target column.",
                             source=source)
 
-    # the problem type says how its target is read (a plug-in problem type may be numeric)
-    target_kind = PROBLEMS.get(problem).target_kind if problem in PROBLEMS else (
-        "numeric" if problem == "regression" else "classes")
-    if target_kind == "numeric":
+    target = frame[outcome_columns[0]]
+    classes: list[str] = []
+    if survival:
+        y = survival_outcome(frame, time=cfg.time, event=cfg.event,
+                             event_value=cfg.event_value, source=source)
+    elif target_kind == "numeric":
         if not looks_numeric(target):
             raise DataError(
                 f"the target '{cfg.target}' is not numeric, so it cannot be regressed on.",
@@ -185,7 +213,6 @@ def frame_to_dataset(
                 source=source,
             )
         y = coerce_numeric_column(frame, cfg.target, source)
-        classes: list[str] = []
     elif problem == "multiclass" or (cfg.positive_class is None
                                      and (cfg.classes or distinct_labels(target) > 2)):
         if cfg.positive_class is not None:
@@ -225,16 +252,23 @@ def frame_to_dataset(
     schema = make_schema(
         X,
         categorical,
-        target=cfg.target,
+        target=outcome_columns[0],
         id_column=cfg.id_column,
         group_column=cfg.group_column,
         classes=classes,
         descriptions=descriptions,
     )
+    described: list[str] = []
+    if survival:
+        schema = schema.model_copy(update={"event_column": cfg.event,
+                                           "event_value": str(cfg.event_value),
+                                           "time_unit": cfg.time_unit})
+        described = outcome_lines(y, time=cfg.time, event=cfg.event,
+                                  event_value=cfg.event_value, unit=cfg.time_unit)
     return LoadedDataset(X=X, y=y, ids=ids, schema=schema, provenance=provenance,
                          groups=groups, meta=meta,
-                         target_raw=None if target_kind == "numeric" else target.copy(),
-                         notes=notes)
+                         target_raw=None if target_kind != "classes" else target.copy(),
+                         notes=notes, outcome_lines=described)
 
 
 def _text_column(frame: pd.DataFrame, name: str, role: str, source: str) -> pd.Series:
@@ -254,10 +288,10 @@ def _text_column(frame: pd.DataFrame, name: str, role: str, source: str) -> pd.S
 
 @DATASETS.register("csv", config=TableFileData, summary="your own CSV file",
                    tags={"tabular", "binary-classification", "multiclass", "regression",
-                         "classes-target", "numeric-target"})
+                         "classes-target", "numeric-target", "time-to-event-target"})
 @DATASETS.register("parquet", config=TableFileData, summary="your own Parquet file",
                    tags={"tabular", "binary-classification", "multiclass", "regression",
-                         "classes-target", "numeric-target"})
+                         "classes-target", "numeric-target", "time-to-event-target"})
 def load_table_file(cfg: TableFileData, *, problem: str) -> LoadedDataset:
     """Load the user's CSV or Parquet table as a tabular dataset."""
     frame = read_table(cfg.path, cfg.type, cfg.separator, decimal=cfg.decimal,
