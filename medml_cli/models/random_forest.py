@@ -12,6 +12,20 @@ from medml_cli.models.base import register_model
 from medml_cli.models.preprocessing import tabular_pipeline
 from medml_cli.schemas import FeatureSchema, StrictModel
 
+# int before float: scikit-learn reads 1 as one feature and 1.0 as all of them
+MaxFeatures = Literal["sqrt", "log2"] | int | float | None
+MAX_FEATURES_HELP = ("Features tried per split: sqrt, log2, a count (integer >= 1), a fraction "
+                     "in (0, 1] (written with a point: 0.5, 1.0), or null.")
+
+
+def max_features_problems(value: object) -> list[str]:
+    """What is wrong with a ``max_features`` value (shared by the tree-ensemble configs)."""
+    if isinstance(value, float) and not 0 < value <= 1:
+        return [f"max_features: a fraction must lie in (0, 1], got {value}"]
+    if isinstance(value, int) and value < 1:
+        return [f"max_features: a count of features must be at least 1, got {value}"]
+    return []
+
 
 class RandomForestConfig(StrictModel):
     """scikit-learn RandomForestClassifier / RandomForestRegressor."""
@@ -20,11 +34,7 @@ class RandomForestConfig(StrictModel):
     n_estimators: int = Field(300, ge=1, le=100_000, description="Number of trees.")
     max_depth: int | None = Field(None, ge=1, description="Maximum tree depth; null = unlimited.")
     min_samples_leaf: int = Field(1, ge=1, description="Minimum samples in a leaf.")
-    # int before float: scikit-learn reads 1 as one feature and 1.0 as all of them
-    max_features: Literal["sqrt", "log2"] | int | float | None = Field(
-        "sqrt", description="Features tried per split: sqrt, log2, a count (integer >= 1), a "
-                            "fraction in (0, 1] (written with a point: 0.5, 1.0), or null.",
-    )
+    max_features: MaxFeatures = Field("sqrt", description=MAX_FEATURES_HELP)
     class_weight: Literal["balanced", "balanced_subsample"] | None = Field(
         None, description="Class weighting (classification only)."
     )
@@ -35,11 +45,7 @@ class RandomForestConfig(StrictModel):
         out = []
         if problem == "regression" and self.class_weight is not None:
             out.append("class_weight: only applies to classification; remove it")
-        if isinstance(self.max_features, float) and not 0 < self.max_features <= 1:
-            out.append(f"max_features: a fraction must lie in (0, 1], got {self.max_features}")
-        if isinstance(self.max_features, int) and self.max_features < 1:
-            out.append(f"max_features: a count of features must be at least 1, got "
-                       f"{self.max_features}")
+        out.extend(max_features_problems(self.max_features))
         return out
 
 
