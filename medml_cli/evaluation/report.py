@@ -311,7 +311,8 @@ def tripod_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
         ["Background and objectives (3)", "Data: task"],
         ["Data source, dates, setting (4-5)", "Data: source, licence, citation"],
         ["Participants, eligibility (5)", "Data: rows used; config.yaml data filters"],
-        ["Outcome (6)", "Data: target and positive class"],
+        ["Outcome (6)", "Data: outcome; Outcome, censoring and follow-up (horizons)"
+         if metrics.get("survival") else "Data: target and positive class"],
         ["Predictors (7)", "Data: features and their types"],
         ["Sample size (8)", "Data and Performance: n, events, patients"],
         ["Missing data (9)", "Data: missing values and how they were handled"],
@@ -323,7 +324,8 @@ def tripod_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
          "Subgroups" if metrics.get("subgroups") else "Subgroups: none configured"],
         ["Model updating / recalibration (15)", "Split and model: recalibration"],
         ["Threshold and clinical utility (16)",
-         "Operating threshold; Clinical utility" if metrics.get("threshold") is not None
+         "Clinical utility (decision curves) at each horizon" if metrics.get("survival")
+         else "Operating threshold; Clinical utility" if metrics.get("threshold") is not None
          else "Decision rule" if metrics.get("per_class") else "not applicable (no threshold)"],
         ["Development vs evaluation data (17)", "Split and model: split"],
         ["External validation (18)", "External validation by site" if metrics.get("sites")

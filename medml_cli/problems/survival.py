@@ -245,12 +245,18 @@ class Survival(ProblemType):
     def metrics(self, y: np.ndarray, scores: np.ndarray,
                 threshold: float | np.ndarray | None = None) -> dict[str, float]:
         """c_index, c_index_uno, integrated_brier; auroc@t, brier@t, calibration_slope@t."""
-        from medml_cli.evaluation.survival import survival_metrics
+        from medml_cli.evaluation.survival import horizon_label, survival_metrics
 
         y = np.asarray(y, dtype=float)
         scores = np.asarray(scores, dtype=float)
         values = survival_metrics(y[:, 0], y[:, 1], scores[:, 0], scores[:, 2:],
                                   np.asarray(self.grid, dtype=float), self.horizons)
+        if len(scores) and np.ptp(scores[:, 0]) == 0:
+            # one risk for everyone (the Kaplan–Meier baseline): no patient is ranked above
+            # another, whatever fold-to-fold differences the pooled curves show
+            for h in self.horizons:
+                values[f"auroc@{horizon_label(h)}"] = 0.5
+                values[f"calibration_slope@{horizon_label(h)}"] = float("nan")
         return {name: float(value) for name, value in values.items()}
 
     def sample_counts(self, y: np.ndarray, groups: np.ndarray | None = None,

@@ -179,9 +179,12 @@ def survival_sections(metrics: dict[str, Any], run_path: Path) -> list[Any]:
         f"({follow.get('censored_share', 0):.0%}); censored patients count as event-free "
         "only up to their last contact (inverse-probability-of-censoring weights in Uno's C, "
         "the Brier scores and the time-dependent AUROC).",
-        f"Follow-up: {_fmt(follow.get('min_time'))} to {_fmt(follow.get('max_time'))} {unit}; "
-        f"median follow-up (reverse Kaplan–Meier) "
-        f"{_fmt(follow.get('median_follow_up_reverse_km'))} {unit}.",
+        f"Follow-up: {follow.get('min_time', 0):g} to {follow.get('max_time', 0):g} {unit}; "
+        "median follow-up (reverse Kaplan–Meier) " + (
+            f"{follow['median_follow_up_reverse_km']:g} {unit}."
+            if follow.get("median_follow_up_reverse_km") is not None else
+            "not reached (fewer than half the patients were censored before the last "
+            "time)."),
         f"Horizons: {horizons} {unit} ({block.get('horizons_source') or 'from the run'}); "
         "Uno's C is truncated at the last horizon and the integrated Brier score runs over "
         "the time grid up to it.",
