@@ -195,3 +195,22 @@ def test_other_survival_models_train(tmp_path):
         run = _train(cohort_config(folder, model=model, extra=", plots: false"),
                      folder / "runs", "--set", "evaluation.bootstrap=0")
         assert json.loads((run / "metrics.json").read_text())["metrics"]["c_index"] > 0.55
+
+
+def test_subgroups_and_permutation_importance(tmp_path):
+    config = cohort_config(tmp_path, extra=", subgroups: [stage, age_band], "
+                                           "explain: permutation, importance_repeats: 2")
+    run = _train(config, tmp_path / "runs")
+    metrics = json.loads((run / "metrics.json").read_text())
+    rows = {(r["variable"], str(r["subgroup"])): r for r in metrics["subgroups"]}
+    assert {("stage", "I"), ("stage", "II"), ("stage", "III")} <= set(rows)
+    for row in rows.values():
+        assert row["events"] <= row["n"]
+        if row["events"] >= 5:
+            assert row["c_index_low"] <= row["c_index"] <= row["c_index_high"]
+    assert sum(r["n"] for (v, _), r in rows.items() if v == "stage") == 240
+    importance = {r["feature"]: r["importance_mean"]
+                  for r in metrics["explanations"]["importance"]}
+    # the hazard depends on age and stage, not on the noise column
+    assert importance["age"] > importance["noise"] and importance["stage"] > importance["noise"]
+    assert "Subgroups" in (run / "report.md").read_text()
