@@ -251,7 +251,7 @@ def test_listing_commands(cli):
     assert {"svm", "random-forest", "logistic-regression", "gradient-boosting", "ridge",
             "svr"} <= names
     forest = json.loads(cli("models", "list", "*forest*", "--json").stdout)
-    assert [m["name"] for m in forest] == ["random-forest"]
+    assert [m["name"] for m in forest] == ["random-forest", "random-survival-forest"]
     assert "n_estimators" in forest[0]["fields"]
     assert cli("tasks", "list").exit_code == 0
     data = json.loads(cli("data", "list", "--json").stdout)

@@ -214,3 +214,33 @@ def test_subgroups_and_permutation_importance(tmp_path):
     # the hazard depends on age and stage, not on the noise column
     assert importance["age"] > importance["noise"] and importance["stage"] > importance["noise"]
     assert "Subgroups" in (run / "report.md").read_text()
+
+
+def test_holdout_grouped_by_patient_and_runs_list(tmp_path):
+    frame = pd.read_csv(cohort_csv(tmp_path / "cohort.csv"))
+    frame["patient"] = [f"pt{i // 2}" for i in range(len(frame))]  # two rows per patient
+    frame["mrn"] = [f"row{i}" for i in range(len(frame))]
+    frame.to_csv(tmp_path / "cohort.csv", index=False)
+    config = tmp_path / "grouped.yaml"
+    config.write_text(
+        "name: grouped\nseed: 1\ntask: tabular-survival\n"
+        "data: {type: csv, path: cohort.csv, time: days, event: vital, event_value: dead, "
+        "id_column: mrn, group_column: patient}\n"
+        "split: {method: holdout, test_size: 0.3}\nevaluation: {bootstrap: 100}\n")
+    run = _train(config, tmp_path / "runs")
+    predictions = pd.read_csv(run / "predictions.csv")
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["n"]["patients"] == predictions["patient"].nunique()
+    # every patient's two rows sit on the same side of the split
+    assert (predictions.groupby("patient").size() == 2).all()
+    again = run_cli("evaluate", str(run))
+    assert again.exit_code == 0, again.stderr
+    rescored = json.loads((Path(again.last_line) / "metrics.json").read_text())
+    assert rescored["metrics"]["c_index"] == pytest.approx(metrics["metrics"]["c_index"])
+    listing = run_cli("runs", "list", "--runs-dir", str(tmp_path / "runs"))
+    assert listing.exit_code == 0 and "c_index" in listing.stdout
+
+
+def test_evaluate_refuses_new_horizons(lung_run):
+    result = run_cli("evaluate", str(lung_run), "--set", "evaluation.horizons=[30]")
+    assert result.exit_code == 2 and "fixed when a survival run is trained" in result.stderr

@@ -142,3 +142,19 @@ def test_builtin_survival_data_refuse_other_tasks():
     with pytest.raises((ConfigError, DataError), match="survival"):
         load_dataset(validate_config_data({"task": "tabular-classification",
                                            "data": {"type": "gbsg2"}}))
+
+
+def test_default_horizons_and_grid():
+    from medml_cli.problems.survival import default_horizons, time_grid
+
+    rng = np.random.default_rng(0)
+    time = rng.exponential(700, 400).round() + 1
+    event = (rng.random(400) < 0.7).astype(float)
+    horizons = default_horizons(time, event)
+    raw = np.percentile(time[event == 1], [25, 50, 75])
+    assert len(horizons) == 3 and all(abs(h - r) / r < 0.06 for h, r in zip(horizons, raw, strict=True))
+    assert all(len(f"{h:g}".replace(".", "").strip("0")) <= 2 for h in horizons)
+    grid = time_grid(time, event, horizons)
+    assert set(horizons) <= set(grid) and grid == sorted(grid) and grid[-1] == horizons[-1]
+    single = time_grid(time, event, [float(np.percentile(time[event == 1], 5))])
+    assert len(single) >= 2  # the integrated Brier score needs two times

@@ -1,383 +1,656 @@
 """Censoring-aware survival metrics, vectorised over bootstrap resamples.
 
-Every metric takes ``time`` (> 0), ``event`` (1 = the event happened, 0 = censored) and
-optional ``weights``: a (B, n) matrix of bootstrap multiplicities (row b = how often each
-patient was drawn). Without weights a metric returns a float; with them a (B,) array whose
-row b equals the metric on the data with rows repeated by those counts, so one call scores
-every resample. The censoring distribution G (Kaplan–Meier of the censoring times, as
-scikit-survival's ``CensoringDistributionEstimator``) is estimated from the data being
-scored and re-estimated in every resample. The definitions follow scikit-survival's
-``concordance_index_censored``, ``concordance_index_ipcw``, ``brier_score``,
-``integrated_brier_score`` and ``cumulative_dynamic_auc``, and the decision curves follow
-the ``dcurves`` package; the tests check each against them.
+Every metric takes ``time`` (n,) > 0 and ``event`` (n,) 0/1 (1 = event, 0 = censored) and
+optional ``weights``: None, or a (B, n) matrix of non-negative bootstrap multiplicities.
+With ``weights=None`` a metric returns a float; with a (B, n) matrix a (B,) array whose row b
+equals the unweighted metric on the data with each row repeated ``weights[b]`` times. The
+rows are sorted once (by time, by risk); a resample only changes the weights, so each metric
+is a few cumulative sums and reductions over the (B, n) matrix, with no loop over resamples.
+
+The censoring distribution G (Kaplan-Meier of the censoring times, as scikit-survival's
+``CensoringDistributionEstimator``) is re-estimated from the same weighted data being scored.
+Definitions follow scikit-survival (concordance, IPCW Brier, cumulative/dynamic AUC) and
+``dcurves`` (survival decision curves) exactly; where those raise (no comparable pairs, all
+censored, G = 0 at a case's time, a time beyond follow-up) these return NaN.
+
+One documented difference: the risk-tie tolerance of the AUC chains neighbouring scores
+within 1e-8 (as scikit-survival does) over all n rows, including rows a resample did not draw,
+so a resample can differ from the repeated data only when distinct risks lie within 1e-8 of
+each other in a chain.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
-#: Risk scores closer than this are tied (as scikit-survival's ``tied_tol``).
-TIED_TOL = 1e-8
-#: Elements of a (resamples x pairs) block computed at once; bounds memory for large n.
-_BLOCK_ELEMENTS = 8_000_000
+from medml_cli.evaluation.bootstrap import percentile_interval, resample_weights
+from medml_cli.evaluation.decision_curve import default_thresholds
+
+TIED_TOL = 1e-8  # scikit-survival's tied_tol for risk scores
+# Bound on the elements of one (resamples x rows) count-matrix chunk. The metrics hold about
+# ten arrays of that shape at once, so ~5M counts keep a chunk's working set near 50M elements.
+_CHUNK_ELEMENTS = 5_000_000
+_CLIP = 1e-10  # survival probabilities clipped to [1e-10, 1 - 1e-10] before log(-log S)
 
 
+# --------------------------------------------------------------------------- input helpers
 def horizon_label(h: float) -> str:
-    """How a horizon appears in metric and column names: 365 -> "365", 2.5 -> "2.5"."""
-    return f"{float(h):g}"
+    """The horizon as it appears in metric names: 365 -> "365", 2.5 -> "2.5"."""
+    return f"{h:g}"
 
 
-# --------------------------------------------------------------------------- plumbing
-@dataclass
-class _Sorted:
-    """The rows in time order, their distinct times and multiplicities."""
-
-    time: np.ndarray  # (n,) ascending
-    event: np.ndarray  # (n,) 0/1 as float
-    order: np.ndarray  # original index of each sorted row
-    unique: np.ndarray  # (m,) distinct times
-    start: np.ndarray  # (m,) first sorted row of each distinct time
-    group: np.ndarray  # (n,) distinct-time index of each sorted row
-    weights: np.ndarray  # (B, n) multiplicities in sorted order
+def _check_survival(time, event) -> tuple[np.ndarray, np.ndarray]:
+    t = np.asarray(time, dtype=float).ravel()
+    e = np.asarray(event).astype(float).ravel()
+    if len(t) != len(e) or len(t) == 0:
+        raise ValueError(f"time ({len(t)}) and event ({len(e)}) must be non-empty and equal")
+    if not np.all(np.isfinite(t)) or np.any(t < 0):
+        raise ValueError("time must be finite and non-negative")
+    if not np.all((e == 0) | (e == 1)):
+        raise ValueError("event must be 0/1 (1 = event happened, 0 = censored)")
+    return t, e
 
 
-def _sorted(time, event, weights) -> tuple[_Sorted, bool]:
-    time = np.asarray(time, dtype=float).ravel()
-    event = np.asarray(event, dtype=float).ravel()
-    if len(time) != len(event):
-        raise ValueError(f"time has {len(time)} entries but event has {len(event)}")
-    squeeze = weights is None
-    w = np.ones((1, len(time))) if weights is None else np.atleast_2d(
-        np.asarray(weights, dtype=float))
-    if w.shape[1] != len(time):
-        raise ValueError(f"weights have {w.shape[1]} columns but there are {len(time)} rows")
-    order = np.argsort(time, kind="mergesort")
-    ts = time[order]
-    unique, start = np.unique(ts, return_index=True)
-    group = np.searchsorted(unique, ts)
-    return _Sorted(ts, event[order], order, unique, start, group, w[:, order]), squeeze
+def _check_vector(values, n: int, name: str) -> np.ndarray:
+    v = np.asarray(values, dtype=float).ravel()
+    if len(v) != n or not np.all(np.isfinite(v)):
+        raise ValueError(f"{name} must be {n} finite numbers; got shape {np.shape(values)}")
+    return v
 
 
-def _out(values: np.ndarray, squeeze: bool) -> float | np.ndarray:
+def _as_weights(weights, n: int) -> tuple[np.ndarray, bool]:
+    """(B, n) float weights and whether the caller passed None (-> return a float)."""
+    if weights is None:
+        return np.ones((1, n)), True
+    w = np.asarray(weights, dtype=float)
+    if w.ndim != 2 or w.shape[1] != n:
+        raise ValueError(f"weights must be a (B, {n}) matrix; got shape {w.shape}")
+    if not np.all(np.isfinite(w)) or np.any(w < 0):
+        raise ValueError("weights must be finite and non-negative")
+    return w, False
+
+
+def _finish(values: np.ndarray, scalar: bool) -> float | np.ndarray:
     values = np.asarray(values, dtype=float)
-    return float(values[0]) if squeeze else values
+    return float(values[0]) if scalar else values
 
 
-def _km(s: _Sorted, *, reverse: bool) -> np.ndarray:
-    """(B, m) Kaplan–Meier curve at each distinct time: of the event (``reverse=False``) or
-    of censoring (``reverse=True``: events at a time leave the risk set before censoring)."""
-    total = np.add.reduceat(s.weights, s.start, axis=1)
-    events = np.add.reduceat(s.weights * s.event, s.start, axis=1)
-    at_risk = np.cumsum(total[:, ::-1], axis=1)[:, ::-1]
-    if reverse:
-        at_risk = at_risk - events
-        count = total - events
-    else:
-        count = events
-    with np.errstate(divide="ignore", invalid="ignore"):
-        hazard = np.where(count > 0, count / np.where(at_risk > 0, at_risk, 1.0), 0.0)
-    return np.cumprod(1.0 - hazard, axis=1)
+def _ratio(num: np.ndarray, den: np.ndarray) -> np.ndarray:
+    out = np.full(np.shape(num), np.nan)
+    np.divide(num, den, out=out, where=den != 0)
+    return out
 
 
-def _at(unique: np.ndarray, curve: np.ndarray, t: float | np.ndarray) -> np.ndarray:
-    """Right-continuous step value(s) of ``curve`` at ``t`` (1 before the first time)."""
-    index = np.searchsorted(unique, np.asarray(t, dtype=float), side="right") - 1
-    values = curve[:, np.clip(index, 0, None)]
-    return np.where(np.asarray(index) >= 0, values, 1.0)
+def _suffix_sum(x: np.ndarray) -> np.ndarray:
+    return np.cumsum(x[:, ::-1], axis=1)[:, ::-1]
 
 
-def _inverse(values: np.ndarray) -> np.ndarray:
-    """1 / values with 0 -> inf -> a weight of 0 (as scikit-survival's Brier score)."""
-    with np.errstate(divide="ignore"):
-        return np.where(values > 0, 1.0 / np.where(values > 0, values, 1.0), 0.0)
+class _TimeGroups:
+    """Rows sorted by time once, with the groups of tied times (the KM's distinct times)."""
+
+    def __init__(self, time: np.ndarray, event: np.ndarray) -> None:
+        self.order = np.argsort(time, kind="stable")
+        ts = time[self.order]
+        new = np.r_[True, ts[1:] != ts[:-1]]
+        self.starts = np.flatnonzero(new)
+        self.times = ts[self.starts]
+        self.group = np.empty(len(time), dtype=np.intp)
+        self.group[self.order] = np.cumsum(new) - 1
+        self.event = event
+
+    def sums(self, values: np.ndarray) -> np.ndarray:
+        """(B, n) row values -> (B, U) sums per distinct time."""
+        return np.add.reduceat(values[:, self.order], self.starts, axis=1)
+
+    def index_at(self, t: float) -> int:
+        """Index of the last distinct time <= t (-1 if t precedes them all)."""
+        return int(np.searchsorted(self.times, t, side="right")) - 1
+
+    def km_factors(self, w: np.ndarray, of_censoring: bool = False) -> np.ndarray:
+        """(B, U) Kaplan-Meier factors 1 - d/n per distinct time (weighted counts).
+
+        ``of_censoring`` gives the reverse KM of scikit-survival: censorings are the
+        'events' and the risk set excludes the events at that time.
+        """
+        total = self.sums(w)
+        events = self.sums(w * self.event)
+        at_risk = _suffix_sum(total)
+        if of_censoring:
+            d, n = total - events, at_risk - events
+        else:
+            d, n = events, at_risk
+        ratio = np.zeros_like(d)
+        np.divide(d, n, out=ratio, where=d != 0)  # 0/0 (nobody left, nothing happens) -> 0
+        return 1.0 - ratio
 
 
-# --------------------------------------------------------------------------- estimators
+def _censoring_km(tg: _TimeGroups, w: np.ndarray) -> np.ndarray:
+    """(B, U) G(u) = P(C > u) at each distinct time u, per resample."""
+    return np.cumprod(tg.km_factors(w, of_censoring=True), axis=1)
+
+
+def _g_at(tg: _TimeGroups, g: np.ndarray, t: float) -> np.ndarray:
+    k = tg.index_at(t)
+    return g[:, k] if k >= 0 else np.ones(g.shape[0])
+
+
+# --------------------------------------------------------------------------- Kaplan-Meier
 def kaplan_meier(time, event, weights=None) -> tuple[np.ndarray, np.ndarray]:
-    """Distinct times and the Kaplan–Meier survival at each (a (B, m) matrix with weights)."""
-    s, squeeze = _sorted(time, event, weights)
-    curve = _km(s, reverse=False)
-    return s.unique, curve[0] if squeeze else curve
+    """Distinct times and the Kaplan-Meier S(t) there (``weights``: None or (n,) counts)."""
+    t, e = _check_survival(time, event)
+    w = np.ones(len(t)) if weights is None else _check_vector(weights, len(t), "weights")
+    tg = _TimeGroups(t, e)
+    return tg.times, np.cumprod(tg.km_factors(w[None, :]), axis=1)[0]
+
+
+def _km_survival_at(tg: _TimeGroups, time: np.ndarray, w: np.ndarray, t: float) -> np.ndarray:
+    """(B,) weighted KM S(t); NaN where nobody weighted is followed up to t."""
+    k = tg.index_at(t)
+    factors = tg.km_factors(w)
+    s = np.prod(factors[:, : k + 1], axis=1) if k >= 0 else np.ones(w.shape[0])
+    followed = (w @ (time >= t).astype(float)) > 0
+    return np.where(followed, s, np.nan)
 
 
 def km_risk_at(time, event, t: float, weights=None) -> float | np.ndarray:
-    """1 − Kaplan–Meier survival at ``t``: the observed risk of the event by ``t``."""
-    s, squeeze = _sorted(time, event, weights)
-    return _out(1.0 - _at(s.unique, _km(s, reverse=False), t), squeeze)
+    """1 - KM(t); NaN when nobody is followed up to t (beyond the last observed time)."""
+    tt, e = _check_survival(time, event)
+    w, scalar = _as_weights(weights, len(tt))
+    return _finish(1.0 - _km_survival_at(_TimeGroups(tt, e), tt, w, float(t)), scalar)
 
 
-def _concordance(s: _Sorted, risk: np.ndarray, pair_weight: np.ndarray) -> np.ndarray:
-    """Weighted concordance: ``pair_weight`` (B, n) weighs each sorted event row i; pairs
-    (i, j) are comparable when j outlives i (or is censored at i's time)."""
-    cases = np.flatnonzero(s.event == 1)
-    if cases.size == 0:
-        return np.full(s.weights.shape[0], np.nan)
-    risk = risk[s.order]
-    numerator = np.zeros(s.weights.shape[0])
-    denominator = np.zeros(s.weights.shape[0])
-    step = max(1, _BLOCK_ELEMENTS // max(1, len(risk)))
-    for begin in range(0, cases.size, step):
-        rows = cases[begin:begin + step]
-        later = s.time[None, :] > s.time[rows, None]
-        censored_same = (s.time[None, :] == s.time[rows, None]) & (s.event[None, :] == 0)
-        comparable = (later | censored_same).astype(float)
-        diff = risk[None, :] - risk[rows, None]
-        tied = np.abs(diff) <= TIED_TOL
-        score = comparable * np.where(tied, 0.5, (diff < 0).astype(float))
-        a = pair_weight[:, rows]
-        numerator += np.einsum("bi,bi->b", a, s.weights @ score.T)
-        denominator += np.einsum("bi,bi->b", a, s.weights @ comparable.T)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(denominator > 0, numerator / denominator, np.nan)
+# --------------------------------------------------------------------------- concordance
+def _tie_bounds(sorted_risk: np.ndarray, r: np.ndarray, tol: float) -> tuple[np.ndarray, ...]:
+    """For each r: lo = #{j: r - r_j > tol}, hi = #{j: r_j - r <= tol}, with the exact float
+    predicates scikit-survival evaluates (a searchsorted guess, then corrected a step at a
+    time; the predicates are monotone in r_j so the prefixes are well defined)."""
+    n = len(sorted_risk)
+    lo = np.searchsorted(sorted_risk, r - tol, side="left")
+    hi = np.searchsorted(sorted_risk, r + tol, side="right")
+    for _ in range(n + 1):
+        dec = (lo > 0) & ~(r - sorted_risk[np.maximum(lo - 1, 0)] > tol)
+        inc = (lo < n) & (r - sorted_risk[np.minimum(lo, n - 1)] > tol)
+        hinc = (hi < n) & (sorted_risk[np.minimum(hi, n - 1)] - r <= tol)
+        hdec = (hi > 0) & ~(sorted_risk[np.maximum(hi - 1, 0)] - r <= tol)
+        if not (dec.any() or inc.any() or hinc.any() or hdec.any()):
+            break
+        lo = lo - dec + inc
+        hi = hi + hinc - hdec
+    return lo, hi
+
+
+class _ConcordancePlan:
+    """Per event i, the weighted count of comparable j and of concordant j (ties = 1/2).
+
+    j is comparable to event i when t_j > t_i, or t_j == t_i and j is censored (Harrell, as
+    scikit-survival). With keys 3g+1 for event i as a query and 3g+2 (censored) / 3g (event)
+    for j as data (g = rank of the distinct time), comparable <=> key_j > key_i. The sums
+    over j are then offline 2-D dominance counts (key, risk rank), done by divide and
+    conquer over key order: at each level a query in a left half meets the data of its
+    right sibling, sorted by risk rank. The index arrays depend only on the data, so a
+    resample costs ~log2(n) cumulative sums over its weights.
+    """
+
+    def __init__(self, time: np.ndarray, event: np.ndarray, risk: np.ndarray,
+                 tol: float = TIED_TOL) -> None:
+        n = len(time)
+        _, g = np.unique(time, return_inverse=True)
+        g = g.ravel().astype(np.int64)
+        self.event_rows = np.flatnonzero(event == 1)
+        nq = len(self.event_rows)
+        risk_order = np.argsort(risk, kind="stable")
+        rank = np.empty(n, dtype=np.int64)
+        rank[risk_order] = np.arange(n)
+        lo, hi = _tie_bounds(risk[risk_order], risk[self.event_rows], tol)
+        key = np.r_[3 * g[self.event_rows] + 1, 3 * g + np.where(event == 1, 0, 2)]
+        m = len(key)
+        position = np.empty(m, dtype=np.int64)
+        position[np.argsort(key, kind="stable")] = np.arange(m)
+        q_pos, d_pos = position[:nq], position[nq:]
+        stride = n + 1
+        self.levels = []
+        level = 1
+        while nq and (1 << (level - 1)) < m:
+            d_sel = np.flatnonzero((d_pos >> (level - 1)) & 1)
+            q_sel = np.flatnonzero(((q_pos >> (level - 1)) & 1) == 0)
+            if len(d_sel) and len(q_sel):
+                dkey = (d_pos[d_sel] >> level) * stride + rank[d_sel]
+                perm = np.argsort(dkey, kind="stable")
+                sorted_key = dkey[perm]
+                qbase = (q_pos[q_sel] >> level) * stride
+                at = [np.searchsorted(sorted_key, qbase + off, side="left")
+                      for off in (0, lo[q_sel], hi[q_sel], n)]
+                self.levels.append((d_sel[perm], q_sel, *at))
+            level += 1
+        self.n_queries = nq
+
+    def sums(self, w: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(B, n_events) concordant (+ half ties) and comparable weighted counts."""
+        b = w.shape[0]
+        num = np.zeros((b, self.n_queries))
+        den = np.zeros((b, self.n_queries))
+        for rows, q, at_base, at_lo, at_hi, at_end in self.levels:
+            cs = np.zeros((b, len(rows) + 1))
+            np.cumsum(w[:, rows], axis=1, out=cs[:, 1:])
+            base = cs[:, at_base]
+            num[:, q] += 0.5 * (cs[:, at_lo] + cs[:, at_hi]) - base
+            den[:, q] += cs[:, at_end] - base
+        return num, den
+
+
+def _harrell(plan: _ConcordancePlan, w: np.ndarray,
+             pair_sums: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    num, den = pair_sums
+    u = w[:, plan.event_rows]
+    return _ratio(np.sum(u * num, axis=1), np.sum(u * den, axis=1))
+
+
+def _uno(plan: _ConcordancePlan, time: np.ndarray, tg: _TimeGroups, g: np.ndarray,
+         w: np.ndarray, tau: float, pair_sums: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+    num, den = pair_sums
+    rows = plan.event_rows
+    # Event i weighs 1 / G(t_i)^2 when t_i < tau and 0 otherwise (scikit-survival).
+    u = w[:, rows] * (time[rows] < tau)
+    g_i = g[:, tg.group[rows]]
+    bad = np.any((u > 0) & (g_i <= 0), axis=1)  # scikit-survival raises: G = 0 at an event
+    u = np.divide(u, g_i ** 2, out=np.zeros_like(u), where=u > 0)
+    out = _ratio(np.sum(u * num, axis=1), np.sum(u * den, axis=1))
+    return np.where(bad, np.nan, out)
 
 
 def harrell_c(time, event, risk, weights=None) -> float | np.ndarray:
-    """Harrell's concordance index: the share of comparable pairs where the patient with the
-    event first has the higher risk (ties in risk count one half)."""
-    s, squeeze = _sorted(time, event, weights)
-    return _out(_concordance(s, np.asarray(risk, dtype=float), s.weights * s.event), squeeze)
+    """Harrell's concordance (higher risk = earlier event), as scikit-survival's
+    ``concordance_index_censored`` (risk ties within 1e-8 count 1/2, tied event times are
+    not comparable, a censoring at an event's time is); NaN without comparable pairs."""
+    t, e = _check_survival(time, event)
+    r = _check_vector(risk, len(t), "risk")
+    w, scalar = _as_weights(weights, len(t))
+    plan = _ConcordancePlan(t, e, r)
+    return _finish(_harrell(plan, w, plan.sums(w)), scalar)
 
 
 def uno_c(time, event, risk, tau: float, weights=None) -> float | np.ndarray:
-    """Uno's concordance index, inverse-probability-of-censoring weighted, truncated at
-    ``tau`` (only events before tau count as the earlier patient)."""
-    s, squeeze = _sorted(time, event, weights)
-    g = _km(s, reverse=True)[:, s.group]  # G at each row's own time, per resample
-    usable = (s.event == 1) & (s.time < tau)
-    with np.errstate(divide="ignore"):
-        ipcw = np.where(usable[None, :], 1.0 / np.square(np.where(g > 0, g, np.nan)), 0.0)
-    undefined = (np.isnan(ipcw) & (s.weights > 0)).any(axis=1)
-    value = _concordance(s, np.asarray(risk, dtype=float), s.weights * np.nan_to_num(ipcw))
-    # G = 0 at an event time before tau: scikit-survival refuses; the metric is undefined
-    value[undefined] = np.nan
-    return _out(value, squeeze)
+    """Uno's IPCW concordance truncated at ``tau``, as scikit-survival's
+    ``concordance_index_ipcw`` with the scored data as both train and test."""
+    t, e = _check_survival(time, event)
+    r = _check_vector(risk, len(t), "risk")
+    w, scalar = _as_weights(weights, len(t))
+    plan = _ConcordancePlan(t, e, r)
+    tg = _TimeGroups(t, e)
+    out = _uno(plan, t, tg, _censoring_km(tg, w), w, float(tau), plan.sums(w))
+    return _finish(out, scalar)
 
 
-def _brier(s: _Sorted, g_curve: np.ndarray, surv_sorted: np.ndarray, t: float) -> np.ndarray:
-    """(B,) IPCW Brier score at ``t`` for survival predictions in sorted order."""
-    g_own = g_curve[:, s.group]
-    g_t = _at(s.unique, g_curve, t)[:, None] if np.ndim(t) == 0 else _at(s.unique, g_curve, t)
-    case = ((s.time <= t) & (s.event == 1)).astype(float)
-    control = (s.time > t).astype(float)
-    terms = (np.square(surv_sorted) * case * _inverse(g_own)
-             + np.square(1.0 - surv_sorted) * control * _inverse(g_t))
-    return (s.weights * terms).sum(axis=1) / s.weights.sum(axis=1)
+# --------------------------------------------------------------------------- Brier
+def _brier_grid(tg: _TimeGroups, time: np.ndarray, event: np.ndarray, surv: np.ndarray,
+                grid: np.ndarray, w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    """(B, len(grid)) IPCW Brier scores (Graf): cases weighted 1/G(t_i), controls 1/G(t)."""
+    case = (time[:, None] <= grid[None, :]) & (event[:, None] == 1)  # (n, T)
+    control = time[:, None] > grid[None, :]
+    g_y = g[:, tg.group]  # (B, n)
+    we = w * event
+    ipcw = np.divide(we, g_y, out=np.zeros_like(we), where=we > 0)
+    case_sum = ipcw @ (surv ** 2 * case)
+    control_w = w @ ((1.0 - surv) ** 2 * control)
+    g_t = np.stack([_g_at(tg, g, float(t)) for t in grid], axis=1)  # (B, T)
+    at_risk = w @ control.astype(float)
+    total = w.sum(axis=1, keepdims=True)
+    out = (case_sum + np.divide(control_w, g_t, out=np.zeros_like(control_w),
+                                where=at_risk > 0)) / total
+    # Undefined: nobody followed beyond t (scikit-survival refuses such t), no events at all
+    # (it refuses all-censored data), or G = 0 at a case's own time.
+    bad_case = ((we > 0) & (g_y <= 0)).astype(float) @ case.astype(float) > 0
+    no_events = (we.sum(axis=1) == 0)[:, None]
+    return np.where((at_risk > 0) & ~bad_case & ~no_events, out, np.nan)
 
 
 def brier_at(time, event, surv_at_t, t: float, weights=None) -> float | np.ndarray:
-    """The inverse-probability-of-censoring weighted Brier score at ``t`` (Graf et al.
-    1999): mean squared error of the predicted survival S(t | x) against event-free by t."""
-    s, squeeze = _sorted(time, event, weights)
-    surv = np.asarray(surv_at_t, dtype=float).ravel()[s.order]
-    return _out(_brier(s, _km(s, reverse=True), surv, t), squeeze)
+    """IPCW Brier score at ``t`` of the predicted S(t|x), as scikit-survival's
+    ``brier_score(y, y, surv_at_t[:, None], [t])``."""
+    tt, e = _check_survival(time, event)
+    s = _check_vector(surv_at_t, len(tt), "surv_at_t")
+    w, scalar = _as_weights(weights, len(tt))
+    tg = _TimeGroups(tt, e)
+    out = _brier_grid(tg, tt, e, s[:, None], np.array([float(t)]), w, _censoring_km(tg, w))
+    return _finish(out[:, 0], scalar)
+
+
+def _check_grid(surv_grid, grid, n: int) -> tuple[np.ndarray, np.ndarray]:
+    grid = np.asarray(grid, dtype=float).ravel()
+    surv = np.asarray(surv_grid, dtype=float)
+    if surv.shape != (n, len(grid)) or not np.all(np.isfinite(surv)):
+        raise ValueError(f"surv_grid must be finite of shape ({n}, {len(grid)}); "
+                         f"got {surv.shape}")
+    if len(grid) < 2 or np.any(np.diff(grid) <= 0):
+        raise ValueError("grid must hold at least two strictly increasing times")
+    return surv, grid
+
+
+def _ibs(brier: np.ndarray, grid: np.ndarray) -> np.ndarray:
+    widths = np.diff(grid)
+    area = np.sum(widths * (brier[:, 1:] + brier[:, :-1]) / 2.0, axis=1)
+    return area / (grid[-1] - grid[0])
 
 
 def integrated_brier(time, event, surv_grid, grid, weights=None) -> float | np.ndarray:
-    """The Brier score integrated over ``grid`` (trapezoid rule) and divided by its span."""
-    grid = np.asarray(grid, dtype=float)
-    if grid.size < 2:
-        raise ValueError("the integrated Brier score needs at least two grid times")
-    s, squeeze = _sorted(time, event, weights)
-    surv = np.asarray(surv_grid, dtype=float)[s.order]
-    g_curve = _km(s, reverse=True)
-    scores = np.column_stack([_brier(s, g_curve, surv[:, k], t) for k, t in enumerate(grid)])
-    return _out(np.trapezoid(scores, grid, axis=1) / (grid[-1] - grid[0]), squeeze)
+    """Trapezoid integral of the Brier score over ``grid`` / (grid[-1] - grid[0]), as
+    scikit-survival's ``integrated_brier_score``; NaN if any grid time is undefined."""
+    tt, e = _check_survival(time, event)
+    surv, grid = _check_grid(surv_grid, grid, len(tt))
+    w, scalar = _as_weights(weights, len(tt))
+    tg = _TimeGroups(tt, e)
+    return _finish(_ibs(_brier_grid(tg, tt, e, surv, grid, w, _censoring_km(tg, w)), grid),
+                   scalar)
 
 
-def cumulative_dynamic_auc(time, event, risk_at_t, t: float,
-                           weights=None) -> float | np.ndarray:
-    """Time-dependent AUROC at ``t`` (cumulative cases: events by t, weighted by 1/G;
-    dynamic controls: still event-free after t): the chance that a case has the higher
-    predicted risk ``risk_at_t`` (e.g. 1 − S(t | x)) than a control."""
-    s, squeeze = _sorted(time, event, weights)
-    g = _km(s, reverse=True)[:, s.group]
-    case = (s.time <= t) & (s.event == 1)
-    case_w = s.weights * case * _inverse(g)
-    control_w = s.weights * (s.time > t)
-    risk = np.asarray(risk_at_t, dtype=float).ravel()[s.order]
-    by_risk = np.argsort(risk, kind="mergesort")
-    ordered = risk[by_risk]
-    starts = np.r_[0, np.flatnonzero(np.diff(ordered) > TIED_TOL) + 1]  # tie groups
-    cases_in = np.add.reduceat(case_w[:, by_risk], starts, axis=1)
-    controls_in = np.add.reduceat(control_w[:, by_risk], starts, axis=1)
-    below = np.cumsum(controls_in, axis=1) - controls_in
-    numerator = (cases_in * (below + 0.5 * controls_in)).sum(axis=1)
-    denominator = case_w.sum(axis=1) * control_w.sum(axis=1)
-    bad = np.isinf(case_w).any(axis=1) | (
-        (g <= 0) & case[None, :] & (s.weights > 0)).any(axis=1)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        auc = np.where((denominator > 0) & ~bad, numerator / denominator, np.nan)
-    return _out(auc, squeeze)
+# --------------------------------------------------------------------------- AUC(t)
+def _auc(tg: _TimeGroups, time: np.ndarray, event: np.ndarray, risk: np.ndarray, t: float,
+         w: np.ndarray, g: np.ndarray) -> np.ndarray:
+    order = np.argsort(-risk, kind="stable")
+    r = risk[order]
+    # A threshold admits a whole run of scores within tied_tol of their neighbour, as in
+    # scikit-survival (which keeps only the last point of such a run).
+    starts = np.flatnonzero(np.r_[True, np.abs(np.diff(r)) > TIED_TOL])
+    case = (time <= t) & (event == 1)
+    g_y = g[:, tg.group]
+    wc = w * case
+    bad = np.any((wc > 0) & (g_y <= 0), axis=1)
+    cases = np.divide(wc, g_y, out=np.zeros_like(wc), where=wc > 0)
+    cases = np.add.reduceat(cases[:, order], starts, axis=1)
+    controls = np.add.reduceat((w * (time > t))[:, order], starts, axis=1)
+    tp = np.cumsum(cases, axis=1)
+    fp = np.cumsum(controls, axis=1)
+    n_cases, n_controls = tp[:, -1:], fp[:, -1:]
+    ok = (n_cases[:, 0] > 0) & (n_controls[:, 0] > 0) & ~bad
+    tp = np.divide(tp, n_cases, out=np.zeros_like(tp), where=n_cases > 0)
+    fp = np.divide(fp, n_controls, out=np.zeros_like(fp), where=n_controls > 0)
+    tp_prev = np.concatenate([np.zeros((len(tp), 1)), tp[:, :-1]], axis=1)
+    fp_prev = np.concatenate([np.zeros((len(fp), 1)), fp[:, :-1]], axis=1)
+    auc = np.sum((fp - fp_prev) * (tp + tp_prev) / 2.0, axis=1)
+    return np.where(ok, auc, np.nan)
 
 
-def _cox_slope(s: _Sorted, x: np.ndarray, t: float, iterations: int = 50) -> np.ndarray:
-    """(B,) coefficient of ``x`` (sorted order) in a Breslow Cox model of the outcome
-    administratively censored at ``t``, fitted by Newton–Raphson in every resample."""
-    w = s.weights
-    events = ((s.event == 1) & (s.time <= t)).astype(float)
-    x = x - np.average(x, weights=None)  # a shift of x leaves the coefficient unchanged
-    # the risk set of a row: every row whose (censored-at-t) time is >= its own; times
-    # beyond t are censored at t, after every event, so the sorted order still holds
-    first_of_time = s.start[s.group]
-    beta = np.zeros(w.shape[0])
-    converged = np.zeros(w.shape[0], dtype=bool)
-    for _ in range(iterations):
-        with np.errstate(over="ignore", invalid="ignore"):
-            e = w * np.exp(np.clip(beta[:, None] * x[None, :], -700, 700))
-            s0 = np.cumsum(e[:, ::-1], axis=1)[:, ::-1][:, first_of_time]
-            s1 = np.cumsum((e * x)[:, ::-1], axis=1)[:, ::-1][:, first_of_time]
-            s2 = np.cumsum((e * x * x)[:, ::-1], axis=1)[:, ::-1][:, first_of_time]
-            # rows after the last drawn patient have empty risk sets (and no weight)
-            safe = np.where(s0 > 0, s0, 1.0)
-            mean = s1 / safe
-            d = w * events
-            score = (d * (x - mean)).sum(axis=1)
-            information = (d * (s2 / safe - mean * mean)).sum(axis=1)
-            step = np.where(information > 0, score / information, np.nan)
-        beta = np.where(converged, beta, beta + step)
-        converged |= np.abs(step) < 1e-9 * np.maximum(1.0, np.abs(beta))
-        if converged.all() or np.isnan(step).all():
-            break
-    beta[~converged | (np.abs(beta) > 50)] = np.nan
-    beta[(w * events).sum(axis=1) == 0] = np.nan
-    return beta
+def cumulative_dynamic_auc(time, event, risk_at_t, t: float, weights=None
+                           ) -> float | np.ndarray:
+    """Cumulative/dynamic AUROC at ``t`` (cases: event by t, weighted 1/G(t_i); controls:
+    t_i > t), as scikit-survival's ``cumulative_dynamic_auc(y, y, risk_at_t, t)[0]``;
+    ``risk_at_t`` higher = more likely to have had the event by t (e.g. 1 - S(t|x))."""
+    tt, e = _check_survival(time, event)
+    r = _check_vector(risk_at_t, len(tt), "risk_at_t")
+    w, scalar = _as_weights(weights, len(tt))
+    tg = _TimeGroups(tt, e)
+    return _finish(_auc(tg, tt, e, r, float(t), w, _censoring_km(tg, w)), scalar)
 
 
-def calibration_slope_at(time, event, surv_at_t, t: float,
-                         weights=None) -> float | np.ndarray:
-    """Calibration slope at ``t``: the coefficient of log(−log S(t | x)) in a Cox model of
-    the outcome censored at t (1: the spread of predicted risks is right; below 1 the
-    predictions are too extreme; NaN where it cannot be estimated)."""
-    s, squeeze = _sorted(time, event, weights)
-    surv = np.clip(np.asarray(surv_at_t, dtype=float).ravel()[s.order], 1e-10, 1 - 1e-10)
-    x = np.log(-np.log(surv))
-    if np.ptp(x) == 0:
-        return _out(np.full(s.weights.shape[0], np.nan), squeeze)
-    return _out(_cox_slope(s, x, t), squeeze)
+# --------------------------------------------------------------------------- calibration
+def _log_minus_log(surv: np.ndarray) -> np.ndarray:
+    s = np.clip(surv, _CLIP, 1.0 - _CLIP)
+    return np.log(-np.log(s))
 
 
-# --------------------------------------------------------------------------- tables
-def _quantile_groups(risk: np.ndarray, n_groups: int) -> np.ndarray:
-    """Group index of each patient: quantile groups of ``risk`` (fewer when tied)."""
-    edges = np.unique(np.quantile(risk, np.linspace(0, 1, n_groups + 1)[1:-1]))
-    return np.searchsorted(edges, risk, side="right")
+def _cox_slope(time: np.ndarray, event: np.ndarray, x: np.ndarray, t: float, w: np.ndarray,
+               max_iter: int = 30, tol: float = 1e-10) -> np.ndarray:
+    """(B,) Breslow Cox coefficient of x after administrative censoring at t, by Newton-
+    Raphson on all resamples at once (with step halving when the likelihood drops)."""
+    e = ((event == 1) & (time <= t)).astype(float)
+    tg = _TimeGroups(np.minimum(time, t), e)
+    xs = x - x.mean()  # centring leaves the coefficient unchanged and keeps exp() tame
+    xo = xs[tg.order]
+    wo = w[:, tg.order]
+    d = np.add.reduceat(wo * e[tg.order], tg.starts, axis=1)
+    xd = np.add.reduceat(wo * (e * xs)[tg.order], tg.starts, axis=1)
+    has_d = d > 0
+    b = w.shape[0]
+    beta = np.zeros(b)
+    step = np.zeros(b)
+    ll_prev = np.full(b, -np.inf)
+    converged = np.zeros(b, dtype=bool)
+    failed = ~np.any(has_d, axis=1)  # no events before t
+    with np.errstate(divide="ignore", invalid="ignore", over="ignore"):
+        for _ in range(max_iter):
+            eta = beta[:, None] * xo[None, :]
+            shift = eta.max(axis=1, keepdims=True)
+            ex = wo * np.exp(eta - shift)
+            s0 = _suffix_sum(np.add.reduceat(ex, tg.starts, axis=1))
+            s1 = _suffix_sum(np.add.reduceat(ex * xo, tg.starts, axis=1))
+            s2 = _suffix_sum(np.add.reduceat(ex * xo ** 2, tg.starts, axis=1))
+            m1 = np.where(has_d, s1 / s0, 0.0)
+            m2 = np.where(has_d, s2 / s0, 0.0)
+            log_s0 = np.where(has_d, np.log(np.where(has_d, s0, 1.0)), 0.0) + shift
+            ll = np.sum(beta[:, None] * xd - d * log_s0, axis=1)
+            score = np.sum(xd - d * m1, axis=1)
+            info = np.sum(d * (m2 - m1 ** 2), axis=1)
+            active = ~(converged | failed)
+            if not active.any():
+                break
+            worse = active & (ll < ll_prev - 1e-12 * np.abs(ll_prev))
+            newton = active & ~worse
+            failed |= newton & ~(np.isfinite(info) & (info > 0) & np.isfinite(score))
+            newton &= ~failed
+            # Overshoot: go back half the last step; otherwise take the Newton step.
+            step = np.where(worse, step / 2.0, step)
+            beta = np.where(worse, beta - step, beta)
+            new_step = np.where(newton, score / np.where(newton, info, 1.0), 0.0)
+            converged |= newton & (np.abs(new_step) <= tol * (1.0 + np.abs(beta)))
+            ll_prev = np.where(newton, ll, ll_prev)
+            step = np.where(newton, new_step, step)
+            beta = beta + new_step
+    return np.where(converged & ~failed & np.isfinite(beta), beta, np.nan)
+
+
+def calibration_slope_at(time, event, surv_at_t, t: float, weights=None) -> float | np.ndarray:
+    """Cox calibration slope at ``t``: the Breslow Cox coefficient of log(-log S(t|x)) with
+    follow-up administratively censored at t (1 = right spread, < 1 = too extreme); NaN when
+    there are no events before t or Newton-Raphson does not converge."""
+    tt, e = _check_survival(time, event)
+    s = _check_vector(surv_at_t, len(tt), "surv_at_t")
+    w, scalar = _as_weights(weights, len(tt))
+    return _finish(_cox_slope(tt, e, _log_minus_log(s), float(t), w), scalar)
+
+
+def _km_with_ci(time: np.ndarray, event: np.ndarray, t: float,
+                confidence: float = 0.95) -> tuple[float, float, float]:
+    """KM S(t) and its log-log Greenwood interval (scikit-survival's ``conf_type="log-log"``);
+    NaN when t lies beyond the last observed time and S has not reached 0."""
+    tg = _TimeGroups(time, event)
+    w = np.ones((1, len(time)))
+    d = tg.sums(w * event)[0]
+    n = _suffix_sum(tg.sums(w))[0]
+    k = tg.index_at(t)
+    if k < 0:
+        return 1.0, 1.0, 1.0
+    s_all = np.cumprod(1.0 - d / n)
+    s = float(s_all[k])
+    if t > tg.times[-1] and s > 0:
+        return float("nan"), float("nan"), float("nan")
+    var = np.divide(d, n * (n - d), out=np.zeros_like(d), where=(d != 0) & (n != d))
+    sigma = float(np.sqrt(np.sum(var[: k + 1])))
+    eps = np.finfo(float).eps
+    if s <= eps:
+        return s, 0.0, 0.0
+    log_s = np.log(s)
+    theta = sigma / log_s if log_s < -eps else 0.0
+    z = norm.isf((1.0 - confidence) / 2.0)
+    a, b = np.exp(np.exp(np.array([-z, z]) * theta) * log_s)
+    return s, float(min(a, b)), float(max(a, b))
 
 
 def calibration_table(time, event, surv_at_t, t: float, n_groups: int = 10) -> pd.DataFrame:
-    """Predicted risk by ``t`` against the Kaplan–Meier observed risk (with its 95% log-log
-    interval) in quantile groups of predicted risk (deciles by default)."""
-    from sksurv.nonparametric import kaplan_meier_estimator
+    """Observed (1 - KM at t, log-log 95% CI) against mean predicted risk 1 - S(t) in
+    ``n_groups`` quantile groups of predicted risk (fewer when ties or small n merge them).
 
-    time = np.asarray(time, dtype=float)
-    event = np.asarray(event, dtype=float)
-    risk = 1.0 - np.asarray(surv_at_t, dtype=float)
-    groups = _quantile_groups(risk, n_groups)
+    Columns: group (1 = lowest risk), n, events (by t), predicted, observed, observed_low,
+    observed_high.
+    """
+    tt, e = _check_survival(time, event)
+    s = _check_vector(surv_at_t, len(tt), "surv_at_t")
+    risk = 1.0 - s
+    if len(np.unique(risk)) > 1:
+        # Tied risks stay together, so heavy ties (or small n) give fewer groups.
+        codes = pd.qcut(risk, q=min(n_groups, len(risk)), labels=False, duplicates="drop")
+    else:
+        codes = np.zeros(len(risk), dtype=int)
     rows = []
-    for k, g in enumerate(np.unique(groups)):
-        mask = groups == g
-        observed = low = high = 0.0  # no event by t in the group: observed risk 0
-        if event[mask].any():
-            times, surv, ci = kaplan_meier_estimator(event[mask].astype(bool), time[mask],
-                                                     conf_type="log-log")
-            index = np.searchsorted(times, t, side="right") - 1
-            if index >= 0:
-                observed = 1.0 - float(surv[index])
-                low, high = 1.0 - float(ci[1, index]), 1.0 - float(ci[0, index])
-        rows.append({"group": k + 1, "n": int(mask.sum()), "events": int(event[mask].sum()),
-                     "predicted": float(risk[mask].mean()), "observed": observed,
-                     "observed_low": low, "observed_high": high})
-    return pd.DataFrame(rows)
+    for k, code in enumerate(sorted(pd.unique(codes))):
+        members = np.asarray(codes == code)
+        surv_k, low_s, high_s = _km_with_ci(tt[members], e[members], float(t))
+        rows.append({
+            "group": k + 1,
+            "n": int(members.sum()),
+            "events": int(np.sum((e[members] == 1) & (tt[members] <= t))),
+            "predicted": float(np.mean(risk[members])),
+            "observed": 1.0 - surv_k,
+            "observed_low": 1.0 - high_s,
+            "observed_high": 1.0 - low_s,
+        })
+    return pd.DataFrame(rows, columns=["group", "n", "events", "predicted", "observed",
+                                       "observed_low", "observed_high"])
 
 
-def net_benefit_at(time, event, risk_at_t, t: float, thresholds,
-                   weights=None) -> np.ndarray:
-    """Net benefit at ``t`` of treating patients whose predicted risk by t reaches each
-    threshold probability pt: the Kaplan–Meier risk among them times their share, minus
-    the event-free share among them times pt/(1 − pt) (Vickers et al. 2008, as ``dcurves``).
-    (len(thresholds),), or (B, len(thresholds)) with weights; NaN where the positives'
-    follow-up ends before t."""
-    s, squeeze = _sorted(time, event, weights)
-    risk = np.asarray(risk_at_t, dtype=float).ravel()[s.order]
-    pts = np.asarray(thresholds, dtype=float).ravel()
-    out = np.empty((s.weights.shape[0], len(pts)))
-    total = s.weights.sum(axis=1)
-    for k, pt in enumerate(pts):
-        positive = risk >= pt
-        share = (s.weights * positive).sum(axis=1) / total
-        sub = _Sorted(s.time, s.event, s.order, s.unique, s.start, s.group,
-                      s.weights * positive)
-        km_risk = 1.0 - _at(s.unique, _km(sub, reverse=False), t)
-        followed = (sub.weights * (s.time >= t)).sum(axis=1) > 0
-        rate = np.where(share > 0, np.where(followed, km_risk, np.nan), 0.0)
-        out[:, k] = rate * share - (1.0 - rate) * share * pt / (1.0 - pt)
-    return out[0] if squeeze else out
+# --------------------------------------------------------------------------- decision curve
+def _check_thresholds(thresholds) -> np.ndarray:
+    pt = np.atleast_1d(np.asarray(thresholds, dtype=float))
+    if np.any((pt <= 0) | (pt >= 1)):
+        raise ValueError("threshold probabilities must lie strictly between 0 and 1")
+    return pt
+
+
+def _net_benefit(tg: _TimeGroups, time: np.ndarray, risk: np.ndarray, t: float,
+                 pt: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """(B, len(pt)) survival net benefit (dcurves): among patients with risk >= pt, the KM
+    risk by t gives true and false positives; NaN when those patients' follow-up (or
+    everyone's) ends before t; 0 when nobody is positive."""
+    total = w.sum(axis=1)
+    followed_any = (w @ (time >= t).astype(float)) > 0
+    out = np.empty((w.shape[0], len(pt)))
+    for j, p in enumerate(pt):
+        wp = w * (risk >= p)
+        pos_rate = wp.sum(axis=1) / total
+        km_risk = 1.0 - _km_survival_at(tg, time, wp, t)
+        km_risk = np.where(pos_rate > 0, km_risk, 0.0)
+        nb = km_risk * pos_rate - p / (1.0 - p) * (1.0 - km_risk) * pos_rate
+        out[:, j] = np.where(followed_any, nb, np.nan)
+    return out
+
+
+def net_benefit_at(time, event, risk_at_t, t: float, thresholds, weights=None
+                   ) -> np.ndarray:
+    """Net benefit at each threshold for the outcome 'event by t' (Vickers et al. 2008, as
+    ``dcurves``): (len(thresholds),) without weights, (B, len(thresholds)) with."""
+    tt, e = _check_survival(time, event)
+    r = _check_vector(risk_at_t, len(tt), "risk_at_t")
+    pt = _check_thresholds(thresholds)
+    w, scalar = _as_weights(weights, len(tt))
+    out = _net_benefit(_TimeGroups(tt, e), tt, r, float(t), pt, w)
+    return out[0] if scalar else out
 
 
 def decision_curve_at(time, event, risk_at_t, t: float, thresholds=None) -> pd.DataFrame:
-    """Columns threshold, model, treat_all, treat_none of the decision curve at ``t``."""
-    from medml_cli.evaluation.decision_curve import default_thresholds
-
-    pts = default_thresholds() if thresholds is None else np.asarray(thresholds, dtype=float)
-    everyone = np.ones(len(np.asarray(time)))
+    """Columns threshold, model, treat_all, treat_none (= 0), like the binary
+    :func:`medml_cli.evaluation.decision_curve.decision_curve`, for the outcome 'event by t'.
+    """
+    pt = _check_thresholds(default_thresholds() if thresholds is None else thresholds)
+    tt, e = _check_survival(time, event)
+    r = _check_vector(risk_at_t, len(tt), "risk_at_t")
+    tg = _TimeGroups(tt, e)
+    w = np.ones((1, len(tt)))
     return pd.DataFrame({
-        "threshold": pts,
-        "model": net_benefit_at(time, event, risk_at_t, t, pts),
-        "treat_all": net_benefit_at(time, event, everyone, t, pts),
-        "treat_none": np.zeros(len(pts)),
+        "threshold": pt,
+        "model": _net_benefit(tg, tt, r, float(t), pt, w)[0],
+        "treat_all": _net_benefit(tg, tt, np.ones(len(tt)), float(t), pt, w)[0],
+        "treat_none": np.zeros(len(pt)),
     })
 
 
-# --------------------------------------------------------------------------- the set
-def survival_metrics(time, event, risk, surv_grid, grid, horizons,
-                     weights=None) -> dict[str, float | np.ndarray]:
-    """c_index, c_index_uno (truncated at the last horizon), integrated_brier (over the
-    grid), then auroc@h, brier@h and calibration_slope@h for each horizon (a grid time)."""
-    grid = np.asarray(grid, dtype=float)
-    surv_grid = np.asarray(surv_grid, dtype=float)
-    values: dict[str, float | np.ndarray] = {
-        "c_index": harrell_c(time, event, risk, weights),
-        "c_index_uno": uno_c(time, event, risk, float(max(horizons)), weights),
-        "integrated_brier": integrated_brier(time, event, surv_grid, grid, weights),
-    }
-    for h in horizons:
-        column = np.flatnonzero(np.isclose(grid, h))
-        if column.size == 0:
+# --------------------------------------------------------------------------- all metrics
+def _horizon_columns(grid: np.ndarray, horizons) -> list[tuple[float, int]]:
+    out = []
+    for h in np.atleast_1d(np.asarray(horizons, dtype=float)):
+        hits = np.flatnonzero(np.isclose(grid, h))
+        if len(hits) == 0:
             raise ValueError(f"horizon {h:g} is not one of the grid times")
-        at_h = surv_grid[:, column[0]]
+        out.append((float(h), int(hits[0])))
+    if not out:
+        raise ValueError("at least one horizon is needed")
+    return out
+
+
+def _metrics(t: np.ndarray, e: np.ndarray, r: np.ndarray, surv: np.ndarray, grid: np.ndarray,
+             columns: list[tuple[float, int]], w: np.ndarray, plan: _ConcordancePlan,
+             tg: _TimeGroups) -> dict[str, np.ndarray]:
+    g = _censoring_km(tg, w)
+    pair_sums = plan.sums(w)
+    brier = _brier_grid(tg, t, e, surv, grid, w, g)
+    out = {
+        "c_index": _harrell(plan, w, pair_sums),
+        "c_index_uno": _uno(plan, t, tg, g, w, columns[-1][0], pair_sums),
+        "integrated_brier": _ibs(brier, grid),
+    }
+    for h, col in columns:
         label = horizon_label(h)
-        values[f"auroc@{label}"] = cumulative_dynamic_auc(time, event, 1.0 - at_h, h, weights)
-        values[f"brier@{label}"] = brier_at(time, event, at_h, h, weights)
-        values[f"calibration_slope@{label}"] = calibration_slope_at(time, event, at_h, h,
-                                                                    weights)
-    return values
+        out[f"auroc@{label}"] = _auc(tg, t, e, 1.0 - surv[:, col], h, w, g)
+        out[f"brier@{label}"] = brier[:, col]
+        out[f"calibration_slope@{label}"] = _cox_slope(t, e, _log_minus_log(surv[:, col]), h, w)
+    return out
+
+
+def _prepare(time, event, risk, surv_grid, grid, horizons):
+    t, e = _check_survival(time, event)
+    r = _check_vector(risk, len(t), "risk")
+    surv, grid = _check_grid(surv_grid, grid, len(t))
+    return t, e, r, surv, grid, _horizon_columns(grid, horizons)
+
+
+def survival_metrics(time, event, risk, surv_grid, grid, horizons, weights=None
+                     ) -> dict[str, float | np.ndarray]:
+    """c_index, c_index_uno (tau = last horizon), integrated_brier (over ``grid``), then per
+    horizon h (one of the grid times): auroc@h, brier@h, calibration_slope@h."""
+    t, e, r, surv, grid, columns = _prepare(time, event, risk, surv_grid, grid, horizons)
+    w, scalar = _as_weights(weights, len(t))
+    values = _metrics(t, e, r, surv, grid, columns, w, _ConcordancePlan(t, e, r),
+                      _TimeGroups(t, e))
+    return {name: _finish(v, scalar) for name, v in values.items()}
+
+
+def _draw_chunks(event: np.ndarray, groups, n_resamples: int, seed: int, stratify: bool):
+    """Yield count matrices of at most ~_CHUNK_ELEMENTS, ``n_resamples`` rows in all.
+
+    The chunk size depends on n only and chunk k draws from a seed derived from (seed, k),
+    so the draws depend only on the seed and the data.
+    """
+    n = len(event)
+    step = max(1, _CHUNK_ELEMENTS // max(1, n))
+    for k, start in enumerate(range(0, n_resamples, step)):
+        chunk_seed = int(np.random.SeedSequence([seed, k]).generate_state(1, np.uint64)[0])
+        yield resample_weights("binary-classification", event.astype(int), groups=groups,
+                               n_resamples=min(step, n_resamples - start), seed=chunk_seed,
+                               stratify=stratify)
 
 
 def survival_bootstrap(time, event, risk, surv_grid, grid, horizons, *, groups=None,
-                       n_resamples: int = 1000, seed: int = 0,
-                       stratify: bool = True) -> dict[str, np.ndarray]:
-    """Every survival metric on each of ``n_resamples`` bootstrap resamples (stratified by
-    the event; patients with all their rows when ``groups`` is given)."""
-    from medml_cli.evaluation.bootstrap import resample_weights
-
-    event = np.asarray(event, dtype=float)
-    counts = resample_weights("binary-classification", event, groups=groups,
-                              n_resamples=n_resamples, seed=seed, stratify=stratify)
-    step = max(1, _BLOCK_ELEMENTS // (4 * max(1, len(event))))
-    parts = [survival_metrics(time, event, risk, surv_grid, grid, horizons,
-                              counts[begin:begin + step])
-             for begin in range(0, n_resamples, step)]
-    return {name: np.concatenate([np.atleast_1d(p[name]) for p in parts]) for name in parts[0]}
+                       n_resamples: int = 1000, seed: int = 0, stratify: bool = True
+                       ) -> dict[str, np.ndarray]:
+    """Every :func:`survival_metrics` metric on every resample (event-stratified; patients
+    drawn with all their rows when ``groups`` is given); NaN where undefined."""
+    t, e, r, surv, grid, columns = _prepare(time, event, risk, surv_grid, grid, horizons)
+    if n_resamples < 1:
+        raise ValueError(f"n_resamples must be >= 1; got {n_resamples}")
+    if groups is not None and len(np.asarray(groups)) != len(t):
+        raise ValueError(f"groups has {len(np.asarray(groups))} entries but time has {len(t)}")
+    plan, tg = _ConcordancePlan(t, e, r), _TimeGroups(t, e)  # built once for all chunks
+    parts = [_metrics(t, e, r, surv, grid, columns, w, plan, tg)
+             for w in _draw_chunks(e, groups, n_resamples, seed, stratify)]
+    return {name: np.concatenate([p[name] for p in parts]) for name in parts[0]}
 
 
 def survival_intervals(time, event, risk, surv_grid, grid, horizons, *, groups=None,
-                       n_resamples: int = 1000, seed: int = 0, confidence: float = 0.95,
-                       stratify: bool = True) -> dict[str, tuple[float, float]]:
-    """Percentile bootstrap interval of every survival metric (NaN resamples dropped)."""
-    from medml_cli.evaluation.bootstrap import percentile_interval
-
+                       n_resamples: int = 1000, seed: int = 0, stratify: bool = True,
+                       confidence: float = 0.95) -> dict[str, tuple[float, float]]:
+    """Percentile bootstrap interval per metric, NaN resamples dropped ((nan, nan) if none)."""
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1); got {confidence}")
     draws = survival_bootstrap(time, event, risk, surv_grid, grid, horizons, groups=groups,
                                n_resamples=n_resamples, seed=seed, stratify=stratify)
-    return {name: percentile_interval(values, confidence) for name, values in draws.items()}
+    return {name: percentile_interval(v, confidence) for name, v in draws.items()}

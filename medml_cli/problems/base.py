@@ -50,6 +50,9 @@ class ProblemType:
     plot_titles: ClassVar[dict[str, str]] = {}
     #: Metrics reported at each time horizon t as ``name@t`` (e.g. ``auroc@365``).
     horizon_metrics: ClassVar[tuple[str, ...]] = ()
+    #: Config settings fixed when a run is trained (saved in its card): ``medml evaluate
+    #: --set`` may not change them.
+    training_settings: ClassVar[tuple[str, ...]] = ()
     #: The generic task that reads a user's own table for this problem (``medml evaluate
     #: --data file.csv``); empty: the classification or regression task.
     generic_task: ClassVar[str] = ""

@@ -53,6 +53,8 @@ def time_grid(time: np.ndarray, event: np.ndarray, horizons: list[float]) -> lis
     """The times S(t | x) is kept at: evenly spaced from the 10th percentile of the event
     times (or the first horizon, if earlier) to the last horizon, plus every horizon."""
     low = min(float(np.percentile(time[event == 1], 10)), horizons[0])
+    if low >= horizons[-1]:  # one early horizon: integrate over its first half too
+        low = horizons[-1] / 2
     points = np.linspace(low, horizons[-1], GRID_POINTS)
     rounded = {float(f"{p:.4g}") for p in points} | {float(h) for h in horizons}
     return sorted(t for t in rounded if t > 0)
@@ -88,6 +90,7 @@ class Survival(ProblemType):
     lower_is_better = frozenset({"integrated_brier"})
     target_kind = "time-to-event"
     generic_task = "tabular-survival"
+    training_settings = ("evaluation.horizons",)
     #: permutation importance uses the model's own score (Harrell's C in scikit-survival)
     importance_scoring = None  # type: ignore[assignment]
     partial_dependence = False

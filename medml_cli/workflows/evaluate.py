@@ -158,6 +158,12 @@ def evaluate_run(
         return _evaluate_image_run(run_path, cfg, card, data, overrides)
     problem = card["problem"]
     ptype = problem_of_card(card)
+    fixed = [o for o in overrides if o.split("=", 1)[0].strip() in ptype.training_settings]
+    if fixed:
+        raise ConfigError("--set", [
+            f"'{o}': {o.split('=', 1)[0].strip()} is fixed when a {ptype.name} run is trained "
+            "(the saved predictions and model card hold it); train again with this --set "
+            "instead" for o in fixed])
     schema = load_schema(run_path)
     notes: list[str] = integrity_warnings(run_path / "model")
     # the run's own operating threshold, unless the user sets one for this evaluation

@@ -156,7 +156,7 @@ def frame_to_dataset(
         raise DataError("the data config names no outcome column.",
                         "set `data.time` and `data.event` (survival) or `data.target`.",
                         source=source)
-    _require_columns(frame, outcome_columns, "outcome", source)
+    _require_columns(frame, outcome_columns, "time / event" if survival else "target", source)
     for role, name in (("id", cfg.id_column), ("group", cfg.group_column)):
         if name is not None:
             _require_columns(frame, [name], role, source)
