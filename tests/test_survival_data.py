@@ -152,7 +152,8 @@ def test_default_horizons_and_grid():
     event = (rng.random(400) < 0.7).astype(float)
     horizons = default_horizons(time, event)
     raw = np.percentile(time[event == 1], [25, 50, 75])
-    assert len(horizons) == 3 and all(abs(h - r) / r < 0.06 for h, r in zip(horizons, raw, strict=True))
+    assert len(horizons) == 3
+    assert all(abs(h - r) / r < 0.06 for h, r in zip(horizons, raw, strict=True))
     assert all(len(f"{h:g}".replace(".", "").strip("0")) <= 2 for h in horizons)
     grid = time_grid(time, event, horizons)
     assert set(horizons) <= set(grid) and grid == sorted(grid) and grid[-1] == horizons[-1]
