@@ -83,6 +83,9 @@ class FeatureSchema(StrictModel):
     #: Survival: ``target`` is the follow-up time column; this column says whether the event
     #: happened (``event_value``, as text) or the patient was censored; ``time_unit`` of time.
     event_column: str | None = None
+    #: How missing feature values are handled (``data.missing``): median / most-frequent
+    #: imputation, imputation plus missing-indicator columns, or the model's own handling.
+    missing: Literal["impute", "indicator", "native"] = "impute"
     event_value: str | None = None
     time_unit: str | None = None
     #: Values (as strings) each categorical feature took in the rows the saved model was fitted

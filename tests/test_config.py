@@ -83,7 +83,8 @@ def test_validate_and_show_resolve_defaults(tmp_path, cli):
     assert shown.exit_code == 0
     resolved = yaml.safe_load(shown.stdout)
     assert resolved["data"] == {"type": "uci-heart-disease", "sites": ["cleveland"],
-                                "features": None, "exclude": []}
+                                "features": None, "exclude": [],
+                                "missing": "impute"}
     assert resolved["model"]["max_depth"] == 4
     assert resolved["split"]["n_splits"] == 5
     assert resolved["seed"] == 42

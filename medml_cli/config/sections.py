@@ -217,6 +217,13 @@ def cross_field_problems(cfg: Any) -> list[str]:
         problems.append(f"model.type: '{cfg.model.type}' takes {model_dims}D input but the "
                         f"data are {data_dims}D; use "
                         f"{networks_of(data_dims)}")
+    if getattr(cfg.data, "missing", "impute") == "native" and \
+            not model_entry.extra.get("native_missing"):
+        native = [e.name for e in MODELS.entries() if e.extra.get("native_missing")
+                  and spec.problem in e.tags]
+        problems.append(f"data.missing: native leaves missing values for the model, but "
+                        f"'{cfg.model.type}' cannot take them; use impute or indicator, or one "
+                        f"of: {', '.join(native) or 'none for this task'}")
     problems.extend(PROBLEMS.get(spec.problem).config_problems(cfg))
     check = getattr(cfg.model, "problems_check", None)
     if check is not None:

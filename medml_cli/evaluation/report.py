@@ -72,16 +72,28 @@ def metric_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
     return header, rows
 
 
+def missing_handling_text(policy: str, *, external: bool = False) -> str:
+    """How missing feature values are handled under ``data.missing`` (``policy``)."""
+    if policy == "native":
+        return ("left missing for the model's own handling (data.missing: native; no value is "
+                "imputed; a missing category is its own one-hot column)")
+    where = ("learnt inside the saved pipeline from the training data" if external else
+             "learnt inside each training fold only")
+    text = f"imputed with the median (numeric) or most frequent value (categorical), {where}"
+    if policy == "indicator":
+        text += ("; plus a 0/1 missing-indicator column for each feature with missing values "
+                 "in the training rows (data.missing: indicator)")
+    return text
+
+
 def tabular_data_lines(dataset: Any, X: Any = None, *, external: bool = False) -> list[str]:
     """Data bullets; ``X`` (the model's feature columns) replaces ``dataset.X`` if given."""
     X = dataset.X if X is None else X
     missing = X.isna().sum()
     missing = missing[missing > 0]
     n = len(X)
-    handling = ("imputed with the training data's median / most frequent value, learnt inside "
-                "the saved pipeline" if external else
-                "imputed inside each training fold only (median for numeric, most frequent "
-                "for categorical columns)")
+    handling = missing_handling_text(getattr(dataset.schema, "missing", "impute"),
+                                     external=external)
     columns = [c for c in dataset.schema.columns if c.name in X.columns]
     classes = dataset.schema.classes
     outcome = list(getattr(dataset, "outcome_lines", None) or [])

@@ -29,12 +29,15 @@ def register_model(
     problems: tuple[str, ...],
     data_kind: str = "tabular",
     trusted_types: Iterable[str] = (),
+    native_missing: bool = False,
 ) -> Callable[[Any], Any]:
     """Register a builder ``build(cfg, *, problem, schema, seed) -> estimator``.
 
-    ``trusted_types`` names the types (``module.Class``) of the fitted model that skops does
-    not trust by default, e.g. ``("sklearn.tree._tree.Tree",)``; a saved model is only loaded
-    if every type it asks for is trusted by skops, medml's base list or a registered model.
+    ``native_missing``: the estimator handles missing values itself (``data.missing:
+    native`` is allowed with it). ``trusted_types`` names the types (``module.Class``) of
+    the fitted model that skops does not trust by default, e.g.
+    ``("sklearn.tree._tree.Tree",)``; a saved model is only loaded if every type it asks for
+    is trusted by skops, medml's base list or a registered model.
     """
     unknown = set(problems) - set(BUILTIN_PROBLEMS) - set(PROBLEMS.names())
     if unknown:
@@ -47,4 +50,5 @@ def register_model(
                                   or "multiclass" in problems):
         trusted = (*trusted, *CALIBRATION_TYPES)
     return MODELS.register(name, config=config, summary=summary, tags={*problems, data_kind},
-                           extra={"trusted_types": tuple(dict.fromkeys(trusted))})
+                           extra={"trusted_types": tuple(dict.fromkeys(trusted)),
+                                  "native_missing": native_missing})

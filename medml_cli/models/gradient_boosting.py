@@ -39,6 +39,7 @@ class GradientBoostingConfig(StrictModel):
     config=GradientBoostingConfig,
     summary="histogram gradient boosting (scikit-learn)",
     problems=("binary-classification", "multiclass", "regression"),
+    native_missing=True,
     trusted_types=(
         "sklearn.ensemble._hist_gradient_boosting.predictor.TreePredictor",
         "sklearn.ensemble._hist_gradient_boosting.binning._BinMapper",

@@ -34,9 +34,13 @@ class MissingFeature:
 
     def message(self) -> str:
         """A sentence saying how many rows lacked the feature and what replaced it."""
+        whole = "entirely" if self.missing == self.rows else f"{self.share:.0%}"
+        if not self.replaced_by:  # data.missing: native, nothing imputed
+            return (f"feature '{self.feature}' is missing in {self.missing} of {self.rows} "
+                    f"rows ({whole}); the model scored those patients through its own "
+                    "missing-value handling, without the feature")
         values = sorted({_fmt(v) for v in self.replaced_by})
         value = values[0] if len(values) == 1 else f"{values[0]}–{values[-1]} (per sub-model)"
-        whole = "entirely" if self.missing == self.rows else f"{self.share:.0%}"
         return (f"feature '{self.feature}' is missing in {self.missing} of {self.rows} rows "
                 f"({whole}); the model replaced it by the {self.how} {value}, so those "
                 "patients were scored without it")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import SimpleImputer
+from sklearn.impute import MissingIndicator, SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -11,13 +11,19 @@ from medml_cli.schemas import FeatureSchema
 
 
 def make_preprocessor(schema: FeatureSchema, *, scale: bool = True) -> ColumnTransformer:
-    """Median-impute and scale numeric columns; mode-impute and one-hot categorical ones."""
+    """Median-impute and scale numeric columns; mode-impute and one-hot categorical ones.
+
+    ``schema.missing``: ``indicator`` adds a 0/1 column for each feature that had missing
+    values in the training rows; ``native`` imputes nothing (numeric gaps stay NaN for a
+    model that handles them, a missing category becomes its own one-hot column)."""
+    numeric = schema.names_of("numeric")
+    categorical = schema.names_of("categorical")
+    if schema.missing == "native":
+        return _native_preprocessor(numeric, categorical, scale)
     numeric_steps: list[tuple[str, object]] = [("impute", SimpleImputer(strategy="median"))]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
-    transformers = []
-    numeric = schema.names_of("numeric")
-    categorical = schema.names_of("categorical")
+    transformers: list[tuple[str, object, list[str]]] = []
     if numeric:
         transformers.append(("numeric", Pipeline(numeric_steps), numeric))
     if categorical:
@@ -37,6 +43,23 @@ def make_preprocessor(schema: FeatureSchema, *, scale: bool = True) -> ColumnTra
     # fitted pipeline keeps the feature layout the schema promises.
     for _, pipe, _ in transformers:
         pipe.steps[0][1].set_params(keep_empty_features=True)
+    if schema.missing == "indicator":
+        # features complete in training get no column; error_on_new=False: a gap first seen
+        # at scoring is imputed like any other instead of refusing the row
+        transformers.append(("missing", MissingIndicator(features="missing-only",
+                                                         error_on_new=False),
+                             [*numeric, *categorical]))
+    return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
+
+
+def _native_preprocessor(numeric: list[str], categorical: list[str],
+                         scale: bool) -> ColumnTransformer:
+    transformers: list[tuple[str, object, list[str]]] = []
+    if numeric:
+        transformers.append(("numeric", StandardScaler() if scale else "passthrough", numeric))
+    if categorical:
+        transformers.append(("categorical", OneHotEncoder(handle_unknown="ignore",
+                                                          sparse_output=False), categorical))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 

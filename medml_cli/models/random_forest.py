@@ -54,6 +54,7 @@ class RandomForestConfig(StrictModel):
     config=RandomForestConfig,
     summary="random forest (scikit-learn)",
     problems=("binary-classification", "multiclass", "regression"),
+    native_missing=True,
     trusted_types=("sklearn.tree._tree.Tree",),
 )
 def build_random_forest(

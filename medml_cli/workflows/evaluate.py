@@ -181,6 +181,8 @@ def evaluate_run(
     model = load_sklearn_model(run_path / "model")
     dataset = load_dataset(cfg)
     ptype.check_scored_data(dataset.y.to_numpy(), str(data or "the run's data"))
+    # the saved pipeline handles missing values as at training, whatever the data config says
+    dataset.schema = dataset.schema.model_copy(update={"missing": schema.missing})
     X = None
     missing: list[MissingFeature] = []
     alerts: list[str] = []
@@ -297,9 +299,11 @@ def record_evaluation(run_path: Path, task: str, cfg: Any, card: dict[str, Any],
 def missing_policy_text(run_cfg: Any) -> str:
     """The report sentence on how missing and excluded features are handled."""
     excluded = list(getattr(run_cfg.data, "exclude", []) or [])
-    text = ("Missing-data policy: a feature missing at an external site is imputed with the "
-            "training site's median (numeric) or most frequent value (categorical), learnt "
-            "inside the saved pipeline; no row is dropped.")
+    from medml_cli.evaluation.report import missing_handling_text
+
+    policy = getattr(run_cfg.data, "missing", "impute")
+    text = ("Missing-data policy: a feature missing at an external site is "
+            f"{missing_handling_text(policy, external=True)}; no row is dropped.")
     if excluded:
         text += (f" Features excluded from the model by its config: {', '.join(excluded)} "
                  "(mostly missing outside the training site).")

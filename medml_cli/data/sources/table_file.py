@@ -74,6 +74,12 @@ class TableFileData(FileDataConfig):
         description="Multi-class targets: the class labels in order (e.g. grades 0-4); "
                     "default: numbers by value, then text alphabetically.",
     )
+    missing: Literal["impute", "indicator", "native"] = Field(
+        "impute",
+        description="Missing feature values: impute (median / most frequent value, learnt in "
+                    "each training fold), indicator (the same plus a 0/1 column per feature "
+                    "with missing values), native (left missing for a model that handles "
+                    "them itself: gradient-boosting, random-forest).")
     drop_missing_target: bool = Field(
         False, description="Drop rows whose target is empty instead of stopping with an error."
     )
@@ -258,6 +264,7 @@ def frame_to_dataset(
         classes=classes,
         descriptions=descriptions,
     )
+    schema = schema.model_copy(update={"missing": cfg.missing})
     described: list[str] = []
     if survival:
         schema = schema.model_copy(update={"event_column": cfg.event,

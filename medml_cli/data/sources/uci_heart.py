@@ -65,6 +65,12 @@ class UciHeartDiseaseData(StrictModel):
     )
     features: list[str] | None = Field(None, description="Subset of the 13 features to use.")
     exclude: list[str] = Field(default_factory=list, description="Features to leave out.")
+    missing: Literal["impute", "indicator", "native"] = Field(
+        "impute",
+        description="Missing feature values: impute (median / most frequent value, learnt in "
+                    "each training fold), indicator (the same plus a 0/1 column per feature "
+                    "with missing values), native (left missing for a model that handles "
+                    "them itself: gradient-boosting, random-forest).")
 
     @field_validator("sites")
     @classmethod
@@ -134,6 +140,7 @@ def load_uci_heart_disease(cfg: UciHeartDiseaseData, *, problem: str) -> LoadedD
         id_column="patient_id",
         positive_class=None if multiclass else 1,
         classes=list(SEVERITY_GRADES) if multiclass else None,
+        missing=cfg.missing,
     )
     provenance = Provenance(
         source="UCI Machine Learning Repository, Heart Disease (id 45), processed files, "
