@@ -227,6 +227,21 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
             paragraphs=[metrics.get("missing_policy", "")],
             tables=[(["site", "n", "events", "missing", "AUROC (CI)", "accuracy",
                       "calibration slope", "features >50% missing"], rows)]))
+    shift = metrics.get("site_shift")
+    if shift:
+        rows = [[r["feature"], r["kind"], _fmt(r["smd"]), f"{r['missing_development']:.0%}",
+                 f"{r['missing_new_site']:.0%}"] for r in shift["features"]]
+        sections.append(Section(
+            "Site shift: how these patients differ from the development data",
+            paragraphs=[shift["reading"],
+                        f"Membership model AUROC {_fmt(shift['membership_auroc'])} "
+                        f"({shift['development_rows']} development vs "
+                        f"{shift['new_site_rows']} new rows; 5-fold cross-validated logistic "
+                        "regression with missing indicators). SMD: standardised mean "
+                        "difference (categorical: the largest over levels); |SMD| > 0.1 is "
+                        "notable, > 0.25 large. Table in site_shift.csv."],
+            tables=[(["feature", "kind", "SMD", "missing (development)",
+                      "missing (new site)"], rows)]))
     explanations = metrics.get("explanations")
     if explanations:
         rows = [[r["feature"], _fmt(r["importance_mean"]),

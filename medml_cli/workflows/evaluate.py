@@ -223,6 +223,12 @@ def evaluate_run(
             sites.to_csv(out_tmp / "sites.csv", index=False)
             metrics["sites"] = sites.to_dict(orient="records")
             metrics["missing_policy"] = missing_policy_text(run_cfg)
+        if external and X is not None:
+            shift = shift_block(run_path, run_cfg, schema, X, dataset, ptype, notes)
+            if shift is not None:
+                pd.DataFrame(shift["features"]).to_csv(out_tmp / "site_shift.csv",
+                                                       index=False)
+                metrics["site_shift"] = shift
 
     model_X = X if X is not None else dataset.X[schema.feature_names]
     scored = Scored(
@@ -294,6 +300,43 @@ def record_evaluation(run_path: Path, task: str, cfg: Any, card: dict[str, Any],
         raise
     return EvaluationResult(path=out, metrics=metrics, warnings=scored.notes,
                             alerts=scored.alerts)
+
+
+def _outcome_rate(y: np.ndarray, problem: ProblemType) -> float | None:
+    """The prevalence (binary) or event share (survival) of an outcome; None otherwise."""
+    y = np.asarray(y, dtype=float)
+    if problem.uses_threshold:
+        return float(np.mean(y == 1))
+    if y.ndim == 2:  # survival: time, event
+        return float(np.mean(y[:, 1]))
+    return None
+
+
+def shift_block(run_path: Path, run_cfg: Any, schema: FeatureSchema, X: pd.DataFrame,
+                dataset: LoadedDataset, problem: ProblemType,
+                notes: list[str]) -> dict[str, Any] | None:
+    """Site-shift diagnostics of external data against the run's development data, or None
+    (with a note) when those data cannot be read as they were at training."""
+    from medml_cli.errors import MedmlError
+    from medml_cli.evaluation.site_shift import site_shift
+
+    try:
+        development = load_dataset(run_cfg)
+    except MedmlError as exc:
+        notes.append(f"site-shift diagnostics skipped: the development data could not be "
+                     f"read ({str(exc).splitlines()[0][:120]})")
+        return None
+    recorded = read_run_json(run_path / "environment.json", dict,
+                             what="the run's environment and data checksums") \
+        .get("data_sha256") or {}
+    if recorded and recorded != development.provenance.files:
+        notes.append("site-shift diagnostics skipped: the development data have changed "
+                     "since training (sha256 differs)")
+        return None
+    dev_X = prepare_features(development.X, schema, "development data", context="evaluation")
+    return site_shift(dev_X, X, schema, seed=run_cfg.seed,
+                      dev_rate=_outcome_rate(development.y.to_numpy(), problem),
+                      new_rate=_outcome_rate(dataset.y.to_numpy(), problem))
 
 
 def missing_policy_text(run_cfg: Any) -> str:
