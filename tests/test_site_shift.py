@@ -15,6 +15,15 @@ from medml_cli.evaluation.site_shift import _smd, feature_shift, site_shift
 from tests.conftest import CONFIGS, run_cli
 
 
+def _membership(schema):
+    from sklearn.linear_model import LogisticRegression
+
+    from medml_cli.models.preprocessing import tabular_pipeline
+
+    return tabular_pipeline(schema.model_copy(update={"missing": "indicator"}),
+                            LogisticRegression(max_iter=2000))
+
+
 def _frames(shift: float, n: int = 300, seed: int = 0):
     rng = np.random.default_rng(seed)
     dev = pd.DataFrame({"x": rng.normal(0, 1, n), "grade": rng.choice(["a", "b"], n),
@@ -37,7 +46,8 @@ def test_smd_by_hand():
 def test_same_distribution_is_hard_to_tell_apart():
     dev, new, schema = _frames(0.0)
     new["lab"] = np.random.default_rng(5).normal(5, 2, len(new))  # no missingness shift
-    block = site_shift(dev, new, schema, seed=0, dev_rate=0.4, new_rate=0.42)
+    block = site_shift(dev, new, schema, seed=0, membership_model=_membership(schema),
+                       dev_rate=0.4, new_rate=0.42)
     assert block["membership_auroc"] < 0.6
     assert "hardly" in block["reading"] and "similar" in block["reading"]
 
@@ -50,7 +60,8 @@ def test_shifted_site_is_flagged():
     lab = table.set_index("feature").loc["lab"]
     assert lab["missing_development"] == 0 and lab["missing_new_site"] == pytest.approx(
         0.5, abs=0.01)
-    block = site_shift(dev, new, schema, seed=0, dev_rate=0.3, new_rate=0.7)
+    block = site_shift(dev, new, schema, seed=0, membership_model=_membership(schema),
+                       dev_rate=0.3, new_rate=0.7)
     assert block["membership_auroc"] > 0.8
     for text in ("easily", "x (SMD +", "lab (0% → 50%)", "70% against 30%"):
         assert text in block["reading"]

@@ -63,35 +63,33 @@ def feature_shift(dev_X: pd.DataFrame, new_X: pd.DataFrame, schema: Any) -> pd.D
 
 
 def membership_auroc(dev_X: pd.DataFrame, new_X: pd.DataFrame, schema: Any,
-                     seed: int) -> float:
-    """Cross-validated AUROC of a logistic regression telling new-site rows from development
-    rows (imputation plus missing indicators, so missingness counts as a difference)."""
-    from sklearn.linear_model import LogisticRegression
+                     seed: int, model: Any) -> float:
+    """Cross-validated AUROC of ``model`` (an unfitted classifier pipeline; medml passes a
+    logistic regression after imputation plus missing indicators, so missingness counts as
+    a difference) telling new-site rows from development rows."""
     from sklearn.metrics import roc_auc_score
     from sklearn.model_selection import StratifiedKFold, cross_val_predict
-
-    from medml_cli.models.preprocessing import tabular_pipeline
 
     X = pd.concat([dev_X[schema.feature_names], new_X[schema.feature_names]],
                   ignore_index=True)
     member = np.r_[np.zeros(len(dev_X)), np.ones(len(new_X))].astype(int)
     if min(len(dev_X), len(new_X)) < 5:
         return float("nan")
-    model = tabular_pipeline(schema.model_copy(update={"missing": "indicator"}),
-                             LogisticRegression(C=1.0, max_iter=2000))
     folds = StratifiedKFold(n_splits=5, shuffle=True, random_state=seed)
     score = cross_val_predict(model, X, member, cv=folds, method="predict_proba")[:, 1]
     return float(roc_auc_score(member, score))
 
 
 def site_shift(dev_X: pd.DataFrame, new_X: pd.DataFrame, schema: Any, *, seed: int,
-               dev_rate: float | None = None, new_rate: float | None = None) -> dict[str, Any]:
-    """metrics.json's ``site_shift`` block: membership AUROC, per-feature table, case mix
-    (``*_rate``: the outcome's prevalence or event rate, when it has one) and a reading."""
+               membership_model: Any, dev_rate: float | None = None,
+               new_rate: float | None = None) -> dict[str, Any]:
+    """metrics.json's ``site_shift`` block: membership AUROC (of ``membership_model``),
+    per-feature table, case mix (``*_rate``: the outcome's prevalence or event rate, when it
+    has one) and a reading."""
     table = feature_shift(dev_X, new_X, schema)
     block: dict[str, Any] = {
         "development_rows": len(dev_X), "new_site_rows": len(new_X),
-        "membership_auroc": membership_auroc(dev_X, new_X, schema, seed),
+        "membership_auroc": membership_auroc(dev_X, new_X, schema, seed, membership_model),
         "features": table.to_dict(orient="records"),
         "outcome_rate_development": dev_rate, "outcome_rate_new_site": new_rate,
     }

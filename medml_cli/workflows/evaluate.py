@@ -333,8 +333,14 @@ def shift_block(run_path: Path, run_cfg: Any, schema: FeatureSchema, X: pd.DataF
         notes.append("site-shift diagnostics skipped: the development data have changed "
                      "since training (sha256 differs)")
         return None
+    from sklearn.linear_model import LogisticRegression
+
+    from medml_cli.models.preprocessing import tabular_pipeline
+
     dev_X = prepare_features(development.X, schema, "development data", context="evaluation")
-    return site_shift(dev_X, X, schema, seed=run_cfg.seed,
+    membership = tabular_pipeline(schema.model_copy(update={"missing": "indicator"}),
+                                  LogisticRegression(C=1.0, max_iter=2000))
+    return site_shift(dev_X, X, schema, seed=run_cfg.seed, membership_model=membership,
                       dev_rate=_outcome_rate(development.y.to_numpy(), problem),
                       new_rate=_outcome_rate(dataset.y.to_numpy(), problem))
 
