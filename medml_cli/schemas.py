@@ -5,9 +5,9 @@ from __future__ import annotations
 import math
 import types
 import typing
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from pydantic_core import PydanticCustomError
 
 #: The default HU window, the lung window: air (-1000 HU) to dense soft tissue / contrast
@@ -69,6 +69,16 @@ class ColumnSpec(StrictModel):
     description: str = ""
 
 
+#: ``data.missing`` of the tabular sources, and the policy a saved pipeline was built with.
+MissingPolicy = Annotated[
+    Literal["impute", "indicator", "native"],
+    Field(description="Missing feature values: impute (median / most frequent value, learnt "
+                      "in each training fold), indicator (the same plus a 0/1 column per "
+                      "feature with missing values), native (left missing for a model that "
+                      "handles them itself: gradient-boosting, random-forest)."),
+]
+
+
 class FeatureSchema(StrictModel):
     """What a tabular model was trained on; checked again at predict time."""
 
@@ -83,11 +93,10 @@ class FeatureSchema(StrictModel):
     #: Survival: ``target`` is the follow-up time column; this column says whether the event
     #: happened (``event_value``, as text) or the patient was censored; ``time_unit`` of time.
     event_column: str | None = None
-    #: How missing feature values are handled (``data.missing``): median / most-frequent
-    #: imputation, imputation plus missing-indicator columns, or the model's own handling.
-    missing: Literal["impute", "indicator", "native"] = "impute"
     event_value: str | None = None
     time_unit: str | None = None
+    #: How missing feature values are handled (``data.missing``).
+    missing: MissingPolicy = "impute"
     #: Values (as strings) each categorical feature took in the rows the saved model was fitted
     #: on, so predict can flag a value the model never saw. Empty in runs of earlier versions.
     categories: dict[str, list[str]] = {}

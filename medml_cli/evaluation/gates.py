@@ -26,16 +26,18 @@ def gate_metrics() -> tuple[str, ...]:
     return tuple(names)
 
 
-def _known_metric(metric: str, known: tuple[str, ...]) -> bool:
-    """A listed name, or ``name@<time>`` of a per-horizon metric (``auroc@365``)."""
+def _gate_name(metric: str, known: tuple[str, ...]) -> str | None:
+    """``metric`` as metrics.json names it: a listed name, or ``name@<time>`` of a
+    per-horizon metric with the time written as the run writes it (auroc@365.0 is
+    auroc@365); None for an unknown metric."""
     base, at, when = metric.partition("@")
     if not at:
-        return metric in known
+        return metric if metric in known else None
     try:
-        float(when)
+        time = float(when)
     except ValueError:
-        return False
-    return f"{base}@t" in known
+        return None
+    return f"{base}@{time:g}" if f"{base}@t" in known else None
 
 
 @dataclass(frozen=True)
@@ -73,12 +75,11 @@ def parse_gates(specs: list[str]) -> list[Gate]:
         metric, _, raw = spec.partition("=")
         metric = metric.strip()
         known = gate_metrics()
-        if "@" in metric and _known_metric(metric, known):  # auroc@365.0 is auroc@365
-            base, _, when = metric.partition("@")
-            metric = f"{base}@{float(when):g}"
-        if not _known_metric(metric, known):
+        name = _gate_name(metric, known)
+        if name is None:
             raise ConfigError("--fail-under", [
                 f"'{spec}': unknown metric '{metric}'{did_you_mean(metric, known)}"])
+        metric = name
         try:
             threshold = float(raw)
         except ValueError:

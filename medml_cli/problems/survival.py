@@ -240,7 +240,7 @@ class Survival(ProblemType):
         """The Kaplan–Meier curve without covariates."""
         return KaplanMeierBaseline()
 
-    def _at(self, scores: np.ndarray, horizon: float) -> np.ndarray:
+    def survival_at(self, scores: np.ndarray, horizon: float) -> np.ndarray:
         """S(horizon | x) from the score matrix."""
         column = int(np.flatnonzero(np.isclose(self.grid, horizon))[0])
         return scores[:, 2 + column]
@@ -308,7 +308,7 @@ class Survival(ProblemType):
         scores = np.asarray(scores, dtype=float)
         columns = {"risk": scores[:, 0]}
         for h, name in zip(self.horizons, self._survival_names(self.horizons, ""), strict=True):
-            columns[name] = self._at(scores, h)
+            columns[name] = self.survival_at(scores, h)
         columns["median_survival"] = scores[:, 1]
         return columns
 

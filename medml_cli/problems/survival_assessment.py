@@ -102,7 +102,7 @@ def assess_survival(problem: Any, y: np.ndarray, scores: np.ndarray, *, ev: Any,
     tables: dict[str, pd.DataFrame] = {}
     for h in problem.horizons:
         label = horizon_label(h)
-        at_h = problem._at(scores, h)
+        at_h = problem.survival_at(scores, h)
         tables[label] = calibration_table(time, event, at_h, h)
         curves[label] = decision_curve_at(time, event, 1.0 - at_h, h)
         picks = curves[label][np.isclose(curves[label]["threshold"].to_numpy()[:, None],

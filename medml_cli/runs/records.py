@@ -256,9 +256,6 @@ def _no_threshold(card: dict[str, Any], bad: Callable[[str, str], PydanticCustom
     """Regression: a value is predicted, no threshold or classes are checked."""
 
 
-#: How a card of each problem type states its threshold and classes. A problem type not
-#: listed is classified at a threshold, as binary cards are; a new problem type (survival)
-#: adds its rule here. Problems in NO_THRESHOLD_PROBLEMS may have ``threshold: null``.
 def _survival_card(card: dict[str, Any], bad: Callable[[str, str], PydanticCustomError]) -> None:
     _no_threshold(card, bad)
     block = card.get("survival")
@@ -271,6 +268,9 @@ def _survival_card(card: dict[str, Any], bad: Callable[[str, str], PydanticCusto
             raise bad(f"survival.{key}", "a non-empty list of positive times")
 
 
+#: How a card of each problem type states its threshold and classes. A problem type not
+#: listed is classified at a threshold, as binary cards are; a new problem type (survival)
+#: adds its rule here. Problems in NO_THRESHOLD_PROBLEMS may have ``threshold: null``.
 CARD_RULES: dict[str, CardCheck] = {
     "binary-classification": _binary_card,
     "multiclass": _multiclass_card,

@@ -28,7 +28,7 @@ from medml_cli.data.formats.table import SEPARATORS, _label, _yaml, read_table
 from medml_cli.data.survival_target import outcome_lines, survival_outcome
 from medml_cli.errors import DataError
 from medml_cli.registry import DATASETS, PROBLEMS, did_you_mean
-from medml_cli.schemas import Provenance
+from medml_cli.schemas import MissingPolicy, Provenance
 
 
 class TableFileData(FileDataConfig):
@@ -74,12 +74,7 @@ class TableFileData(FileDataConfig):
         description="Multi-class targets: the class labels in order (e.g. grades 0-4); "
                     "default: numbers by value, then text alphabetically.",
     )
-    missing: Literal["impute", "indicator", "native"] = Field(
-        "impute",
-        description="Missing feature values: impute (median / most frequent value, learnt in "
-                    "each training fold), indicator (the same plus a 0/1 column per feature "
-                    "with missing values), native (left missing for a model that handles "
-                    "them itself: gradient-boosting, random-forest).")
+    missing: MissingPolicy = "impute"
     drop_missing_target: bool = Field(
         False, description="Drop rows whose target is empty instead of stopping with an error."
     )

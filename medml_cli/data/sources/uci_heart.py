@@ -21,7 +21,7 @@ from medml_cli.data.formats.paths import sha256_file
 from medml_cli.data.sources.table_file import TableFileData, frame_to_dataset
 from medml_cli.errors import DataError
 from medml_cli.registry import DATASETS
-from medml_cli.schemas import Provenance, StrictModel
+from medml_cli.schemas import MissingPolicy, Provenance, StrictModel
 
 Site = Literal["cleveland", "hungarian", "switzerland", "va"]
 
@@ -65,12 +65,7 @@ class UciHeartDiseaseData(StrictModel):
     )
     features: list[str] | None = Field(None, description="Subset of the 13 features to use.")
     exclude: list[str] = Field(default_factory=list, description="Features to leave out.")
-    missing: Literal["impute", "indicator", "native"] = Field(
-        "impute",
-        description="Missing feature values: impute (median / most frequent value, learnt in "
-                    "each training fold), indicator (the same plus a 0/1 column per feature "
-                    "with missing values), native (left missing for a model that handles "
-                    "them itself: gradient-boosting, random-forest).")
+    missing: MissingPolicy = "impute"
 
     @field_validator("sites")
     @classmethod
