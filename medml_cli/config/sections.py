@@ -19,9 +19,15 @@ NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$"
 class SplitConfig(StrictModel):
     """How held-out data are made. Every split is seeded and, with a group column, grouped."""
 
-    method: Literal["kfold", "holdout"] = Field(
-        "kfold", description="kfold: k-fold cross-validation; holdout: one train/test split."
+    method: Literal["kfold", "holdout", "leave-group-out"] = Field(
+        "kfold", description="kfold: k-fold cross-validation; holdout: one train/test split; "
+                             "leave-group-out: internal-external cross-validation, each group "
+                             "of `by` (e.g. each hospital) held out in turn."
     )
+    by: str | None = Field(
+        None, min_length=1,
+        description="leave-group-out: the column whose groups are held out in turn (the UCI "
+                    "data's `site`, or your own, e.g. `hospital`); never used as a feature.")
     n_splits: int = Field(5, ge=2, le=100, description="Number of folds (kfold).")
     test_size: float = Field(0.2, gt=0, lt=1, description="Held-out share (holdout).")
     stratify: bool = Field(True, description="Keep the class balance in every fold.")
@@ -204,6 +210,12 @@ def cross_field_problems(cfg: Any) -> list[str]:
     if spec.data_kind == "image" and cfg.evaluation.recalibration != "none":
         problems.append("evaluation.recalibration: not supported for image models yet; "
                         "use none")
+    if cfg.split.method == "leave-group-out" and not cfg.split.by:
+        problems.append("split.by: leave-group-out needs the column whose groups are held out "
+                        "in turn, e.g. `by: site` (the UCI data) or `by: hospital`")
+    if cfg.split.by and cfg.split.method != "leave-group-out":
+        problems.append("split.by: only for `split.method: leave-group-out`; remove it, or "
+                        "use `data.group_column` to keep a patient's rows together")
     if spec.data_kind == "image" and cfg.split.method != "holdout":
         problems.append("split.method: image tasks use `holdout` (a train/validation/test "
                         "split); k-fold CV of a CNN is not supported")

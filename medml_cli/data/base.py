@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
@@ -61,6 +61,27 @@ class LoadedDataset:
     def n_samples(self) -> int:
         """Number of rows."""
         return len(self.y)
+
+    def column_values(self, name: str) -> pd.Series | None:
+        """The values of feature or meta column ``name`` (None when the data lack it)."""
+        if self.meta is not None and name in self.meta.columns:
+            return self.meta[name]
+        if name in self.X.columns:
+            return self.X[name]
+        return None
+
+    def set_aside(self, name: str) -> LoadedDataset:
+        """This dataset with feature ``name`` moved to the meta columns: kept per row for
+        splits and reports, never given to the model."""
+        if name not in self.X.columns:
+            return self
+        meta = self.X[[name]] if self.meta is None else self.meta.join(self.X[[name]])
+        schema = self.schema.model_copy(update={
+            "columns": [c for c in self.schema.columns if c.name != name]})
+        return replace(self, X=self.X.drop(columns=[name]), meta=meta, schema=schema,
+                       notes=[*self.notes, f"`{name}` is the column whose groups are held out "
+                              "in turn, so it is not a feature (a held-out group's own value "
+                              "is never seen in training)"])
 
 
 def _first_bad_row(mask: pd.Series) -> int:

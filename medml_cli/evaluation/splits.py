@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
+import pandas as pd
 from sklearn.model_selection import (
     GroupKFold,
     GroupShuffleSplit,
@@ -125,3 +128,41 @@ def make_folds(
                         groups=groups)
 
 
+
+
+def leave_group_out_splits(by: np.ndarray, *, y: np.ndarray | None = None,
+                           classify: bool = False, column: str = "split.by"
+                           ) -> tuple[list[Fold], list[Any]]:
+    """One fold per group of ``by`` (e.g. each hospital): that group's rows are the test
+    part, every other group's rows the training part. Returns the folds and their groups,
+    in natural order (:func:`~medml_cli.evaluation.subgroups.natural_key`).
+
+    Raises DataError for a missing group value, fewer than two groups, or (``classify``) a
+    training part lacking one of the classes, which no model could be fitted on.
+    """
+    from medml_cli.evaluation.subgroups import natural_key
+
+    values = pd.Series(by).reset_index(drop=True)
+    if values.isna().any():
+        raise DataError(
+            f"the `{column}` column is empty in {int(values.isna().sum())} row(s) (first at "
+            f"data row {int(values.isna().to_numpy().argmax()) + 1}).",
+            "fill in every row's group, or remove those rows.")
+    groups = sorted(values.unique(), key=natural_key)
+    if len(groups) < 2:
+        raise DataError(
+            f"leave-group-out needs at least two groups in `{column}`, but every row is "
+            f"{groups[0]!r}.",
+            "add data from other groups (e.g. more `data.sites`), or use `split.method: "
+            "kfold`.")
+    folds = []
+    for group in groups:
+        test = np.flatnonzero((values == group).to_numpy())
+        train = np.flatnonzero((values != group).to_numpy())
+        if classify and y is not None and len(np.unique(y[train])) < len(np.unique(y)):
+            raise DataError(
+                f"without group {group!r} the training rows hold only one class, so no model "
+                "can be developed to test on it.",
+                "add groups with both outcomes, or use `split.method: kfold`.")
+        folds.append((train, test))
+    return folds, list(groups)

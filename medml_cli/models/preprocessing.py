@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from sklearn.compose import ColumnTransformer
-from sklearn.impute import MissingIndicator, SimpleImputer
+from sklearn.impute import SimpleImputer
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
@@ -14,13 +14,20 @@ def make_preprocessor(schema: FeatureSchema, *, scale: bool = True) -> ColumnTra
     """Median-impute and scale numeric columns; mode-impute and one-hot categorical ones.
 
     ``schema.missing``: ``indicator`` adds a 0/1 column for each feature that had missing
-    values in the training rows; ``native`` imputes nothing (numeric gaps stay NaN for a
-    model that handles them, a missing category becomes its own one-hot column)."""
+    values in the training rows (scikit-learn's ``SimpleImputer(add_indicator=True)``, so a
+    numeric feature's indicator is scaled with it and a categorical one is one-hot encoded
+    with it: the pipeline a scikit-learn user writes, with the same results); ``native``
+    imputes nothing (numeric gaps stay NaN for a model that handles them, a missing category
+    becomes its own one-hot column)."""
     numeric = schema.names_of("numeric")
     categorical = schema.names_of("categorical")
     if schema.missing == "native":
         return _native_preprocessor(numeric, categorical, scale)
-    numeric_steps: list[tuple[str, object]] = [("impute", SimpleImputer(strategy="median"))]
+    # features complete in training get no indicator; a gap first seen at scoring is imputed
+    # like any other instead of refusing the row (SimpleImputer's own indicator does both)
+    indicate = schema.missing == "indicator"
+    numeric_steps: list[tuple[str, object]] = [
+        ("impute", SimpleImputer(strategy="median", add_indicator=indicate))]
     if scale:
         numeric_steps.append(("scale", StandardScaler()))
     transformers: list[tuple[str, object, list[str]]] = []
@@ -32,7 +39,8 @@ def make_preprocessor(schema: FeatureSchema, *, scale: bool = True) -> ColumnTra
                 "categorical",
                 Pipeline(
                     [
-                        ("impute", SimpleImputer(strategy="most_frequent")),
+                        ("impute", SimpleImputer(strategy="most_frequent",
+                                                 add_indicator=indicate)),
                         ("onehot", OneHotEncoder(handle_unknown="ignore", sparse_output=False)),
                     ]
                 ),
@@ -43,12 +51,6 @@ def make_preprocessor(schema: FeatureSchema, *, scale: bool = True) -> ColumnTra
     # fitted pipeline keeps the feature layout the schema promises.
     for _, pipe, _ in transformers:
         pipe.steps[0][1].set_params(keep_empty_features=True)
-    if schema.missing == "indicator":
-        # features complete in training get no column; error_on_new=False: a gap first seen
-        # at scoring is imputed like any other instead of refusing the row
-        transformers.append(("missing", MissingIndicator(features="missing-only",
-                                                         error_on_new=False),
-                             [*numeric, *categorical]))
     return ColumnTransformer(transformers, remainder="drop", verbose_feature_names_out=False)
 
 

@@ -46,7 +46,10 @@ class RunResult:
 def load_dataset(cfg: Any) -> LoadedDataset:
     """Load the config's data for its task (raises DataError on bad data)."""
     spec = TASKS.get(cfg.task)
-    return DATASETS.create(cfg.data.type, cfg.data, problem=spec.problem)
+    dataset = DATASETS.create(cfg.data.type, cfg.data, problem=spec.problem)
+    if cfg.split.method == "leave-group-out" and hasattr(dataset, "set_aside"):
+        dataset = dataset.set_aside(cfg.split.by)  # the held-out group is never a feature
+    return dataset
 
 
 def run_experiment(

@@ -15,7 +15,7 @@ import pandas as pd
 from medml_cli.data.base import LoadedDataset, check_not_all_missing
 from medml_cli.errors import DataError, MedmlUsageError
 from medml_cli.evaluation.report import tabular_data_lines
-from medml_cli.evaluation.splits import make_folds
+from medml_cli.evaluation.splits import leave_group_out_splits, make_folds
 from medml_cli.problems import ProblemType, dataset_classes, problem_of
 from medml_cli.registry import MODELS
 from medml_cli.runs.artifacts import save_sklearn_model, write_model_json
@@ -52,9 +52,53 @@ def split_rows(cfg: Any, dataset: LoadedDataset,
     the problem type's split labels (classes; survival: the event) and grouped by patient."""
     labels, stratifiable = problem.split_labels(dataset.y.to_numpy())
     groups = dataset.groups.to_numpy() if dataset.groups is not None else None
+    if cfg.split.method == "leave-group-out":
+        by = split_groups(cfg, dataset)
+        check_patients_within_groups(by, groups, cfg.split.by, dataset.schema.group_column)
+        return leave_group_out_splits(by, y=labels, classify=problem.classifies,
+                                      column=cfg.split.by)[0]
     return make_folds(labels, method=cfg.split.method, n_splits=cfg.split.n_splits,
                       test_size=cfg.split.test_size, seed=cfg.seed, classify=stratifiable,
                       stratify=cfg.split.stratify, groups=groups)
+
+
+def split_groups(cfg: Any, dataset: LoadedDataset) -> np.ndarray:
+    """The value of ``split.by`` for every row (leave-group-out); DataError naming the
+    available columns when the data lack it."""
+    values = dataset.column_values(cfg.split.by)
+    if values is None:
+        from medml_cli.registry import did_you_mean
+
+        available = sorted([*dataset.X.columns, *(dataset.meta.columns
+                                                   if dataset.meta is not None else [])])
+        raise DataError(
+            f"split.by names '{cfg.split.by}', which the data do not have"
+            f"{did_you_mean(cfg.split.by, available)} (available: {', '.join(available)}).",
+            "name the column holding each row's hospital or group (`site` for the UCI data); "
+            "if it is listed under `data.exclude`, take it out: medml keeps it out of the "
+            "features itself.", source=data_source_name(cfg))
+    return values.to_numpy()
+
+
+def check_patients_within_groups(by: np.ndarray, patients: np.ndarray | None, by_name: str,
+                                 patient_column: str | None) -> None:
+    """A patient whose rows sit in two groups would be on both sides of a fold."""
+    if patients is None:
+        return
+    spread = pd.DataFrame({"patient": patients, "group": by}).groupby("patient")[
+        "group"].nunique()
+    crossing = spread[spread > 1]
+    if len(crossing):
+        raise DataError(
+            f"{len(crossing)} patient(s) (`{patient_column}`), e.g. {crossing.index[0]!r}, "
+            f"have rows in more than one `{by_name}` group, so they would be both trained on "
+            "and tested on.",
+            f"check the patient ids and `{by_name}`; each patient belongs to one group.")
+
+
+def _plain(value: Any) -> Any:
+    """A numpy scalar as the Python value JSON writes."""
+    return value.item() if isinstance(value, np.generic) else value
 
 
 def _fit_quietly(estimator: Any, X: pd.DataFrame, y: Any, run: RunDir) -> Any:
@@ -222,7 +266,8 @@ def summarise(cfg: Any, dataset: LoadedDataset, predictions: pd.DataFrame,
     } if len(fold_rows) > 1 else {}
     return {
         **record_head(cfg, problem, synthetic=dataset.provenance.synthetic),
-        "split": {"method": cfg.split.method, "folds": len(fold_rows)},
+        "split": {"method": cfg.split.method, "folds": len(fold_rows),
+                  **({"by": cfg.split.by} if cfg.split.by else {})},
         "threshold": cfg.evaluation.threshold if problem.uses_threshold else None,
         "metrics": pooled,
         "baseline": baseline if cfg.evaluation.baseline else {},
@@ -278,15 +323,21 @@ class TabularTraining(TrainingKind):
         folds = plan
         y = dataset.y.to_numpy()
         frames, fold_rows, importances = [], [], []
-        total = len(folds) + (1 if cfg.split.method == "kfold" else 0)
+        refit = cfg.split.method != "holdout"  # k-fold, leave-group-out: refit on all rows
+        total = len(folds) + (1 if refit else 0)
+        by = split_groups(cfg, dataset) if cfg.split.method == "leave-group-out" else None
         final_model, final_threshold = None, cfg.evaluation.threshold
         for k, (train_idx, test_idx) in enumerate(folds):
             if progress:
                 progress(k, total, f"fold {k + 1}/{len(folds)}")
             outcome = fit_fold(cfg, dataset, train_idx, test_idx, run, problem)
-            fold_rows.append({"fold": k, "n_train": len(train_idx), "n_test": len(test_idx),
+            fold_rows.append({"fold": k, **({"group": _plain(by[test_idx[0]])}
+                                            if by is not None else {}),
+                              "n_train": len(train_idx), "n_test": len(test_idx),
                               "threshold": outcome.threshold, **outcome.metrics})
-            run.log(f"fold {k + 1}: "
+            run.log(f"fold {k + 1}"
+                    + (f" ({cfg.split.by} {by[test_idx[0]]} held out)" if by is not None
+                       else "") + ": "
                     + (f"threshold {outcome.threshold:.4f}; " if problem.uses_threshold else "")
                     + ", ".join(f"{m}={v:.4f}" for m, v in outcome.metrics.items()))
             frames.append(_prediction_frame(dataset, test_idx, outcome.score,
@@ -340,7 +391,8 @@ class TabularTraining(TrainingKind):
         save_sklearn_model(model, model_dir)
         # card and schema go through the manifest too: editing either changes predictions;
         # the schema keeps the categories and ranges of the rows the shipped model saw
-        fitted_rows = dataset.X if cfg.split.method == "kfold" else dataset.X.iloc[folds[0][0]]
+        fitted_rows = dataset.X if cfg.split.method != "holdout" \
+            else dataset.X.iloc[folds[0][0]]
         write_card(model_dir, model_card(cfg, dataset, held.state["threshold"], problem))
         write_model_json(model_dir, "schema.json", dataset.schema.with_training_stats(
             fitted_rows).model_dump(mode="json"))
