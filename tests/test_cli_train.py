@@ -51,7 +51,9 @@ def test_shipped_config_trains_evaluates_predicts(cli, runs_dir, tmp_path, confi
     assert "python" in env
     predictions = pd.read_csv(run / "predictions.csv")
     assert len(predictions) == metrics["n"]["samples"]
-    assert predictions["fold"].nunique() == 5
+    assert predictions["fold"].nunique() == metrics["split"]["folds"]
+    assert metrics["split"]["folds"] == (4 if metrics["split"]["method"] == "leave-group-out"
+                                         else 5)  # four hospitals, or 5-fold CV
 
     evaluation = cli("evaluate", run)
     assert evaluation.exit_code == 0, evaluation.stderr

@@ -63,7 +63,11 @@ class EvaluationConfig(StrictModel):
         description="Columns to report metrics by (e.g. sex, site, age_band).")
     min_subgroup_n: int = Field(30, ge=1, description="Warn for subgroups smaller than this.")
     min_subgroup_events: int = Field(10, ge=0,
-                                     description="Warn for subgroups with fewer events.")
+                                     description="Warn for subgroups (and held-out groups) "
+                                                 "with fewer events.")
+    meta_analysis: Literal["reml", "dl"] = Field(
+        "reml", description="leave-group-out: the random-effects estimator of the "
+                            "between-group variance (REML or DerSimonian-Laird).")
     plots: bool = Field(True, description="Save ROC, PR, calibration, confusion-matrix and "
                                           "decision-curve (or residual) plots in plots/.")
     importance_repeats: int = Field(5, ge=1, le=100,

@@ -135,6 +135,31 @@ def calibration_slope_intercept(y_true, prob) -> tuple[float, float]:
     return (float(slope_fit[1]), float(citl[0]))
 
 
+def calibration_with_errors(y_true, prob) -> dict[str, tuple[float, float]]:
+    """``calibration_intercept`` (in-the-large) and ``calibration_slope``, each as (estimate,
+    standard error), the errors from the inverse observed information of the same fits as
+    :func:`calibration_slope_intercept` (what a meta-analysis across hospitals pools). NaN
+    where the estimate does not exist (a single class; a separated or constant slope)."""
+    y, p = _check_binary(y_true, prob)
+    nan = (float("nan"), float("nan"))
+    if len(np.unique(y)) < 2:
+        return {"calibration_intercept": nan, "calibration_slope": nan}
+    lp = _logit(p)
+    ones = np.ones((len(y), 1))
+    citl = float(_newton_logistic(ones, y, lp)[0])
+    mu = 1.0 / (1.0 + np.exp(-(citl + lp)))
+    out = {"calibration_intercept": (citl, float(1.0 / np.sqrt(np.sum(mu * (1 - mu)))))}
+    if slope_problem(y, p) is not None:
+        out["calibration_slope"] = nan
+        return out
+    design = np.column_stack([ones, lp])
+    beta = _newton_logistic(design, y, np.zeros(len(y)))
+    mu = 1.0 / (1.0 + np.exp(-(design @ beta)))
+    covariance = np.linalg.inv(design.T @ (design * (mu * (1 - mu))[:, None]))
+    out["calibration_slope"] = (float(beta[1]), float(np.sqrt(covariance[1, 1])))
+    return out
+
+
 def _bin_ids(prob: np.ndarray, n_bins: int, strategy: str) -> np.ndarray:
     """Bin of each probability, with scikit-learn's ``calibration_curve`` edges and rule."""
     if n_bins < 1:

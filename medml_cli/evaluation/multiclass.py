@@ -210,11 +210,21 @@ def multiclass_bootstrap_intervals(y, proba, *, groups=None, n_resamples: int = 
     ``groups`` (patient ids, one per row) resamples whole patients; resampling is stratified
     as :func:`multiclass_resample_weights` describes. Resamples where a metric is undefined
     are dropped from its percentiles; a metric never defined gets ``(nan, nan)``."""
+    _check_bootstrap(len(np.asarray(y)), groups, n_resamples, confidence)
+    draws = multiclass_bootstrap_distribution(y, proba, groups=groups,
+                                              n_resamples=n_resamples, seed=seed,
+                                              stratify=stratify)
+    return {name: percentile_interval(draws[name], confidence) for name in MULTICLASS_METRICS}
+
+
+def multiclass_bootstrap_distribution(y, proba, *, groups=None, n_resamples: int = 1000,
+                                      seed: int = 0, stratify: bool = True
+                                      ) -> dict[str, np.ndarray]:
+    """Every MULTICLASS_METRICS value on each resample (NaN where undefined), drawn as
+    :func:`multiclass_resample_weights` describes."""
     codes, p = _check_multiclass(y, proba)
-    _check_bootstrap(len(codes), groups, n_resamples, confidence)
+    _check_bootstrap(len(codes), groups, n_resamples, 0.5)
     parts = [_multiclass_from_weights(codes, p, w)
              for w in _multiclass_weight_chunks(codes, p.shape[1], groups, n_resamples, seed,
                                                 stratify)]
-    return {name: percentile_interval(np.concatenate([part[name] for part in parts]),
-                                      confidence)
-            for name in MULTICLASS_METRICS}
+    return {name: np.concatenate([part[name] for part in parts]) for name in MULTICLASS_METRICS}

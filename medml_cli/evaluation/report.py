@@ -34,6 +34,7 @@ PLOT_TITLES = {
     "learning_curves.png": "Learning curves",
     "permutation_importance.png": "Permutation importance (held-out folds)",
     "partial_dependence.png": "Partial dependence of the top features",
+    "forest.png": "Forest plot: each held-out group and the pooled estimate",
 }
 
 
@@ -162,6 +163,9 @@ def _split_text(cfg: Any, metrics: dict[str, Any]) -> str:
                 f"threshold), test {s['test']} images; {s.get('source', '')}")
     elif split.method == "kfold":
         text = f"{split.n_splits}-fold cross-validation"
+    elif split.method == "leave-group-out":
+        text = (f"leave-group-out (internal-external cross-validation): each `{split.by}` held "
+                f"out in turn, the model developed on the others")
     else:
         text = f"holdout, test share {split.test_size}"
     problem = _problem_type(metrics["problem"])
@@ -227,6 +231,9 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
             paragraphs=[metrics.get("missing_policy", "")],
             tables=[(["site", "n", "events", "missing", "AUROC (CI)", "accuracy",
                       "calibration slope", "features >50% missing"], rows)]))
+    internal_external = metrics.get("internal_external")
+    if internal_external:
+        sections.append(internal_external_section(internal_external))
     shift = metrics.get("site_shift")
     if shift:
         rows = [[r["feature"], r["kind"], _fmt(r["smd"]), f"{r['missing_development']:.0%}",
@@ -260,6 +267,49 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
         sections.append(Section("Plots", images=images))
     sections.append(Section("TRIPOD+AI checklist", tables=[tripod_rows(metrics)]))
     return sections
+
+
+def _interval(row: dict[str, Any], name: str) -> str:
+    return (f"{_fmt(row.get(name))} ({_fmt(row.get(name + '_low'))} – "
+            f"{_fmt(row.get(name + '_high'))})")
+
+
+def internal_external_section(block: dict[str, Any]) -> Section:
+    """Per-group results of leave-group-out and their random-effects meta-analysis."""
+    by = block["by"]
+    names = list(block["pooled"])
+    counts = [k for k in ("samples", "events", "non_events", "censored")
+              if k in (block["groups"][0] if block["groups"] else {})]
+    group_rows = [[str(r["group"]), *[str(r[k]) for k in counts],
+                   *[_interval(r, n) for n in names], r.get("warning") or ""]
+                  for r in block["groups"]]
+    pooled_rows = []
+    for name in names:
+        p = block["pooled"][name]
+        if not p:
+            pooled_rows.append([name, "not pooled", "", "", "", "", ""])
+            continue
+        prediction = (f"{_fmt(p['prediction_low'])} – {_fmt(p['prediction_high'])}"
+                      if p.get("prediction_low") is not None else "n/a (k < 3)")
+        pooled_rows.append([name, f"{_fmt(p['estimate'])} ({_fmt(p['low'])} – "
+                                  f"{_fmt(p['high'])})", prediction, f"{p['i2']:.0%}",
+                            f"{p['tau2']:.3g} ({p['scale']})", f"{p['q']:.2f} (p {p['q_p']:.3g})",
+                            str(p["k"])])
+    level = f"{block.get('confidence', 0.95):.0%}"
+    return Section(
+        f"Internal-external validation: each {by} held out",
+        paragraphs=[block["reading"],
+                    f"Per {by}: {level} CIs (AUROC-type measures: percentile bootstrap; "
+                    "calibration: Wald, from the recalibration fits). Pooled: random-effects "
+                    f"meta-analysis ({block['method'].upper()}) on the scale named, with a "
+                    f"{level} prediction interval for a new {by} (t with k - 2 degrees of "
+                    "freedom, so wide when there are few groups). Table in "
+                    "internal_external.csv; forest plot below.",
+                    *[f"Warning: {w}" for w in block["warnings"]]],
+        tables=[([by, *[c.replace("_", " ") for c in counts], *[f"{n} (CI)" for n in names],
+                  "warning"], group_rows),
+                (["measure", "pooled (CI)", "prediction interval", "I²", "tau² (scale)",
+                  "Q (p)", "groups"], pooled_rows)])
 
 
 def threshold_sections(cfg: Any, metrics: dict[str, Any], run_path: Path) -> list[Section]:
@@ -356,6 +406,8 @@ def tripod_rows(metrics: dict[str, Any]) -> tuple[list[str], list[list[str]]]:
          else "Decision rule" if metrics.get("per_class") else "not applicable (no threshold)"],
         ["Development vs evaluation data (17)", "Split and model: split"],
         ["External validation (18)", "External validation by site" if metrics.get("sites")
+         else "Internal-external validation (heterogeneity across groups)"
+         if metrics.get("internal_external")
          else "run `medml evaluate RUN --data ...` on data from another site"],
         ["Model explanation (19)", "Explanations / Grad-CAM plots"
          if metrics.get("explanations") or metrics.get("task") == "lung-ct"

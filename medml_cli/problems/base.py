@@ -53,6 +53,9 @@ class ProblemType:
     #: Config settings fixed when a run is trained (saved in its card): ``medml evaluate
     #: --set`` may not change them.
     training_settings: ClassVar[tuple[str, ...]] = ()
+    #: Measures pooled across held-out groups (``split.method: leave-group-out``) by
+    #: random-effects meta-analysis, with the scale each is pooled on (logit, log, identity).
+    pooled_measures: ClassVar[tuple[tuple[str, str], ...]] = ()
     #: The generic task that reads a user's own table for this problem (``medml evaluate
     #: --data file.csv``); empty: the classification or regression task.
     generic_task: ClassVar[str] = ""
@@ -131,6 +134,37 @@ class ProblemType:
                 threshold: float | np.ndarray | None = None) -> dict[str, float]:
         """Every metric of this problem type for one set of held-out predictions."""
         raise NotImplementedError
+
+    def bootstrap_draws(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any,
+                        groups: np.ndarray | None, n_resamples: int,
+                        seed: int) -> dict[str, np.ndarray]:
+        """Every metric on each of ``n_resamples`` bootstrap resamples (NaN where
+        undefined), resampling patients when ``groups`` is given."""
+        raise NotImplementedError
+
+    def group_estimates(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any, ev: Any,
+                        seed: int, groups: np.ndarray | None = None
+                        ) -> dict[str, dict[str, float]]:
+        """For one held-out group: each of :attr:`pooled_measures` as ``estimate``, ``low``,
+        ``high`` (percentile bootstrap) and ``se`` (on its pooling scale, from the same
+        resamples); NaN where undefined (e.g. one class only, or ``evaluation.bootstrap:
+        0``)."""
+        from medml_cli.evaluation.bootstrap import percentile_interval
+        from medml_cli.evaluation.meta_analysis import bootstrap_standard_error
+
+        point = self.metrics(y, scores, threshold)
+        draws = self.bootstrap_draws(y, scores, threshold=threshold, groups=groups,
+                                     n_resamples=ev.bootstrap, seed=seed) \
+            if ev.bootstrap else {}
+        out = {}
+        for name, scale in self.pooled_measures:
+            if name not in point:
+                continue
+            low, high = percentile_interval(draws[name], ev.confidence) if draws \
+                else (float("nan"), float("nan"))
+            out[name] = {"estimate": float(point[name]), "low": low, "high": high,
+                         "se": bootstrap_standard_error(draws.get(name), scale)}
+        return out
 
     def sample_counts(self, y: np.ndarray, groups: np.ndarray | None = None,
                       classes: list[str] | None = None) -> dict[str, Any]:

@@ -26,6 +26,8 @@ class BinaryClassification(ProblemType):
     uses_threshold = True
     importance_scoring = "roc_auc"
     baseline_text = "the training prevalence"
+    pooled_measures = (("auroc", "logit"), ("calibration_intercept", "identity"),
+                       ("calibration_slope", "identity"))
 
     def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
         """The positive class's probability."""
@@ -41,6 +43,32 @@ class BinaryClassification(ProblemType):
                 threshold: float | np.ndarray | None = 0.5) -> dict[str, float]:
         """auroc, auprc, brier, log_loss and the metrics at the threshold."""
         return score_predictions(self.name, y, scores, 0.5 if threshold is None else threshold)
+
+    def bootstrap_draws(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any,
+                        groups: np.ndarray | None, n_resamples: int,
+                        seed: int) -> dict[str, np.ndarray]:
+        """Every metric on each resample (stratified by class; patients with ``groups``)."""
+        from medml_cli.evaluation.bootstrap import bootstrap_distribution
+
+        return bootstrap_distribution(self.name, y, scores, threshold=threshold,
+                                      groups=groups, n_resamples=n_resamples, seed=seed)
+
+    def group_estimates(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any, ev: Any,
+                        seed: int, groups: np.ndarray | None = None
+                        ) -> dict[str, dict[str, float]]:
+        """AUROC (bootstrap) and calibration-in-the-large and slope (Wald intervals from the
+        recalibration fits' standard errors)."""
+        from scipy.stats import norm
+
+        from medml_cli.evaluation.calibration import calibration_with_errors
+
+        out = super().group_estimates(y, scores, threshold=threshold, ev=ev, seed=seed,
+                                      groups=groups)
+        z = float(norm.ppf(0.5 + ev.confidence / 2))
+        for name, (estimate, se) in calibration_with_errors(y, scores).items():
+            out[name] = {"estimate": estimate, "low": estimate - z * se,
+                         "high": estimate + z * se, "se": se}
+        return out
 
     def sample_counts(self, y: np.ndarray, groups: np.ndarray | None = None,
                       classes: list[str] | None = None) -> dict[str, Any]:

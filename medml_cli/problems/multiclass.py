@@ -36,6 +36,7 @@ class MulticlassClassification(ProblemType):
     target_kind = "classes"
     importance_scoring = "roc_auc_ovr"
     baseline_text = "the training class frequencies"
+    pooled_measures = (("macro_auroc", "logit"),)
     plot_titles = {"roc.png": "One-vs-rest ROC curve per class",
                    "calibration.png": "One-vs-rest reliability per class",
                    "confusion_matrix.png": "Confusion matrix (most probable class)"}
@@ -57,6 +58,16 @@ class MulticlassClassification(ProblemType):
         from medml_cli.evaluation.multiclass import multiclass_metrics
 
         return multiclass_metrics(np.asarray(y).astype(int), np.asarray(scores, dtype=float))
+
+    def bootstrap_draws(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any,
+                        groups: np.ndarray | None, n_resamples: int,
+                        seed: int) -> dict[str, np.ndarray]:
+        """Every metric on each class-stratified resample (patients with ``groups``)."""
+        from medml_cli.evaluation.multiclass import multiclass_bootstrap_distribution
+
+        return multiclass_bootstrap_distribution(np.asarray(y).astype(int), scores,
+                                                 groups=groups, n_resamples=n_resamples,
+                                                 seed=seed)
 
     def sample_counts(self, y: np.ndarray, groups: np.ndarray | None = None,
                       classes: list[str] | None = None) -> dict[str, Any]:

@@ -20,6 +20,7 @@ class Regression(ProblemType):
     score_column = "prediction"
     primary_metric = "r2"
     importance_scoring = "r2"
+    pooled_measures = (("r2", "identity"), ("rmse", "log"))
 
     def scores(self, model: Any, X: Any, n_classes: int = 2) -> np.ndarray:
         """The predicted values."""
@@ -35,6 +36,15 @@ class Regression(ProblemType):
                 threshold: float | np.ndarray | None = None) -> dict[str, float]:
         """r2, rmse and mae."""
         return score_predictions(self.name, y, scores)
+
+    def bootstrap_draws(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any,
+                        groups: np.ndarray | None, n_resamples: int,
+                        seed: int) -> dict[str, np.ndarray]:
+        """r2, rmse and mae on each resample (patients with ``groups``)."""
+        from medml_cli.evaluation.bootstrap import bootstrap_distribution
+
+        return bootstrap_distribution(self.name, y, scores, groups=groups,
+                                      n_resamples=n_resamples, seed=seed)
 
     def output_columns(self, scores: np.ndarray, threshold: Any,
                        classes: list[str]) -> dict[str, np.ndarray]:

@@ -91,6 +91,7 @@ class Survival(ProblemType):
     target_kind = "time-to-event"
     generic_task = "tabular-survival"
     training_settings = ("evaluation.horizons",)
+    pooled_measures = (("c_index", "logit"),)
     #: permutation importance uses the model's own score (Harrell's C in scikit-survival)
     importance_scoring = None  # type: ignore[assignment]
     partial_dependence = False
@@ -261,6 +262,18 @@ class Survival(ProblemType):
                 values[f"auroc@{horizon_label(h)}"] = 0.5
                 values[f"calibration_slope@{horizon_label(h)}"] = float("nan")
         return {name: float(value) for name, value in values.items()}
+
+    def bootstrap_draws(self, y: np.ndarray, scores: np.ndarray, *, threshold: Any,
+                        groups: np.ndarray | None, n_resamples: int,
+                        seed: int) -> dict[str, np.ndarray]:
+        """Every metric on each event-stratified resample (patients with ``groups``)."""
+        from medml_cli.evaluation.survival import survival_bootstrap
+
+        y = np.asarray(y, dtype=float)
+        scores = np.asarray(scores, dtype=float)
+        return survival_bootstrap(y[:, 0], y[:, 1], scores[:, 0], scores[:, 2:],
+                                  np.asarray(self.grid, dtype=float), self.horizons,
+                                  groups=groups, n_resamples=n_resamples, seed=seed)
 
     def sample_counts(self, y: np.ndarray, groups: np.ndarray | None = None,
                       classes: list[str] | None = None) -> dict[str, Any]:

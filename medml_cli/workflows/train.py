@@ -46,10 +46,15 @@ class RunResult:
 def load_dataset(cfg: Any) -> LoadedDataset:
     """Load the config's data for its task (raises DataError on bad data)."""
     spec = TASKS.get(cfg.task)
+    if cfg.split.method != "leave-group-out":
+        return DATASETS.create(cfg.data.type, cfg.data, problem=spec.problem)
+    # the held-out group is never a feature: a source that can keep a column per row reads
+    # it so (your own table's `hospital`); a feature of a built-in source is set aside
+    if DATASETS.entry(cfg.data.type).extra.get("keep_columns"):
+        return DATASETS.create(cfg.data.type, cfg.data, problem=spec.problem,
+                               keep_columns=(cfg.split.by,))
     dataset = DATASETS.create(cfg.data.type, cfg.data, problem=spec.problem)
-    if cfg.split.method == "leave-group-out" and hasattr(dataset, "set_aside"):
-        dataset = dataset.set_aside(cfg.split.by)  # the held-out group is never a feature
-    return dataset
+    return dataset.set_aside(cfg.split.by) if hasattr(dataset, "set_aside") else dataset
 
 
 def run_experiment(
@@ -99,6 +104,16 @@ def run_experiment(
             held.truth, held.scores, threshold=held.threshold, ev=cfg.evaluation,
             seed=cfg.seed, classes=dataset_classes(dataset), groups=held.groups,
             subgroup_frame=held.subgroup_frame, out_dir=run.path, synthetic=synthetic))
+        if cfg.split.method == "leave-group-out":
+            from medml_cli.workflows.internal_external import internal_external
+
+            metrics["internal_external"] = block = internal_external(
+                problem, truth=held.truth, scores=held.scores, threshold=held.threshold,
+                by_values=held.predictions[cfg.split.by].to_numpy(), by=cfg.split.by,
+                ev=cfg.evaluation, seed=cfg.seed, classes=dataset_classes(dataset),
+                patients=held.groups, out_dir=run.path, synthetic=synthetic)
+            for warning in block["warnings"]:
+                run.log(f"warning: {warning}")
         if (metrics.get("calibration") or {}).get("warning"):
             run.log(f"warning: {metrics['calibration']['warning']}")
         kind.finish(cfg, dataset, problem, held, run, metrics)

@@ -164,6 +164,7 @@ def frame_to_dataset(
     _require_columns(frame, cfg.exclude, "excluded", source)
     if cfg.categorical:
         _require_columns(frame, cfg.categorical, "categorical", source)
+    _require_columns(frame, list(meta_columns), "split (`split.by`)", source)
 
     reserved = {*outcome_columns, cfg.id_column, cfg.group_column, *cfg.exclude,
                 *meta_columns} - {None}
@@ -290,14 +291,20 @@ def _text_column(frame: pd.DataFrame, name: str, role: str, source: str) -> pd.S
 
 @DATASETS.register("csv", config=TableFileData, summary="your own CSV file",
                    tags={"tabular", "binary-classification", "multiclass", "regression",
-                         "classes-target", "numeric-target", "time-to-event-target"})
+                         "classes-target", "numeric-target", "time-to-event-target"},
+                   extra={"keep_columns": True})
 @DATASETS.register("parquet", config=TableFileData, summary="your own Parquet file",
                    tags={"tabular", "binary-classification", "multiclass", "regression",
-                         "classes-target", "numeric-target", "time-to-event-target"})
-def load_table_file(cfg: TableFileData, *, problem: str) -> LoadedDataset:
-    """Load the user's CSV or Parquet table as a tabular dataset."""
+                         "classes-target", "numeric-target", "time-to-event-target"},
+                   extra={"keep_columns": True})
+def load_table_file(cfg: TableFileData, *, problem: str,
+                    keep_columns: tuple[str, ...] = ()) -> LoadedDataset:
+    """Load the user's CSV or Parquet table as a tabular dataset; ``keep_columns`` (e.g. the
+    hospital column of a leave-group-out split) are read as text and kept per row, never as
+    features."""
     frame = read_table(cfg.path, cfg.type, cfg.separator, decimal=cfg.decimal,
-                       encoding=cfg.encoding, text_columns=(cfg.id_column, cfg.group_column),
+                       encoding=cfg.encoding,
+                       text_columns=(cfg.id_column, cfg.group_column, *keep_columns),
                        categorical=[*(cfg.categorical or []), *cfg.exclude],
                        na_values=cfg.na_values)
     provenance = Provenance(
@@ -305,6 +312,6 @@ def load_table_file(cfg: TableFileData, *, problem: str) -> LoadedDataset:
         files={cfg.path.name: sha256_file(cfg.path)},
     )
     dataset = frame_to_dataset(frame, cfg, problem=problem, source=str(cfg.path),
-                               provenance=provenance)
+                               provenance=provenance, meta_columns=keep_columns)
     dataset.notes[:0] = frame.attrs.get("notes", [])  # detected separator, BOM, empty columns
     return dataset
