@@ -82,3 +82,12 @@ def test_external_evaluation_reports_site_shift(tmp_path):
     chol = features.set_index("feature").loc["chol"]
     assert chol["missing_development"] == 0 and chol["missing_new_site"] > 0.3
     assert "Site shift" in (out / "report.md").read_text()
+    # each hospital against Cleveland as well: Switzerland never measured cholesterol, so a
+    # membership model tells its patients apart almost perfectly
+    per_site = {r["site"]: r for r in shift["per_site"]}
+    assert set(per_site) == {"hungarian", "switzerland", "va"}
+    assert sum(r["new_site_rows"] for r in per_site.values()) == 617
+    assert per_site["switzerland"]["membership_auroc"] > 0.95
+    assert per_site["switzerland"]["outcome_rate_new_site"] > 0.9
+    assert per_site["hungarian"]["outcome_rate_new_site"] < 0.4
+    assert "| switzerland | 123 |" in (out / "report.md").read_text()

@@ -248,7 +248,7 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
                         "difference (categorical: the largest over levels); |SMD| > 0.1 is "
                         "notable, > 0.25 large. Table in site_shift.csv."],
             tables=[(["feature", "kind", "SMD", "missing (development)",
-                      "missing (new site)"], rows)]))
+                      "missing (new site)"], rows), *_per_site_shift(shift)]))
     explanations = metrics.get("explanations")
     if explanations:
         rows = [[r["feature"], _fmt(r["importance_mean"]),
@@ -267,6 +267,16 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
         sections.append(Section("Plots", images=images))
     sections.append(Section("TRIPOD+AI checklist", tables=[tripod_rows(metrics)]))
     return sections
+
+
+def _per_site_shift(shift: dict[str, Any]) -> list[tuple[list[str], list[list[str]]]]:
+    """Each new site against the development data, when several were scored together."""
+    rows = [[str(r["site"]), str(r["new_site_rows"]), _fmt(r["membership_auroc"]),
+             "—" if r.get("outcome_rate_new_site") is None
+             else f"{r['outcome_rate_new_site']:.0%}", r.get("largest_smd") or "—"]
+            for r in shift.get("per_site") or []]
+    return [(["site", "n", "membership AUROC", "outcome rate", "largest SMD"], rows)] \
+        if rows else []
 
 
 def _interval(row: dict[str, Any], name: str) -> str:

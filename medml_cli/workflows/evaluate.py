@@ -340,9 +340,31 @@ def shift_block(run_path: Path, run_cfg: Any, schema: FeatureSchema, X: pd.DataF
     dev_X = prepare_features(development.X, schema, "development data", context="evaluation")
     membership = tabular_pipeline(schema.model_copy(update={"missing": "indicator"}),
                                   LogisticRegression(C=1.0, max_iter=2000))
-    return site_shift(dev_X, X, schema, seed=run_cfg.seed, membership_model=membership,
-                      dev_rate=_outcome_rate(development.y.to_numpy(), problem),
-                      new_rate=_outcome_rate(dataset.y.to_numpy(), problem))
+    dev_rate = _outcome_rate(development.y.to_numpy(), problem)
+    y = dataset.y.to_numpy()
+    block = site_shift(dev_X, X, schema, seed=run_cfg.seed, membership_model=membership,
+                       dev_rate=dev_rate, new_rate=_outcome_rate(y, problem))
+    sites = dataset.column_values("site")
+    if sites is not None and sites.nunique() > 1:
+        # several new sites scored together: each one against the development data too,
+        # as each hospital differs in its own way
+        block["per_site"] = []
+        for site in sorted(sites.unique(), key=str):
+            mask = (sites == site).to_numpy()
+            one = site_shift(dev_X, X.loc[mask], schema, seed=run_cfg.seed,
+                             membership_model=membership, dev_rate=dev_rate,
+                             new_rate=_outcome_rate(y[mask], problem))
+            block["per_site"].append({"site": site, **{k: v for k, v in one.items()
+                                                       if k != "features"},
+                                      "largest_smd": site_shift_summary(one["features"])})
+    return block
+
+
+def site_shift_summary(features: list[dict[str, Any]], top: int = 3) -> str:
+    """The ``top`` features differing most (by |SMD|), as "restecg +1.07, ..."."""
+    ranked = sorted((f for f in features if np.isfinite(f["smd"])),
+                    key=lambda f: abs(f["smd"]), reverse=True)
+    return ", ".join(f"{f['feature']} {f['smd']:+.2f}" for f in ranked[:top])
 
 
 def missing_policy_text(run_cfg: Any) -> str:
