@@ -323,3 +323,20 @@ def test_regression_and_survival_are_pooled_on_their_own_measures(tmp_path):
         "internal_external"]
     assert list(block["pooled"]) == ["c_index"]
     assert len(block["groups"]) == 4 and all(0 < g["c_index"] < 1 for g in block["groups"])
+
+
+def test_multiclass_pools_macro_auroc_and_names_absent_classes(tmp_path):
+    config = tmp_path / "severity.yaml"
+    config.write_text("task: heart-disease-severity\nseed: 1\n"
+                      "data: {type: uci-heart-disease, sites: [cleveland, hungarian, "
+                      "switzerland, va]}\nsplit: {method: leave-group-out, by: site}\n"
+                      "model: {type: logistic-regression}\n"
+                      "evaluation: {bootstrap: 100, plots: false}\n")
+    result = run_cli("train", str(config), "--runs-dir", str(tmp_path / "runs"))
+    assert result.exit_code == 0, result.stderr
+    block = json.loads((Path(result.last_line) / "metrics.json").read_text())[
+        "internal_external"]
+    assert list(block["pooled"]) == ["macro_auroc"] and block["pooled"]["macro_auroc"]["k"] == 4
+    # the Hungarian file grades disease 0 or 1 only
+    assert any(w.startswith("site hungarian: no rows of class 2, 3, 4") for w in
+               block["warnings"])

@@ -52,7 +52,13 @@ def _group_row(problem: ProblemType, label: Any, estimates: dict[str, dict[str, 
     notes = []
     if counts["samples"] < ev.min_subgroup_n:
         notes.append(f"small: n={counts['samples']} < {ev.min_subgroup_n}")
-    fewest = fewest_outcomes(counts)
+    absent = [label for label, n in (counts.get("classes") or {}).items() if n == 0]
+    fewest = fewest_outcomes({**counts, "classes": {label: n for label, n in
+                                                    counts["classes"].items() if n}}
+                             if absent else counts)
+    if absent:
+        notes.append(f"no rows of class {', '.join(map(str, absent))}: its measures average "
+                     "the classes present only")
     if fewest is not None and fewest[0] < ev.min_subgroup_events:
         notes.append(f"only {fewest[0]} {fewest[1]} (< {ev.min_subgroup_events}): its "
                      "interval is unreliable or undefined")
