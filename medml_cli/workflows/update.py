@@ -192,6 +192,17 @@ class RefitUpdate:
         return fitted
 
 
+def make_updater(method: str, *, cfg: Any, dataset: LoadedDataset, X: pd.DataFrame,
+                 schema: FeatureSchema, problem: ProblemType, model: Any,
+                 original: np.ndarray) -> Updater:
+    """The updater of ``method`` for the site's rows: ``X`` its features as the run's schema
+    has them, ``model`` the run's fitted model and ``original`` its probability per row."""
+    if method == "refit":
+        return RefitUpdate(cfg=cfg, dataset=replace(dataset, X=X, schema=schema),
+                           problem=problem)
+    return LogitUpdate(method=method, original=np.asarray(original, dtype=float), base=model)
+
+
 # --------------------------------------------------------------------------- cross-validation
 @dataclass
 class FoldUpdate:
@@ -271,17 +282,12 @@ def update_at_site(method: str, *, run_path: Path, run_cfg: Any, cfg: Any,
     y = dataset.y.to_numpy().astype(int)
     groups = dataset.groups.to_numpy() if dataset.groups is not None else None
     folds = update_folds(y, seed=cfg.seed, groups=groups)
-    updater: Updater
-    if method == "refit":
-        site = replace(dataset, X=X, schema=schema)
-        updater = RefitUpdate(cfg=cfg, dataset=site, problem=problem)
-        empty = [c for c in X.columns if X[c].isna().all()]
-        if empty:
-            notes.append(f"refit: {', '.join(empty)} have no values at this site, so the "
-                         "refit model imputes a constant for them (they carry no information)")
-    else:
-        updater = LogitUpdate(method=method, original=np.asarray(original, dtype=float),
-                              base=model)
+    updater = make_updater(method, cfg=cfg, dataset=dataset, X=X, schema=schema,
+                           problem=problem, model=model, original=original)
+    empty = [c for c in X.columns if X[c].isna().all()]
+    if method == "refit" and empty:
+        notes.append(f"refit: {', '.join(empty)} have no values at this site, so the refit "
+                     "model imputes a constant for them (they carry no information)")
     cv = cross_validated_update(updater, y, folds)
     everything = np.arange(len(y))
     final, parameters = updater.fit(everything, y)
