@@ -5,8 +5,9 @@ intercept|recalibrate`` saves as the updated model of a new site.
 ``P(y=1) = expit(intercept + slope * logit(base's probability))``. The base model is not
 refitted and the two numbers are estimated elsewhere (``medml_cli.workflows.update``, by
 unpenalised maximum likelihood): this class only applies them, so it holds nothing but
-plain numbers and the base pipeline, and skops saves and loads it without pickle (its type is
-on the trusted list of :mod:`medml_cli.runs.artifacts`).
+plain numbers and the base pipeline, and skops saves and loads it without pickle (every
+registered binary classifier trusts its type: ``UPDATE_TYPES`` in :mod:`medml_cli.models.base`,
+read by :func:`medml_cli.runs.artifacts.trusted_types`).
 """
 
 from __future__ import annotations

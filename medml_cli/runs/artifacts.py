@@ -20,11 +20,8 @@ from medml_cli.errors import ModelLoadError
 from medml_cli.jsonio import read_json, read_run_json, write_json
 
 #: Types beyond skops' own defaults that any medml pipeline may hold; each model adds the
-#: types its estimator needs when it registers (``trusted_types``). RecalibratedClassifier is
-#: medml's own wrapper of a site-updated model (``evaluate --update``): plain numbers and the
-#: base pipeline, whose types are checked like any other.
-TRUSTED_TYPES: tuple[str, ...] = ("numpy.dtype",
-                                  "medml_cli.models.recalibrated.RecalibratedClassifier")
+#: types its estimator needs when it registers (``trusted_types``).
+TRUSTED_TYPES: tuple[str, ...] = ("numpy.dtype",)
 
 
 def trusted_types() -> frozenset[str]:
