@@ -12,6 +12,7 @@ import json
 import signal
 import sys
 from collections.abc import Iterator
+from enum import Enum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -182,6 +183,15 @@ def _print_metrics(metrics: dict[str, Any], title: str) -> None:
 
 
 # --------------------------------------------------------------------------- evaluate
+class UpdateMethod(str, Enum):
+    """``evaluate --update``: the choices of ``medml_cli.workflows.update.UPDATE_METHODS``
+    (spelled out here so that ``--help`` imports nothing heavy)."""
+
+    intercept = "intercept"
+    recalibrate = "recalibrate"
+    refit = "refit"
+
+
 @app.command()
 def evaluate(
     ctx: typer.Context,
@@ -193,6 +203,11 @@ def evaluate(
     fail_under: Annotated[list[str] | None, typer.Option(
         "--fail-under", help="Gate: metric=value; exit 1 if the metric is worse than value "
         "(below it, or above it for lower-is-better metrics such as brier, rmse).")] = None,
+    update: Annotated[UpdateMethod | None, typer.Option(
+        "--update", help="With --data: update the model for the new site (intercept: "
+        "recalibration-in-the-large; recalibrate: intercept and slope; refit: the run's "
+        "model config on the site's data), cross-validated within the site, and save it "
+        "as a new run beside this one.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print metrics as JSON.")] = False,
 ) -> None:
     """Score a run on its held-out data or on new data, into a new folder of the run."""
@@ -204,7 +219,8 @@ def evaluate(
 
         load_plugins()  # gates accept the metric names of every registered problem type
         gates = parse_gates(fail_under or [])
-        result = evaluate_run(run_dir, data=data, overrides=set_ or [])
+        result = evaluate_run(run_dir, data=data, overrides=set_ or [],
+                              update=update.value if update is not None else None)
         outcomes = check_gates(result.metrics, gates)
     intervals = result.metrics.get("intervals") or {}
     if as_json:
@@ -213,11 +229,15 @@ def evaluate(
                                               for o in outcomes])}))
     for alert in result.alerts:  # data-quality warnings are shown even with --quiet
         stderr.print(f"[bold yellow]warning:[/] {_escape(alert)}")
+    if (result.metrics.get("update") or {}).get("run_dir"):  # a result too, even with --quiet
+        stderr.print(f"updated model saved as run: {_escape(result.metrics['update']['run_dir'])}")
     if not as_json:
         if not state.quiet:
             for note in result.warnings:
                 stderr.print(f"note: {_escape(note)}")
             _print_metrics(result.metrics, title=f"evaluation: {result.path.name}")
+            if result.metrics.get("update"):
+                _print_update(result.metrics)
         print(result.path)
     failed = [o for o in outcomes if not o.passed]
     if failed:
@@ -225,6 +245,23 @@ def evaluate(
         stderr.print(f"[bold red]failed:[/] {len(failed)} metric gate(s) not met: "
                      f"{_escape(lines)}")
         raise typer.Exit(1)
+
+
+def _print_update(metrics: dict[str, Any]) -> None:
+    """evaluate --update: the cross-validated updated metrics beside the original's."""
+    update = metrics["update"]
+    calibration = ("calibration_intercept", "calibration_slope")
+    table = {
+        "metrics": {**update["updated"]["metrics"],
+                    **{k: update["updated"]["calibration"].get(k) for k in calibration}},
+        "intervals": update["updated"]["intervals"],
+        "reference": {"original": {**update["original"]["metrics"],
+                                   **{k: update["original"]["calibration"].get(k)
+                                      for k in calibration}}},
+        "n": metrics.get("n", {}),
+    }
+    _print_metrics(table, title=f"updated by {update['method']} ({update['folds']}-fold "
+                                "cross-validated within the site) vs original")
 
 
 # --------------------------------------------------------------------------- predict

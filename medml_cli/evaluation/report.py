@@ -209,6 +209,8 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
                              if metrics.get("reference") else "")],
         tables=[metric_rows(metrics)],
     ))
+    if metrics.get("update"):  # evaluate --update, and the run it saved
+        sections.append(update_section(metrics["update"]))
     if problem_type is not None:
         sections += problem_type.report_sections(cfg, metrics, run_path)
     subgroups = metrics.get("subgroups") or []
@@ -320,6 +322,38 @@ def internal_external_section(block: dict[str, Any]) -> Section:
                   "warning"], group_rows),
                 (["measure", "pooled (CI)", "prediction interval", "I²", "tau² (scale)",
                   "Q (p)", "groups"], pooled_rows)])
+
+
+def update_section(update: dict[str, Any]) -> Section:
+    """``evaluate --update``: the original model beside the updated one at the new site, and
+    how the updated figures were kept honest."""
+    original, updated = update["original"], update["updated"]
+    rows = []
+    for name, value in updated["metrics"].items():
+        rows.append([name, _fmt(original["metrics"].get(name)),
+                     _ci_text(original["intervals"].get(name)), _fmt(value),
+                     _ci_text(updated["intervals"].get(name))])
+    for key, label in (("calibration_intercept", "calibration-in-the-large"),
+                       ("calibration_slope", "calibration slope")):
+        rows.append([label, _fmt(original["calibration"].get(key)), "—",
+                     _fmt(updated["calibration"].get(key)), "—"])
+    parameters = ", ".join(f"{k} {_fmt(v)}" for k, v in update.get("parameters", {}).items())
+    saved = (f" The update fitted on every site row ({parameters}) is saved as run "
+             f"`{update['run']}`." if update.get("run") else
+             f" This run holds the update fitted on every site row ({parameters})."
+             if parameters else " This run holds the model refit on every site row.")
+    return Section(
+        f"Model updating at this site: {update['method']}",
+        paragraphs=[
+            f"Updated from run `{update['parent_run']}` by {update['description']}.{saved}",
+            f"Original: the run's model, unchanged, scored on every site row (it saw none of "
+            f"them). Updated: {update['estimate']}, so no row was scored by an update fitted "
+            f"on its own outcome. Both classified at threshold {_fmt(update['threshold'])}."],
+        tables=[(["metric", "original", "CI", "updated (cross-validated)", "CI"], rows)])
+
+
+def _ci_text(ci: Any) -> str:
+    return f"{_fmt(ci[0])} – {_fmt(ci[1])}" if ci else "—"
 
 
 def threshold_sections(cfg: Any, metrics: dict[str, Any], run_path: Path) -> list[Section]:

@@ -19,6 +19,9 @@ CALIBRATION_TYPES = (
     "sklearn.calibration._SigmoidCalibration",
     "sklearn.isotonic.IsotonicRegression",
 )
+#: What ``evaluate --update intercept|recalibrate`` saves around any fitted binary classifier
+#: (medml's own wrapper: two numbers over the base pipeline, whose types are checked too).
+UPDATE_TYPES = ("medml_cli.models.recalibrated.RecalibratedClassifier",)
 
 
 def register_model(
@@ -49,6 +52,8 @@ def register_model(
     if data_kind == "tabular" and ("binary-classification" in problems
                                   or "multiclass" in problems):
         trusted = (*trusted, *CALIBRATION_TYPES)
+    if data_kind == "tabular" and "binary-classification" in problems:
+        trusted = (*trusted, *UPDATE_TYPES)
     return MODELS.register(name, config=config, summary=summary, tags={*problems, data_kind},
                            extra={"trusted_types": tuple(dict.fromkeys(trusted)),
                                   "native_missing": native_missing})

@@ -57,8 +57,8 @@ def _fmt(value: Any) -> str:
 
 
 def _preprocessors(model: Any) -> list[Any]:
-    """Every fitted ColumnTransformer inside ``model`` (a Pipeline, or a calibration wrapper
-    holding one pipeline per internal fold)."""
+    """Every fitted ColumnTransformer inside ``model`` (a Pipeline, a calibration wrapper
+    holding one pipeline per internal fold, or a site-updated RecalibratedClassifier)."""
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
@@ -67,6 +67,8 @@ def _preprocessors(model: Any) -> list[Any]:
     if isinstance(model, Pipeline):
         return [p for _, step in model.steps for p in _preprocessors(step)]
     found = []
+    if getattr(model, "base", None) is not None:  # RecalibratedClassifier: the base pipeline
+        found += _preprocessors(model.base)
     for calibrated in getattr(model, "calibrated_classifiers_", []) or []:
         found += _preprocessors(getattr(calibrated, "estimator", None))
     return found

@@ -142,16 +142,22 @@ def evaluate_run(
     *,
     data: Path | None = None,
     overrides: list[str] | None = None,
+    update: str | None = None,
 ) -> EvaluationResult:
     """Re-score a run on its own held-out data, or score its model on new data.
 
     Results (metrics.json with intervals, predictions.csv, plots, report.md/html, and for
     several sites a per-site table) go to a new folder
     ``<run>/evaluations/<stamp>-<heldout|external>-<id>/``; nothing in the run is overwritten.
+    ``update`` (intercept | recalibrate | refit, with ``data``) also updates the model for
+    the new data and saves it as a new run beside this one (:mod:`medml_cli.workflows.update`).
     """
+    from medml_cli.workflows.update import check_update_request
+
     run_path = open_completed_run(Path(run_path))
     run_cfg = load_run_config(run_path)
     card = load_card(run_path)
+    check_update_request(update, data, card)
     overrides = overrides or []
     cfg = _evaluation_config(run_cfg, overrides, run_path)
     if card.get("format") == "keras":
@@ -230,6 +236,17 @@ def evaluate_run(
                                                        index=False)
                 metrics["site_shift"] = shift
 
+    extra: dict[str, Any] = {"missing_features": [m.as_json() for m in missing]}
+    if update is not None and X is not None:
+        from medml_cli.workflows.update import update_at_site
+
+        site_update = update_at_site(
+            update, run_path=run_path, run_cfg=run_cfg, cfg=cfg, card=card, schema=schema,
+            problem=ptype, dataset=dataset, X=X, model=model, original=score,
+            threshold=threshold, notes=notes)
+        for column, values in site_update.columns.items():
+            predictions[column] = values
+        extra["update"] = site_update.block
     model_X = X if X is not None else dataset.X[schema.feature_names]
     scored = Scored(
         label=label, predictions=predictions, truth=ptype.read_truth(predictions),
@@ -241,7 +258,7 @@ def evaluate_run(
         provenance=dataset.provenance, notes=notes, alerts=alerts,
         data_lines=tabular_data_lines(dataset, model_X, external=external)
         + [f"**Warning:** {alert}." for alert in alerts],
-        extra={"missing_features": [m.as_json() for m in missing]}, finish=site_blocks)
+        extra=extra, finish=site_blocks)
     return record_evaluation(run_path, run_cfg.task, cfg, card, ptype, scored)
 
 
