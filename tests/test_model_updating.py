@@ -272,19 +272,75 @@ def test_a_site_that_cannot_be_cross_validated_exits_2(trained, tmp_path, case, 
     assert sorted(p.name for p in trained["run"].parent.iterdir()) == before
 
 
-def test_non_binary_runs_exit_2(tmp_path):
-    config = tmp_path / "diabetes.yaml"
-    config.write_text("seed: 1\ntask: diabetes\nmodel: {type: ridge}\n"
-                      "evaluation: {bootstrap: 0, plots: false}\n")
-    train = run_cli("train", config, "--runs-dir", tmp_path / "runs")
+def test_multiclass_runs_exit_2():
+    with pytest.raises(MedmlUsageError, match="binary-classification and regression") as caught:
+        check_update_request("intercept", Path("site.yaml"), {"problem": "multiclass"})
+    assert caught.value.exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def diabetes_sites(tmp_path_factory) -> dict[str, Path]:
+    """Ridge trained on the diabetes data's men (sex 1), to update at its women (sex 2)."""
+    from sklearn.datasets import load_diabetes
+
+    folder = tmp_path_factory.mktemp("diabetes")
+    frame = load_diabetes(as_frame=True, scaled=False).frame
+    frame[frame["sex"] == 1].to_csv(folder / "men.csv", index=False)
+    frame[frame["sex"] == 2].to_csv(folder / "women.csv", index=False)
+    config = folder / "men.yaml"
+    config.write_text("seed: 3\ntask: tabular-regression\n"
+                      "data: {type: csv, path: men.csv, target: target, exclude: [sex]}\n"
+                      "model: {type: ridge}\nevaluation: {bootstrap: 100, plots: false}\n")
+    train = run_cli("train", config, "--runs-dir", folder / "runs")
     assert train.exit_code == 0, train.stderr
-    site = tmp_path / "site.yaml"
-    site.write_text("data: {type: diabetes}\n")
-    result = run_cli("evaluate", train.last_line, "--data", site, "--update", "intercept")
-    assert result.exit_code == 2
-    text = " ".join(result.stderr.split())
-    assert "regression" in text and "binary-classification" in text
-    assert not (Path(train.last_line) / "evaluations").exists()
+    return {"run": Path(train.last_line), "site": folder / "women.csv"}
+
+
+@pytest.mark.parametrize("method", UPDATE_METHODS)
+def test_regression_runs_are_updated_honestly(diabetes_sites, method):
+    result = run_cli("evaluate", diabetes_sites["run"], "--data", diabetes_sites["site"],
+                     "--update", method, "--json")
+    assert result.exit_code == 0, result.stderr
+    update = json.loads(result.stdout)["update"]
+    original, updated = update["original"], update["updated"]
+    # the men's model over-predicts the women's progression on average: a shift fixes that
+    assert abs(original["calibration"]["calibration_intercept"]) > 10
+    assert abs(updated["calibration"]["calibration_intercept"]) < 5
+    assert updated["metrics"]["rmse"] < original["metrics"]["rmse"]
+    if method != "refit":
+        assert set(update["parameters"]) == {"intercept", "slope"}
+        assert (update["parameters"]["slope"] == 1.0) == (method == "intercept")
+    # the cross-validated predictions are the ones recorded, never in-sample ones
+    predictions = pd.read_csv(Path(update["run_dir"]) / "predictions.csv")
+    assert predictions["fold"].nunique() == update["folds"] == 5
+    women = pd.read_csv(diabetes_sites["site"])
+    new_run = Path(update["run_dir"])
+    assert json.loads((new_run / "metrics.json").read_text())["parent_run"] == \
+        diabetes_sites["run"].name
+    out = new_run.parent / f"{method}-predictions.csv"
+    predicted = run_cli("predict", new_run, "--input", diabetes_sites["site"], "--output", out)
+    assert predicted.exit_code == 0, predicted.stderr
+    assert len(pd.read_csv(out)) == len(women)
+
+
+def test_linear_update_folds_never_see_their_test_outcomes():
+    from medml_cli.workflows.update import LinearUpdate
+
+    rng = np.random.default_rng(0)
+    original = rng.normal(150, 40, 120)
+    y = 20 + 0.9 * original + rng.normal(0, 10, 120)
+    folds = update_folds(y, seed=1, classify=False)
+    for method in ("intercept", "recalibrate"):
+        updater = LinearUpdate(method=method, original=original, base=None)
+        reference = cross_validated_update(updater, y, folds)
+        for k, (_, test) in enumerate(folds):
+            scrambled = y.copy()
+            scrambled[test] = rng.permutation(scrambled[test]) + 100
+            again = cross_validated_update(updater, scrambled, folds)
+            assert again.folds[k].parameters == reference.folds[k].parameters
+            np.testing.assert_array_equal(again.scores[test], reference.scores[test])
+    with pytest.raises(DataError, match="too few"):
+        update_folds(y[:8], seed=1, classify=False)
 
 
 def test_image_runs_are_refused():

@@ -348,7 +348,9 @@ def update_section(update: dict[str, Any]) -> Section:
             f"Updated from run `{update['parent_run']}` by {update['description']}.{saved}",
             f"Original: the run's model, unchanged, scored on every site row (it saw none of "
             f"them). Updated: {update['estimate']}, so no row was scored by an update fitted "
-            f"on its own outcome. Both classified at threshold {_fmt(update['threshold'])}."],
+            f"on its own outcome."
+            + (f" Both classified at threshold {_fmt(update['threshold'])}."
+               if update.get("threshold") is not None else "")],
         tables=[(["metric", "original", "CI", "updated (cross-validated)", "CI"], rows)])
 
 

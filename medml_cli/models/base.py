@@ -22,6 +22,8 @@ CALIBRATION_TYPES = (
 #: What ``evaluate --update intercept|recalibrate`` saves around any fitted binary classifier
 #: (medml's own wrapper: two numbers over the base pipeline, whose types are checked too).
 UPDATE_TYPES = ("medml_cli.models.recalibrated.RecalibratedClassifier",)
+#: The same for a fitted regressor (a linear recalibration of its predictions).
+REGRESSION_UPDATE_TYPES = ("medml_cli.models.recalibrated.RecalibratedRegressor",)
 
 
 def register_model(
@@ -54,6 +56,8 @@ def register_model(
         trusted = (*trusted, *CALIBRATION_TYPES)
     if data_kind == "tabular" and "binary-classification" in problems:
         trusted = (*trusted, *UPDATE_TYPES)
+    if data_kind == "tabular" and "regression" in problems:
+        trusted = (*trusted, *REGRESSION_UPDATE_TYPES)
     return MODELS.register(name, config=config, summary=summary, tags={*problems, data_kind},
                            extra={"trusted_types": tuple(dict.fromkeys(trusted)),
                                   "native_missing": native_missing})

@@ -1,5 +1,6 @@
-"""A fitted classifier with a logistic recalibration on top: what ``medml evaluate --update
-intercept|recalibrate`` saves as the updated model of a new site.
+"""A fitted classifier with a logistic recalibration on top (or a regressor with a linear
+one): what ``medml evaluate --update intercept|recalibrate`` saves as the updated model of a
+new site.
 
 ``RecalibratedClassifier(base, intercept, slope)`` predicts
 ``P(y=1) = expit(intercept + slope * logit(base's probability))``. The base model is not
@@ -15,7 +16,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import BaseEstimator, ClassifierMixin, RegressorMixin
 
 #: Probabilities are clipped to [PROB_CLIP, 1 - PROB_CLIP] before the logit. The same clip as
 #: ``medml_cli.evaluation.calibration`` (which this layer may not import), so an update fitted
@@ -64,3 +65,23 @@ class RecalibratedClassifier(ClassifierMixin, BaseEstimator):
     def predict(self, X: Any) -> np.ndarray:
         """The more probable class (medml itself classifies at the run's threshold)."""
         return self.classes_[(self.predict_proba(X)[:, 1] >= 0.5).astype(int)]
+
+
+class RecalibratedRegressor(RegressorMixin, BaseEstimator):
+    """A fitted regressor whose predictions are shifted (and scaled) for a new site:
+    ``intercept + slope * base.predict(X)``. ``slope`` 1 is a mean shift (calibration-in-the-
+    large); both are linear recalibration. Like :class:`RecalibratedClassifier`, it only
+    applies numbers estimated (and cross-validated) by the updating workflow."""
+
+    def __init__(self, base: Any = None, intercept: float = 0.0, slope: float = 1.0) -> None:
+        self.base = base
+        self.intercept = intercept
+        self.slope = slope
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return self.base is not None
+
+    def predict(self, X: Any) -> np.ndarray:
+        """The updated prediction per row."""
+        base = np.asarray(self.base.predict(X), dtype=float)
+        return float(self.intercept) + float(self.slope) * base

@@ -2,20 +2,23 @@
 model for a new site, estimate how the updated model performs there without scoring any row
 with an update fitted on it, and save the updated model as a new run beside its parent.
 
-Methods (binary classification; Steyerberg, *Clinical Prediction Models*, ch. 20):
+Methods (Steyerberg, *Clinical Prediction Models*, ch. 20):
 
 * ``intercept``: recalibration-in-the-large, ``logit p' = a + logit p`` (the slope fixed at
-  1; ``a`` is the unpenalised maximum-likelihood fit with ``logit p`` as an offset);
-* ``recalibrate``: logistic recalibration, ``logit p' = a + b * logit p``;
+  1; ``a`` is the unpenalised maximum-likelihood fit with ``logit p`` as an offset); for
+  regression the mean shift ``y' = a + prediction``;
+* ``recalibrate``: logistic recalibration, ``logit p' = a + b * logit p``; for regression
+  the least-squares line ``y' = a + b * prediction``;
 * ``refit``: the run's own model config (same pipeline and missing-data policy, through
   :func:`build_estimator`) fitted on the site's rows only.
 
-Honesty: the site's rows are split into stratified folds (5, fewer when the smaller class has
-fewer than 5 rows; seeded with the run's seed). In each fold the update is fitted on the
-training part only (it is handed only those rows' outcomes) and scores the test part; the
-pooled out-of-fold scores give the updated model's metrics. The un-updated model, which saw
-none of the site's rows, is scored on all of them beside it. The model that is saved is the
-update fitted on every site row, as a k-fold run's shipped model is refit on every row.
+Honesty: the site's rows are split into folds (5; stratified for classification, and fewer
+when the smaller class has fewer than 5 rows; seeded with the run's seed). In each fold the
+update is fitted on the training part only (it is handed only those rows' outcomes) and
+scores the test part; the pooled out-of-fold scores give the updated model's metrics. The
+un-updated model, which saw none of the site's rows, is scored on all of them beside it. The
+model that is saved is the update fitted on every site row, as a k-fold run's shipped model
+is refit on every row.
 """
 
 from __future__ import annotations
@@ -31,7 +34,11 @@ import pandas as pd
 from medml_cli.data.base import LoadedDataset
 from medml_cli.errors import DataError, MedmlUsageError
 from medml_cli.evaluation.splits import Fold, kfold_splits
-from medml_cli.models.recalibrated import RecalibratedClassifier, clipped_logit
+from medml_cli.models.recalibrated import (
+    RecalibratedClassifier,
+    RecalibratedRegressor,
+    clipped_logit,
+)
 from medml_cli.problems import ProblemType
 from medml_cli.schemas import FeatureSchema
 
@@ -43,10 +50,23 @@ METHOD_TEXT: dict[str, str] = {
     "recalibrate": "logistic recalibration (logit p' = a + b * logit p)",
     "refit": "refitting the run's model config on the site's data only",
 }
+#: What they are for a continuous outcome.
+REGRESSION_METHOD_TEXT: dict[str, str] = {
+    "intercept": "a mean shift (y' = a + prediction)",
+    "recalibrate": "linear recalibration (y' = a + b * prediction, least squares)",
+    "refit": METHOD_TEXT["refit"],
+}
 #: Folds of the within-site cross-validation (fewer when the smaller class is rarer).
 MAX_FOLDS = 5
+#: Rows a continuous outcome's site needs (two per fold at least).
+MIN_REGRESSION_ROWS = 10
 #: The problem types ``--update`` supports.
-SUPPORTED_PROBLEMS = ("binary-classification",)
+SUPPORTED_PROBLEMS = ("binary-classification", "regression")
+
+
+def method_text(method: str, problem: str) -> str:
+    """What the records and report call ``method`` for ``problem``."""
+    return (REGRESSION_METHOD_TEXT if problem == "regression" else METHOD_TEXT)[method]
 
 
 # --------------------------------------------------------------------------- the request
@@ -73,14 +93,25 @@ def check_update_request(method: str | None, data: Path | None, card: dict[str, 
         raise MedmlUsageError(
             f"--update {method}: this run is {problem}, and --update supports tabular "
             f"{' and '.join(SUPPORTED_PROBLEMS)} runs only (intercept and slope "
-            "recalibration are defined on a probability's logit). Fix: evaluate without "
-            "--update, or train a new run on the site's data with `medml train`.")
+            "recalibration are defined on a probability's logit or a predicted value). Fix: "
+            "evaluate without --update, or train a new run on the site's data with "
+            "`medml train`.")
 
 
 def update_folds(y: np.ndarray, *, seed: int, groups: np.ndarray | None = None,
-                 source: str = "--data") -> list[Fold]:
-    """Stratified folds over the site's rows: 5, or as many as the smaller class has rows
-    (so every held-out part holds at least one of the rarer class), and at least 2."""
+                 source: str = "--data", classify: bool = True) -> list[Fold]:
+    """Folds over the site's rows. Classification: stratified, 5, or as many as the smaller
+    class has rows (so every held-out part holds at least one of the rarer class), and at
+    least 2. A continuous outcome: 5 folds, and at least :data:`MIN_REGRESSION_ROWS` rows."""
+    if not classify:
+        n_units = len(np.unique(groups)) if groups is not None else len(y)
+        if n_units < MIN_REGRESSION_ROWS:
+            raise DataError(
+                f"the site's data have {n_units} {'patients' if groups is not None else 'rows'}"
+                f", too few to cross-validate an update ({MIN_REGRESSION_ROWS} at least, two "
+                f"per fold).", "add patients from the site.", source=source)
+        return kfold_splits(np.asarray(y, dtype=float), n_splits=MAX_FOLDS, seed=seed,
+                            classify=False, stratify=False, groups=groups)
     y = np.asarray(y).astype(int)
     counts = np.bincount(y, minlength=2)
     if (counts > 0).sum() < 2:
@@ -162,6 +193,47 @@ class LogitUpdate:
         return RecalibratedClassifier(self.base, intercept=a, slope=b)
 
 
+def fit_linear_update(method: str, prediction: np.ndarray,
+                      y: np.ndarray) -> tuple[float, float]:
+    """(a, b) of ``y = a + b * prediction`` by least squares; ``intercept``: b = 1 and ``a``
+    the mean residual."""
+    prediction = np.asarray(prediction, dtype=float)
+    y = np.asarray(y, dtype=float)
+    if method == "intercept":
+        return float(np.mean(y - prediction)), 1.0
+    if np.ptp(prediction) == 0:
+        raise DataError("--update recalibrate: the model predicts the same value for every "
+                        "row of (part of) the site's data, so the slope has no estimate.",
+                        "use --update intercept, or add patients from the site.")
+    b, a = np.polyfit(prediction, y, 1)
+    return float(a), float(b)
+
+
+@dataclass
+class LinearUpdate:
+    """Regression ``intercept`` / ``recalibrate``: the model stays, a (and b) on its
+    predictions are fitted. ``original`` is the un-updated prediction of every site row."""
+
+    method: str
+    original: np.ndarray
+    base: Any
+
+    def fit(self, rows: np.ndarray, y: np.ndarray) -> tuple[Any, dict[str, float]]:
+        """a (and b) from the given rows' original predictions and outcomes."""
+        a, b = fit_linear_update(self.method, self.original[rows], y)
+        return (a, b), {"intercept": a, "slope": b}
+
+    def scores(self, fitted: Any, rows: np.ndarray) -> np.ndarray:
+        """The recalibrated prediction, computed as the saved model computes it."""
+        a, b = fitted
+        return a + b * self.original[rows]
+
+    def model(self, fitted: Any) -> RecalibratedRegressor:
+        """The base pipeline with the update on top."""
+        a, b = fitted
+        return RecalibratedRegressor(self.base, intercept=a, slope=b)
+
+
 @dataclass
 class RefitUpdate:
     """``refit``: the run's model config fitted afresh on the given site rows."""
@@ -200,7 +272,8 @@ def make_updater(method: str, *, cfg: Any, dataset: LoadedDataset, X: pd.DataFra
     if method == "refit":
         return RefitUpdate(cfg=cfg, dataset=replace(dataset, X=X, schema=schema),
                            problem=problem)
-    return LogitUpdate(method=method, original=np.asarray(original, dtype=float), base=model)
+    kind = LogitUpdate if problem.classifies else LinearUpdate
+    return kind(method=method, original=np.asarray(original, dtype=float), base=model)
 
 
 # --------------------------------------------------------------------------- cross-validation
@@ -265,9 +338,15 @@ def _assessed(problem: ProblemType, y: np.ndarray, scores: np.ndarray, threshold
     """Metrics, bootstrap intervals and calibration of one set of site scores."""
     assessed = problem.assess(y, scores, threshold=threshold, ev=cfg.evaluation, seed=cfg.seed,
                               classes=[], groups=groups)
+    calibration = assessed.get("calibration") or {}
+    if not problem.classifies:  # the same two numbers for a continuous outcome
+        a, b = fit_linear_update("recalibrate", scores, y) if np.ptp(scores) > 0 \
+            else (float("nan"), float("nan"))
+        calibration = {"calibration_intercept": float(np.mean(y - scores)),
+                       "calibration_slope": b}
     return {"metrics": problem.metrics(y, scores, threshold),
             "intervals": assessed.get("intervals") or {},
-            "calibration": assessed.get("calibration") or {}}
+            "calibration": calibration}
 
 
 def update_at_site(method: str, *, run_path: Path, run_cfg: Any, cfg: Any,
@@ -279,9 +358,9 @@ def update_at_site(method: str, *, run_path: Path, run_cfg: Any, cfg: Any,
 
     ``X`` are the site's features as the run's schema has them; ``original`` the un-updated
     model's probability of each row; ``cfg`` the evaluation config (data = the site)."""
-    y = dataset.y.to_numpy().astype(int)
+    y = _outcome(dataset, problem)
     groups = dataset.groups.to_numpy() if dataset.groups is not None else None
-    folds = update_folds(y, seed=cfg.seed, groups=groups)
+    folds = update_folds(y, seed=cfg.seed, groups=groups, classify=problem.classifies)
     updater = make_updater(method, cfg=cfg, dataset=dataset, X=X, schema=schema,
                            problem=problem, model=model, original=original)
     empty = [c for c in X.columns if X[c].isna().all()]
@@ -293,10 +372,10 @@ def update_at_site(method: str, *, run_path: Path, run_cfg: Any, cfg: Any,
     final, parameters = updater.fit(everything, y)
     if isinstance(updater, RefitUpdate):
         notes += [f"warning while refitting: {w}" for w in sorted(updater.fit_warnings)]
-    cut = float(np.mean(threshold))
+    cut = float(np.mean(threshold)) if problem.uses_threshold else None
     block: dict[str, Any] = {
         "method": method,
-        "description": METHOD_TEXT[method],
+        "description": method_text(method, problem.name),
         "parent_run": run_path.name,
         "folds": len(folds),
         "seed": cfg.seed,
@@ -319,14 +398,20 @@ def update_at_site(method: str, *, run_path: Path, run_cfg: Any, cfg: Any,
     block["run_dir"] = str(new_run)
     notes.append(f"updated by {method} ({len(folds)}-fold cross-validated within the site); "
                  f"the updated model is saved as run {new_run}")
-    columns = {"updated_score": cv.scores,
-               "updated_predicted_class": (cv.scores >= cut).astype(int),
-               "update_fold": cv.fold_of_row}
+    columns = {"updated_score": cv.scores, "update_fold": cv.fold_of_row}
+    if cut is not None:
+        columns["updated_predicted_class"] = (cv.scores >= cut).astype(int)
     return SiteUpdate(block=block, columns=columns, run_path=new_run)
 
 
+def _outcome(dataset: LoadedDataset, problem: ProblemType) -> np.ndarray:
+    """The site's outcomes: class codes, or the continuous values."""
+    y = dataset.y.to_numpy()
+    return y.astype(int) if problem.classifies else y.astype(float)
+
+
 def _updated_config(cfg: Any, schema: FeatureSchema, method: str, n_folds: int,
-                    threshold: float, parent_name: str) -> Any:
+                    threshold: float | None, parent_name: str) -> Any:
     """The new run's resolved config: the site's data read with the run's features and
     missing-data policy, its within-site folds, and the parent's threshold kept fixed."""
     from medml_cli.config.loader import validate_config_data
@@ -339,10 +424,12 @@ def _updated_config(cfg: Any, schema: FeatureSchema, method: str, n_folds: int,
         data["data"]["exclude"] = []
     if "missing" in fields:
         data["data"]["missing"] = schema.missing
-    data["split"] = {**data["split"], "method": "kfold", "n_splits": n_folds, "stratify": True}
-    # the parent's operating threshold is carried over as it is (not re-chosen at the site)
-    data["evaluation"] = {**data["evaluation"], "threshold": threshold,
-                          "threshold_method": "fixed", "threshold_target": None}
+    data["split"] = {**data["split"], "method": "kfold", "n_splits": n_folds,
+                     "stratify": threshold is not None}
+    if threshold is not None:
+        # the parent's operating threshold is carried over as it is (not re-chosen at the site)
+        data["evaluation"] = {**data["evaluation"], "threshold": threshold,
+                              "threshold_method": "fixed", "threshold_target": None}
     suffix = f"-updated-{method}"
     data["name"] = parent_name[: 64 - len(suffix)] + suffix
     return validate_config_data(data, source=f"the updated run's config ({method})")
@@ -352,7 +439,7 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
                       cv: CrossValidatedUpdate, run_path: Path, run_cfg: Any, cfg: Any,
                       card: dict[str, Any], schema: FeatureSchema, problem: ProblemType,
                       dataset: LoadedDataset, X: pd.DataFrame, original: np.ndarray,
-                      threshold: float) -> Path:
+                      threshold: float | None) -> Path:
     """Save the updated model as a complete run beside its parent (written under a temporary
     name and renamed into place, like every run): config, environment, status, the
     cross-validated predictions and metrics, the skops model with its card and schema, and
@@ -372,12 +459,12 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
     parent = {"parent_run": run_path.name, "parent_run_dir": str(run_path.resolve()),
               "update_method": method}
     environment = {**capture_environment(dataset.provenance.files, None).as_dict(), **parent}
-    y = dataset.y.to_numpy().astype(int)
+    y = _outcome(dataset, problem)
     synthetic = bool(card.get("synthetic_data")) or dataset.provenance.synthetic
     with create_run_dir(run_path.parent, new_cfg.run_name, config_to_yaml(new_cfg)) as run:
         started = time.perf_counter()
         run.write_json("environment.json", environment)
-        run.log(f"updated from run {run_path.name} by {METHOD_TEXT[method]} on "
+        run.log(f"updated from run {run_path.name} by {method_text(method, problem.name)} on "
                 f"{len(y)} rows of {cfg.data.type}; {len(cv.folds)}-fold within-site "
                 f"cross-validation, seed {cfg.seed}")
         predictions = prediction_table(
@@ -389,7 +476,8 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
             **record_head(new_cfg, problem, synthetic=synthetic),
             "split": {"method": "kfold", "folds": len(cv.folds),
                       "within": "the new site's rows (the update's cross-validation)"},
-            "threshold": threshold, "threshold_method": "fixed",
+            "threshold": threshold,
+            "threshold_method": "fixed" if threshold is not None else None,
             "metrics": problem.metrics(y, cv.scores, threshold),
             "baseline": {}, "primary_metric": problem.primary_metric,
             "n": problem.sample_counts(y, None, list(schema.classes)),
@@ -404,7 +492,8 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
         model_dir = run.file("model")
         save_sklearn_model(model, model_dir)
         site = replace(dataset, X=X, schema=schema)
-        write_card(model_dir, {**model_card(new_cfg, site, threshold, problem), **parent})
+        card_threshold = threshold if threshold is not None else new_cfg.evaluation.threshold
+        write_card(model_dir, {**model_card(new_cfg, site, card_threshold, problem), **parent})
         # a refit model learnt the site's categories and ranges; a recalibrated one keeps the
         # base model's, which is what its unseen-value warnings must compare against
         fitted_schema = schema.with_training_stats(X) if method == "refit" else schema
@@ -412,7 +501,8 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
         metrics["seconds"] = round(time.perf_counter() - started, 3)
         predictions.to_csv(run.file("predictions.csv"), index=False)
         run.write_json("metrics.json", metrics)
-        lines = [f"**Updated from run {run_path.name}** by {METHOD_TEXT[method]}, fitted on "
+        lines = [f"**Updated from run {run_path.name}** by "
+                 f"{method_text(method, problem.name)}, fitted on "
                  f"all {len(y)} rows of the new site; the figures below are the "
                  f"{len(cv.folds)}-fold cross-validated estimate within the site",
                  *tabular_data_lines(site, X, external=True)]
