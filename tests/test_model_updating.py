@@ -17,7 +17,7 @@ from medml_cli.errors import DataError, MedmlUsageError
 from medml_cli.evaluation.calibration import calibration_slope_intercept
 from medml_cli.workflows.update import (
     UPDATE_METHODS,
-    LogitUpdate,
+    RecalibrationUpdate,
     check_update_request,
     cross_validated_update,
     make_updater,
@@ -130,7 +130,7 @@ def test_the_honesty_check_catches_an_update_that_sees_all_outcomes(site_rows):
     folds = update_folds(y, seed=42)
     seen = {"y": y}
 
-    class Leaky(LogitUpdate):
+    class Leaky(RecalibrationUpdate):
         def fit(self, rows, y_rows):
             return super().fit(np.arange(len(seen["y"])), seen["y"])
 
@@ -324,14 +324,13 @@ def test_regression_runs_are_updated_honestly(diabetes_sites, method):
 
 
 def test_linear_update_folds_never_see_their_test_outcomes():
-    from medml_cli.workflows.update import LinearUpdate
-
     rng = np.random.default_rng(0)
     original = rng.normal(150, 40, 120)
     y = 20 + 0.9 * original + rng.normal(0, 10, 120)
     folds = update_folds(y, seed=1, classify=False)
     for method in ("intercept", "recalibrate"):
-        updater = LinearUpdate(method=method, original=original, base=None)
+        updater = RecalibrationUpdate(method=method, original=original, base=None,
+                                      linear=True)
         reference = cross_validated_update(updater, y, folds)
         for k, (_, test) in enumerate(folds):
             scrambled = y.copy()

@@ -168,31 +168,6 @@ def fit_logit_update(method: str, prob: np.ndarray, y: np.ndarray) -> tuple[floa
     return float(a), float(b)
 
 
-@dataclass
-class LogitUpdate:
-    """``intercept`` / ``recalibrate``: the model stays, only a (and b) on its logit are fitted.
-    ``original`` is the un-updated model's probability of every site row."""
-
-    method: str
-    original: np.ndarray
-    base: Any
-
-    def fit(self, rows: np.ndarray, y: np.ndarray) -> tuple[Any, dict[str, float]]:
-        """a (and b) from the given rows' original probabilities and outcomes."""
-        a, b = fit_logit_update(self.method, self.original[rows], y)
-        return (a, b), {"intercept": a, "slope": b}
-
-    def scores(self, fitted: Any, rows: np.ndarray) -> np.ndarray:
-        """The recalibrated probability, computed as the saved model computes it."""
-        a, b = fitted
-        return 1.0 / (1.0 + np.exp(-(a + b * clipped_logit(self.original[rows]))))
-
-    def model(self, fitted: Any) -> RecalibratedClassifier:
-        """The base pipeline with the update on top."""
-        a, b = fitted
-        return RecalibratedClassifier(self.base, intercept=a, slope=b)
-
-
 def fit_linear_update(method: str, prediction: np.ndarray,
                       y: np.ndarray) -> tuple[float, float]:
     """(a, b) of ``y = a + b * prediction`` by least squares; ``intercept``: b = 1 and ``a``
@@ -210,28 +185,34 @@ def fit_linear_update(method: str, prediction: np.ndarray,
 
 
 @dataclass
-class LinearUpdate:
-    """Regression ``intercept`` / ``recalibrate``: the model stays, a (and b) on its
-    predictions are fitted. ``original`` is the un-updated prediction of every site row."""
+class RecalibrationUpdate:
+    """``intercept`` / ``recalibrate``: the model stays, only a (and b) on its output are
+    fitted: on the logit of a probability (classification) or on the predicted value
+    (regression, ``linear``). ``original`` is the un-updated output for every site row."""
 
     method: str
     original: np.ndarray
     base: Any
+    linear: bool = False
 
     def fit(self, rows: np.ndarray, y: np.ndarray) -> tuple[Any, dict[str, float]]:
-        """a (and b) from the given rows' original predictions and outcomes."""
-        a, b = fit_linear_update(self.method, self.original[rows], y)
+        """a (and b) from the given rows' original outputs and outcomes."""
+        fit = fit_linear_update if self.linear else fit_logit_update
+        a, b = fit(self.method, self.original[rows], y)
         return (a, b), {"intercept": a, "slope": b}
 
     def scores(self, fitted: Any, rows: np.ndarray) -> np.ndarray:
-        """The recalibrated prediction, computed as the saved model computes it."""
+        """The recalibrated output, computed as the saved model computes it."""
         a, b = fitted
-        return a + b * self.original[rows]
+        if self.linear:
+            return a + b * self.original[rows]
+        return 1.0 / (1.0 + np.exp(-(a + b * clipped_logit(self.original[rows]))))
 
-    def model(self, fitted: Any) -> RecalibratedRegressor:
+    def model(self, fitted: Any) -> RecalibratedClassifier | RecalibratedRegressor:
         """The base pipeline with the update on top."""
         a, b = fitted
-        return RecalibratedRegressor(self.base, intercept=a, slope=b)
+        kind = RecalibratedRegressor if self.linear else RecalibratedClassifier
+        return kind(self.base, intercept=a, slope=b)
 
 
 @dataclass
@@ -272,8 +253,8 @@ def make_updater(method: str, *, cfg: Any, dataset: LoadedDataset, X: pd.DataFra
     if method == "refit":
         return RefitUpdate(cfg=cfg, dataset=replace(dataset, X=X, schema=schema),
                            problem=problem)
-    kind = LogitUpdate if problem.classifies else LinearUpdate
-    return kind(method=method, original=np.asarray(original, dtype=float), base=model)
+    return RecalibrationUpdate(method=method, original=np.asarray(original, dtype=float),
+                               base=model, linear=not problem.classifies)
 
 
 # --------------------------------------------------------------------------- cross-validation
