@@ -73,12 +73,17 @@ def _check(estimates: Any, variances: Any) -> tuple[np.ndarray, np.ndarray]:
     return y, v
 
 
+def _cochran_q(y: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, float]:
+    """The fixed-effect (inverse-variance) weights and Cochran's Q about their mean."""
+    w = 1.0 / v
+    mu = np.sum(w * y) / np.sum(w)
+    return w, float(np.sum(w * (y - mu) ** 2))
+
+
 def dersimonian_laird_tau2(estimates: Any, variances: Any) -> float:
     """The method-of-moments between-group variance, max(0, (Q - (k-1)) / C)."""
     y, v = _check(estimates, variances)
-    w = 1.0 / v
-    mu = np.sum(w * y) / np.sum(w)
-    q = float(np.sum(w * (y - mu) ** 2))
+    w, q = _cochran_q(y, v)
     c = np.sum(w) - np.sum(w ** 2) / np.sum(w)
     return max(0.0, (q - (len(y) - 1)) / float(c))
 
@@ -110,9 +115,7 @@ def random_effects(estimates: Any, variances: Any, *, method: str = "reml",
     if scale not in SCALES:
         raise ValueError(f"scale must be one of {', '.join(SCALES)}; got {scale!r}")
     k = len(y)
-    w_fixed = 1.0 / v
-    mu_fixed = np.sum(w_fixed * y) / np.sum(w_fixed)
-    q = float(np.sum(w_fixed * (y - mu_fixed) ** 2))
+    w_fixed, q = _cochran_q(y, v)
     tau2 = dersimonian_laird_tau2(y, v) if method == "dl" else reml_tau2(y, v)
     w = 1.0 / (v + tau2)
     mu = float(np.sum(w * y) / np.sum(w))

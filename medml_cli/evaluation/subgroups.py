@@ -96,12 +96,16 @@ def subgroup_order(sub: pd.Series) -> list:
     return values
 
 
-def _warning(n: int, events: int | None, min_n: int, min_events: int) -> str:
+def small_group_warning(n: int, events: int | None, min_n: int, min_events: int,
+                        what: str = "events") -> str:
+    """Why a group's figures should not be trusted ("" if nothing): fewer than ``min_n``
+    rows, or fewer than ``min_events`` of its rarest outcome (``what``: events, non-events,
+    rows of a class)."""
     notes = []
     if n < min_n:
         notes.append(f"too small to say anything: n={n} < {min_n}")
     if events is not None and events < min_events:
-        notes.append(f"only {events} events (< {min_events})")
+        notes.append(f"only {events} {what} (< {min_events})")
     return "; ".join(notes)
 
 
@@ -152,6 +156,6 @@ def subgroup_metrics(problem: str, y_true, score, subgroups: pd.Series, *,
             row[name] = float(point[name][0])
             row[f"{name}_low"] = low
             row[f"{name}_high"] = high
-        row["warning"] = _warning(n, events, min_n, min_events)
+        row["warning"] = small_group_warning(n, events, min_n, min_events)
         rows.append(row)
     return pd.DataFrame(rows)

@@ -38,7 +38,7 @@ def _subgroups(problem: Any, y: np.ndarray, scores: np.ndarray, frame: pd.DataFr
     from medml_cli.evaluation.subgroups import (
         _MISSING,
         MISSING_LABEL,
-        _warning,
+        small_group_warning,
         subgroup_order,
         subgroup_values,
     )
@@ -67,8 +67,8 @@ def _subgroups(problem: Any, y: np.ndarray, scores: np.ndarray, frame: pd.DataFr
                 draws = harrell_c(part_y[:, 0], part_y[:, 1], part_s[:, 0], weights)
                 row["c_index_low"], row["c_index_high"] = percentile_interval(
                     draws, ev.confidence)
-            row["warning"] = _warning(row["n"], events, ev.min_subgroup_n,
-                                      ev.min_subgroup_events)
+            row["warning"] = small_group_warning(row["n"], events, ev.min_subgroup_n,
+                                                 ev.min_subgroup_events)
             rows.append(row)
     return pd.DataFrame(rows)
 

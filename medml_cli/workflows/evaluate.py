@@ -336,6 +336,7 @@ def shift_block(run_path: Path, run_cfg: Any, schema: FeatureSchema, X: pd.DataF
     (with a note) when those data cannot be read as they were at training."""
     from medml_cli.errors import MedmlError
     from medml_cli.evaluation.site_shift import site_shift
+    from medml_cli.evaluation.subgroups import natural_key
 
     try:
         development = load_dataset(run_cfg)
@@ -366,7 +367,7 @@ def shift_block(run_path: Path, run_cfg: Any, schema: FeatureSchema, X: pd.DataF
         # several new sites scored together: each one against the development data too,
         # as each hospital differs in its own way
         block["per_site"] = []
-        for site in sorted(sites.unique(), key=str):
+        for site in sorted(sites.unique(), key=natural_key):
             mask = (sites == site).to_numpy()
             one = site_shift(dev_X, X.loc[mask], schema, seed=run_cfg.seed,
                              membership_model=membership, dev_rate=dev_rate,

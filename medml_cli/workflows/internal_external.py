@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from medml_cli.evaluation.meta_analysis import random_effects, to_scale
-from medml_cli.evaluation.subgroups import natural_key
+from medml_cli.evaluation.subgroups import natural_key, small_group_warning
 from medml_cli.problems import ProblemType
 
 #: Where a measure shows chance discrimination or perfect calibration (drawn dashed).
@@ -26,10 +26,11 @@ REFERENCE_VALUES = {"auroc": 0.5, "macro_auroc": 0.5, "c_index": 0.5,
 
 
 def fewest_outcomes(counts: dict[str, Any]) -> tuple[int, str] | None:
-    """The count of the rarest outcome in a group (events, non-events, or the smallest
-    class) and what it is called; None for continuous outcomes."""
+    """The count of the rarest outcome in a group (events, non-events, or the smallest class
+    present) and what it is called; None for continuous outcomes."""
     if isinstance(counts.get("classes"), dict):
-        label, n = min(counts["classes"].items(), key=lambda item: item[1])
+        label, n = min(((label, n) for label, n in counts["classes"].items() if n),
+                       key=lambda item: item[1])
         return int(n), f"rows of class {label}"
     if "non_events" in counts:
         return min((int(counts["events"]), "events"), (int(counts["non_events"]), "non-events"))
@@ -38,31 +39,22 @@ def fewest_outcomes(counts: dict[str, Any]) -> tuple[int, str] | None:
     return None
 
 
-def _plain(value: Any) -> Any:
-    return value.item() if isinstance(value, np.generic) else value
-
-
-def _group_row(problem: ProblemType, label: Any, estimates: dict[str, dict[str, float]],
-               counts: dict[str, Any], ev: Any) -> dict[str, Any]:
-    row: dict[str, Any] = {"group": _plain(label), **counts}
+def _group_row(label: Any, estimates: dict[str, dict[str, float]], counts: dict[str, Any],
+               ev: Any) -> dict[str, Any]:
+    row: dict[str, Any] = {"group": label, **counts}
     for name, value in estimates.items():
         row[name] = value["estimate"]
         row[f"{name}_low"], row[f"{name}_high"] = value["low"], value["high"]
         row[f"{name}_se"] = value["se"]
     notes = []
-    if counts["samples"] < ev.min_subgroup_n:
-        notes.append(f"small: n={counts['samples']} < {ev.min_subgroup_n}")
     absent = [label for label, n in (counts.get("classes") or {}).items() if n == 0]
-    fewest = fewest_outcomes({**counts, "classes": {label: n for label, n in
-                                                    counts["classes"].items() if n}}
-                             if absent else counts)
     if absent:
         notes.append(f"no rows of class {', '.join(map(str, absent))}: its measures average "
                      "the classes present only")
-    if fewest is not None and fewest[0] < ev.min_subgroup_events:
-        notes.append(f"only {fewest[0]} {fewest[1]} (< {ev.min_subgroup_events}): its "
-                     "interval is unreliable or undefined")
-    row["warning"] = "; ".join(notes)
+    count, what = fewest_outcomes(counts) or (None, "events")
+    notes.append(small_group_warning(counts["samples"], count, ev.min_subgroup_n,
+                                     ev.min_subgroup_events, what))
+    row["warning"] = "; ".join(n for n in notes if n)
     return row
 
 
@@ -119,7 +111,7 @@ def internal_external(problem: ProblemType, *, truth: np.ndarray, scores: np.nda
             truth[mask], scores[mask], threshold=cut[mask] if np.ndim(cut) else cut, ev=ev,
             seed=seed, groups=part_patients)
         counts = problem.sample_counts(truth[mask], part_patients, classes)
-        rows.append(_group_row(problem, label, estimates, counts, ev))
+        rows.append(_group_row(label, estimates, counts, ev))
     warnings = [f"{by} {r['group']}: {r['warning']}" for r in rows if r["warning"]]
     pooled: dict[str, Any] = {}
     for name, scale in problem.pooled_measures:
@@ -142,12 +134,11 @@ def internal_external(problem: ProblemType, *, truth: np.ndarray, scores: np.nda
         result = random_effects(estimates, variances, method=ev.meta_analysis,
                                 confidence=ev.confidence, scale=scale)
         pooled[name] = {**result.as_json(), "groups": [r["group"] for r in usable]}
+    names = [name for name, _ in problem.pooled_measures]
+    primary = problem.primary_metric if problem.primary_metric in names else names[0]
     block = {"by": by, "method": ev.meta_analysis, "confidence": ev.confidence,
              "groups": rows, "pooled": pooled, "warnings": warnings,
-             "reading": _reading(by, rows, pooled, problem.primary_metric
-                                 if any(problem.primary_metric == n
-                                        for n, _ in problem.pooled_measures)
-                                 else problem.pooled_measures[0][0], ev.confidence)}
+             "reading": _reading(by, rows, pooled, primary, ev.confidence)}
     if out_dir is not None:
         out_dir.mkdir(parents=True, exist_ok=True)
         pd.DataFrame(rows).rename(columns={"group": by}).to_csv(

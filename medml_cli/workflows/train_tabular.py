@@ -96,11 +96,6 @@ def check_patients_within_groups(by: np.ndarray, patients: np.ndarray | None, by
             f"check the patient ids and `{by_name}`; each patient belongs to one group.")
 
 
-def _plain(value: Any) -> Any:
-    """A numpy scalar as the Python value JSON writes."""
-    return value.item() if isinstance(value, np.generic) else value
-
-
 def _fit_quietly(estimator: Any, X: pd.DataFrame, y: Any, run: RunDir) -> Any:
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
@@ -331,12 +326,12 @@ class TabularTraining(TrainingKind):
             if progress:
                 progress(k, total, f"fold {k + 1}/{len(folds)}")
             outcome = fit_fold(cfg, dataset, train_idx, test_idx, run, problem)
-            fold_rows.append({"fold": k, **({"group": _plain(by[test_idx[0]])}
-                                            if by is not None else {}),
+            held_out = {"group": by[test_idx[0]]} if by is not None else {}
+            fold_rows.append({"fold": k, **held_out,
                               "n_train": len(train_idx), "n_test": len(test_idx),
                               "threshold": outcome.threshold, **outcome.metrics})
             run.log(f"fold {k + 1}"
-                    + (f" ({cfg.split.by} {by[test_idx[0]]} held out)" if by is not None
+                    + (f" ({cfg.split.by} {held_out['group']} held out)" if held_out
                        else "") + ": "
                     + (f"threshold {outcome.threshold:.4f}; " if problem.uses_threshold else "")
                     + ", ".join(f"{m}={v:.4f}" for m, v in outcome.metrics.items()))
