@@ -123,16 +123,8 @@ def calibration_slope_intercept(y_true, prob) -> tuple[float, float]:
     no estimate (:func:`slope_problem`: the predictions separate the classes, or are all
     equal); calibration-in-the-large is still estimated then.
     """
-    y, p = _check_binary(y_true, prob)
-    if len(np.unique(y)) < 2:
-        return (float("nan"), float("nan"))
-    lp = _logit(p)
-    ones = np.ones((len(y), 1))
-    citl = _newton_logistic(ones, y, lp)
-    if slope_problem(y, p) is not None:
-        return (float("nan"), float(citl[0]))
-    slope_fit = _newton_logistic(np.column_stack([ones, lp]), y, np.zeros(len(y)))
-    return (float(slope_fit[1]), float(citl[0]))
+    fits = calibration_with_errors(y_true, prob)
+    return (fits["calibration_slope"][0], fits["calibration_intercept"][0])
 
 
 def calibration_with_errors(y_true, prob) -> dict[str, tuple[float, float]]:
