@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal, Union
 
 from pydantic import Field, create_model, field_validator, model_validator
 
+from medml_cli.config.tuning import TuneConfig, tune_problems
 from medml_cli.plugins import load_plugins
 from medml_cli.registry import DATASETS, MODELS, NETWORKS, PROBLEMS, TASKS, did_you_mean
 from medml_cli.schemas import StrictModel
@@ -122,6 +123,9 @@ class ExperimentConfigBase(StrictModel):
     task: str = Field(description="Task preset or generic task; see `medml tasks list`.")
     split: SplitConfig = Field(default_factory=SplitConfig)
     evaluation: EvaluationConfig = Field(default_factory=EvaluationConfig)
+    tune: TuneConfig | None = Field(
+        None, description="Tune model hyperparameters inside the run by nested "
+                          "cross-validation (Optuna); see the README's Tuning section.")
 
     @field_validator("task")
     @classmethod
@@ -160,8 +164,14 @@ class ExperimentConfigBase(StrictModel):
 
     @property
     def run_name(self) -> str:
-        """The run's name: `name` if given, else `<task>-<model type>`."""
-        return self.name or f"{self.task}-{self.model.type}"  # type: ignore[attr-defined]
+        """The run's name: `name` if given, else `<task>-<model type>` (tuned runs:
+        `<task>-tuned`, or `<task>-<model type>-tuned` when the type is fixed)."""
+        if self.name:
+            return self.name
+        if self.tune is not None and "model.type" in self.tune.parameters:
+            return f"{self.task}-tuned"  # the model type is the study's choice
+        suffix = "-tuned" if self.tune is not None else ""
+        return f"{self.task}-{self.model.type}{suffix}"  # type: ignore[attr-defined]
 
 
 def _reads_target_of(data_entry: Any, problem: str) -> bool:
@@ -241,6 +251,7 @@ def cross_field_problems(cfg: Any) -> list[str]:
                         f"'{cfg.model.type}' cannot take them; use impute or indicator, or one "
                         f"of: {', '.join(native) or 'none for this task'}")
     problems.extend(PROBLEMS.get(spec.problem).config_problems(cfg))
+    problems.extend(tune_problems(cfg, cfg.model.model_dump(include=cfg.model.model_fields_set)))
     check = getattr(cfg.model, "problems_check", None)
     if check is not None:
         problems.extend(f"model.{p}" for p in check(spec.problem))

@@ -236,6 +236,8 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
     internal_external = metrics.get("internal_external")
     if internal_external:
         sections.append(internal_external_section(internal_external))
+    if metrics.get("tuning"):
+        sections.append(tuning_section(metrics["tuning"]))
     shift = metrics.get("site_shift")
     if shift:
         rows = [[r["feature"], r["kind"], _fmt(r["smd"]), f"{r['missing_development']:.0%}",
@@ -535,3 +537,39 @@ def write_reports(run_path: Path, cfg: Any, provenance: Any, data_lines: list[st
     write_text_atomic(run_path / "report.md",
                       render_markdown(title, sections, synthetic, run_path) + "\n")
     write_text_atomic(run_path / "report.html", render_html(title, sections, synthetic))
+
+
+def _params_text(params: dict[str, Any]) -> str:
+    return ", ".join(f"{k.removeprefix('model.')}=" + (f"{v:.4g}" if isinstance(v, float)
+                                                        else str(v))
+                     for k, v in params.items()) or "the config's model"
+
+
+def tuning_section(block: dict[str, Any]) -> Section:
+    """Nested cross-validation: what each outer fold's study chose, its best inner score,
+    the outer score, and the optimism of the inner score."""
+    metric = block["metric"]
+    rows = [[str(r["fold"]), _params_text(r["params"]), _fmt(r["best_inner"]),
+             _fmt(r["outer"]), _fmt(r["optimism"]), str(r["trials_completed"])
+             + (f" ({r['trials_failed']} failed)" if r["trials_failed"] else "")]
+            for r in block["outer_folds"]]
+    final = block.get("final") or {}
+    agreement = ", ".join(f"{k.removeprefix('model.')} {v:.0%}"
+                          for k, v in (block.get("final_choice_agreement") or {}).items()
+                          if v is not None)
+    paragraphs = [
+        f"Hyperparameters were tuned inside every outer fold by an Optuna study "
+        f"({block['sampler']} sampler, {block['trials']} trials, {block['inner_splits']} "
+        f"inner folds, optimising {metric}) that saw that fold's training rows only, so the "
+        "metrics above are honest estimates for the whole procedure, tuning included. "
+        "Optimism is the best inner score minus the outer score, signed so that a positive "
+        "value means the inner score flattered the chosen values.",
+        f"Mean optimism {_fmt(block.get('mean_optimism'))}. Shipped model: tuned the same "
+        f"way on all rows: {_params_text(final.get('params') or {})} (best inner "
+        f"{metric} {_fmt(final.get('best_inner'))})"
+        + (f"; outer folds choosing the same value: {agreement}" if agreement else "")
+        + f". Studies are stored in {block['storage']} (Optuna SQLite).",
+    ]
+    return Section("Tuning (nested cross-validation)", paragraphs=paragraphs, tables=[(
+        ["outer fold", "chosen", f"best inner {metric}", f"outer {metric}", "optimism",
+         "trials"], rows)])

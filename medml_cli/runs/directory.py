@@ -206,7 +206,8 @@ def _error_text(exc: BaseException) -> str:
 
 # --------------------------------------------------------------------------- reading runs
 def resumable_run(run_path: Path) -> Path:
-    """Check that ``run_path`` is an interrupted image run with a checkpoint to resume from."""
+    """Check that ``run_path`` is an interrupted image run with a checkpoint to resume from,
+    or an interrupted tuned run (``tune:``) with its studies."""
     run_path = Path(run_path)
     if not (run_path / "status.json").exists():
         raise RunNotUsableError(f"{run_path} is not a medml run directory (no status.json).")
@@ -215,11 +216,16 @@ def resumable_run(run_path: Path) -> Path:
         raise RunNotUsableError(f"run {run_path.name} is already completed; nothing to resume.")
     if status.state == "running" and pid_alive(status.pid):
         raise RunNotUsableError(f"run {run_path.name} is still running (pid {status.pid}).")
+    if (run_path / "tune" / "studies.db").is_file():
+        # a tuned tabular run: its finished trials are in the studies; the rest is refitted
+        _check_resume_config(run_path / "config.yaml")
+        return run_path
     if not (run_path / "checkpoints" / "last.keras").exists() or \
             not (run_path / "checkpoints" / "train_state.json").exists():
         raise RunNotUsableError(
             f"run {run_path.name} has no checkpoint to resume from (it stopped before its "
-            "first epoch ended, or is not a CNN run). Train again with its config.yaml.")
+            "first epoch ended, or is neither a CNN nor a tuned run). Train again with its "
+            "config.yaml.")
     # checked here, before the run folder is reopened: a damaged file found mid-resume
     # would fail the run and rename it -failed, losing the checkpoint it could resume from
     _check_resume_config(run_path / "config.yaml")

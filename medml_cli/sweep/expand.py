@@ -16,20 +16,9 @@ import yaml
 from pydantic import ValidationError
 
 from medml_cli.config.overrides import CONFIG_KEY, NotASectionError, set_by_path
+from medml_cli.config.search_space import DISTRIBUTIONS, Choice, IntUniform, LogUniform, Uniform
 from medml_cli.errors import ConfigError
-from medml_cli.sweep.spec import (
-    DISTRIBUTIONS,
-    ID_LENGTH,
-    MAX_TRIALS,
-    RandomSearch,
-    Sweep,
-    SweepBlock,
-    Trial,
-    _Choice,
-    _IntUniform,
-    _LogUniform,
-    _Uniform,
-)
+from medml_cli.sweep.spec import ID_LENGTH, MAX_TRIALS, RandomSearch, Sweep, SweepBlock, Trial
 
 
 def _sweep_error(source: str, exc: ValidationError, lines: dict[tuple, int],
@@ -53,7 +42,7 @@ def _sweep_error(source: str, exc: ValidationError, lines: dict[tuple, int],
                 owner = RandomSearch
                 if len(loc) > 3:
                     spec = ((data.get("random") or {}).get("parameters") or {}).get(loc[2])
-                    owner = DISTRIBUTIONS.get((spec or {}).get("distribution"), _Uniform)
+                    owner = DISTRIBUTIONS.get((spec or {}).get("distribution"), Uniform)
             valid = list(owner.model_fields)
             text = (f"{path}: unknown key{did_you_mean(str(loc[-1]), valid)} "
                     f"(valid keys: {', '.join(valid)})")
@@ -151,7 +140,7 @@ def _candidate_types(section: str, data: dict[str, Any], block: SweepBlock) -> s
     types.update(block.grid.get(f"{section}.type", []))
     if block.random is not None:
         spec = block.random.parameters.get(f"{section}.type")
-        if isinstance(spec, _Choice):
+        if isinstance(spec, Choice):
             types.update(spec.values)
     return {t for t in types if isinstance(t, str)}
 
@@ -192,11 +181,11 @@ def _check_path(key: str, where: str, data: dict[str, Any], block: SweepBlock) -
 
 
 def _draw(spec: Any, rng: random.Random) -> Any:
-    if isinstance(spec, _Choice):
+    if isinstance(spec, Choice):
         return copy.deepcopy(rng.choice(spec.values))
-    if isinstance(spec, _IntUniform):
+    if isinstance(spec, IntUniform):
         return rng.randint(spec.low, spec.high)
-    if isinstance(spec, _LogUniform):
+    if isinstance(spec, LogUniform):
         value = math.exp(rng.uniform(math.log(spec.low), math.log(spec.high)))
     else:
         value = rng.uniform(spec.low, spec.high)

@@ -6,10 +6,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Annotated, Any, Literal, Union
+from typing import Annotated, Any
 
-from pydantic import Field, model_validator
+from pydantic import Field
 
+from medml_cli.config.search_space import Distribution
 from medml_cli.config.sections import NAME_PATTERN
 from medml_cli.schemas import StrictModel
 from medml_cli.tasks.base import higher_is_better
@@ -22,46 +23,6 @@ ProgressFn = Callable[[int, int, str], None]
 
 
 # --------------------------------------------------------------------------- the sweep block
-class _Uniform(StrictModel):
-    distribution: Literal["uniform"]
-    low: float
-    high: float
-
-    @model_validator(mode="after")
-    def _order(self) -> _Uniform:
-        if not self.low < self.high:
-            raise ValueError(f"low ({self.low}) must be below high ({self.high})")
-        return self
-
-
-class _LogUniform(_Uniform):
-    distribution: Literal["log-uniform"]  # type: ignore[assignment]
-    low: float = Field(gt=0)
-
-
-class _IntUniform(StrictModel):
-    distribution: Literal["int-uniform"]
-    low: int
-    high: int
-
-    @model_validator(mode="after")
-    def _order(self) -> _IntUniform:
-        if self.low > self.high:
-            raise ValueError(f"low ({self.low}) must not exceed high ({self.high})")
-        return self
-
-
-class _Choice(StrictModel):
-    distribution: Literal["choice"]
-    values: list[Any] = Field(min_length=1)
-
-
-DISTRIBUTIONS = {"uniform": _Uniform, "log-uniform": _LogUniform, "int-uniform": _IntUniform,
-                 "choice": _Choice}
-Distribution = Annotated[Union[_Uniform, _LogUniform, _IntUniform, _Choice],  # noqa: UP007
-                         Field(discriminator="distribution")]
-
-
 class RandomSearch(StrictModel):
     """Random search: ``trials`` draws of ``parameters``, reproducible from ``seed``."""
 

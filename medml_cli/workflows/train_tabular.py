@@ -5,6 +5,7 @@ the shipped model refit on every row, permutation importance, skops-saved model 
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -289,16 +290,24 @@ def model_card(cfg: Any, dataset: LoadedDataset, threshold: float,
     }
 
 
+def _step_progress(progress: ProgressFn | None, step: int,
+                   total: int) -> Callable[[str], None] | None:
+    """A tuner's progress: its trials shown as the label of the fold being tuned."""
+    if progress is None:
+        return None
+    return lambda label: progress(step, total, label)
+
+
 class TabularTraining(TrainingKind):
     """Rows of a table: folds over rows (or patients), one scikit-learn pipeline per fold."""
 
     def plan(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, *,
              resume: bool) -> list[tuple[np.ndarray, np.ndarray]]:
         """The folds (train, test row indices); data problems raise before a run exists."""
-        if resume:
+        if resume and cfg.tune is None:
             raise MedmlUsageError(
-                f"--resume applies to image (CNN) runs, which checkpoint every epoch; "
-                f"{cfg.task} runs take seconds, so train again instead.")
+                f"--resume applies to image (CNN) runs, which checkpoint every epoch, and to "
+                f"tuned runs (`tune:`); {cfg.task} runs take seconds, so train again instead.")
         check_not_all_missing(dataset.X, data_source_name(cfg))
         check_subgroups(cfg, dataset)
         return split_rows(cfg, dataset, problem)
@@ -306,9 +315,13 @@ class TabularTraining(TrainingKind):
     def describe(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType,
                  plan: Any) -> str:
         """Task, rows, features, model, split and seed."""
+        tuned = ""
+        if cfg.tune is not None:
+            tuned = (f" tuned by nested CV ({cfg.tune.sampler}, {cfg.tune.inner_splits} "
+                     f"inner folds, {', '.join(cfg.tune.parameters)})")
         return (f"task {cfg.task} ({problem.name}); data {cfg.data.type}: "
                 f"{dataset.n_samples} rows, {len(dataset.schema.columns)} features; model "
-                f"{cfg.model.type}; split {cfg.split.method} ({len(plan)} fold(s)); "
+                f"{cfg.model.type}{tuned}; split {cfg.split.method} ({len(plan)} fold(s)); "
                 f"seed {cfg.seed}")
 
     def fit(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, plan: Any,
@@ -321,11 +334,22 @@ class TabularTraining(TrainingKind):
         refit = cfg.split.method != "holdout"  # k-fold, leave-group-out: refit on all rows
         total = len(folds) + (1 if refit else 0)
         by = split_groups(cfg, dataset) if cfg.split.method == "leave-group-out" else None
-        final_model, final_threshold = None, cfg.evaluation.threshold
+        final_model, final_threshold, final_cfg = None, cfg.evaluation.threshold, cfg
+        tuner = None
+        if cfg.tune is not None:
+            from medml_cli.workflows.tuning import Tuner
+
+            tuner = Tuner(cfg, dataset, problem, run.file("tune"), run.log)
         for k, (train_idx, test_idx) in enumerate(folds):
             if progress:
                 progress(k, total, f"fold {k + 1}/{len(folds)}")
-            outcome = fit_fold(cfg, dataset, train_idx, test_idx, run, problem)
+            fold_cfg = cfg
+            if tuner is not None:  # the study sees this fold's training rows only
+                tuner.progress = _step_progress(progress, k, total)
+                fold_cfg, study = tuner.study(f"outer-fold-{k}", train_idx)
+            outcome = fit_fold(fold_cfg, dataset, train_idx, test_idx, run, problem)
+            if tuner is not None:
+                tuner.record_outer(k, study, outcome.metrics)
             held_out = {"group": by[test_idx[0]]} if by is not None else {}
             fold_rows.append({"fold": k, **held_out,
                               "n_train": len(train_idx), "n_test": len(test_idx),
@@ -342,12 +366,18 @@ class TabularTraining(TrainingKind):
                 importances.append(outcome.importance)
             if cfg.split.method == "holdout":
                 final_model, final_threshold = outcome.model, outcome.threshold
+                final_cfg = fold_cfg
+                if tuner is not None:
+                    tuner.final = study
 
         predictions = pd.concat(frames, ignore_index=True)
         if final_model is None:  # k-fold: the shipped model is refit on every row
             if progress:
                 progress(len(folds), total, "final fit on all rows")
-            final_model = _fit_quietly(build_estimator(cfg, dataset, problem), dataset.X,
+            if tuner is not None:  # tuned the same way, on every row
+                tuner.progress = _step_progress(progress, len(folds), total)
+                final_cfg, tuner.final = tuner.study("all-rows", np.arange(len(y)))
+            final_model = _fit_quietly(build_estimator(final_cfg, dataset, problem), dataset.X,
                                        problem.fit_target(y), run)
             if problem.uses_threshold and cfg.evaluation.threshold_method != "fixed":
                 # the shipped model's threshold comes from the out-of-fold predictions: held
@@ -360,6 +390,9 @@ class TabularTraining(TrainingKind):
         summary["threshold"] = final_threshold if problem.uses_threshold else None
         summary["threshold_method"] = cfg.evaluation.threshold_method \
             if problem.uses_threshold else None
+        if tuner is not None:
+            summary["model"] = final_cfg.model.type  # the tuned choice
+            summary["tuning"] = tuner.summary()
         group_column = dataset.schema.group_column
         return HeldOut(
             predictions=predictions, truth=problem.read_truth(predictions),
@@ -372,7 +405,8 @@ class TabularTraining(TrainingKind):
             subgroup_frame=subgroup_frame(dataset, predictions["id"])
             if cfg.evaluation.subgroups else None,
             state={"model": final_model, "threshold": final_threshold, "folds": folds,
-                   "importances": importances})
+                   "importances": importances, "cfg": final_cfg,
+                   "tuned_parameters": tuner.final.params if tuner is not None else None})
 
     def finish(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, held: HeldOut,
                run: RunDir, metrics: dict[str, Any]) -> None:
@@ -388,7 +422,10 @@ class TabularTraining(TrainingKind):
         # the schema keeps the categories and ranges of the rows the shipped model saw
         fitted_rows = dataset.X if cfg.split.method != "holdout" \
             else dataset.X.iloc[folds[0][0]]
-        write_card(model_dir, model_card(cfg, dataset, held.state["threshold"], problem))
+        card = model_card(held.state["cfg"], dataset, held.state["threshold"], problem)
+        if cfg.tune is not None:  # what the shipped model was tuned to (refit reuses it)
+            card["tuned_parameters"] = held.state["tuned_parameters"]
+        write_card(model_dir, card)
         write_model_json(model_dir, "schema.json", dataset.schema.with_training_stats(
             fitted_rows).model_dump(mode="json"))
 

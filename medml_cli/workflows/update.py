@@ -342,6 +342,10 @@ def update_at_site(method: str, *, run_path: Path, run_cfg: Any, cfg: Any,
     y = _outcome(dataset, problem)
     groups = dataset.groups.to_numpy() if dataset.groups is not None else None
     folds = update_folds(y, seed=cfg.seed, groups=groups, classify=problem.classifies)
+    if card.get("tuned_parameters") is not None:  # refit the model the run shipped, as tuned
+        from medml_cli.workflows.tuning import tuned_config
+
+        cfg = tuned_config(cfg, card["tuned_parameters"])
     updater = make_updater(method, cfg=cfg, dataset=dataset, X=X, schema=schema,
                            problem=problem, model=model, original=original)
     empty = [c for c in X.columns if X[c].isna().all()]

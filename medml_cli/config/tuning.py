@@ -1,0 +1,191 @@
+"""The ``tune:`` block of an experiment config (hyperparameter tuning inside a run by nested
+cross-validation) and the checks that tie its search space to the registered models."""
+
+from __future__ import annotations
+
+import itertools
+from typing import Any, Literal, Union
+
+from pydantic import Field, ValidationError
+
+from medml_cli.config.search_space import Choice, Distribution, IntUniform
+from medml_cli.registry import MODELS, TASKS, did_you_mean
+from medml_cli.schemas import StrictModel
+
+#: A grid larger than this is a sweep, not a tune: every combination costs inner_splits fits
+#: in every outer fold.
+MAX_TUNE_TRIALS = 2_000
+
+#: A list is shorthand for ``{distribution: choice, values: [...]}`` (as in ``sweep.grid``).
+TuneParameter = Union[Distribution, list[Any]]  # noqa: UP007
+
+
+class TuneConfig(StrictModel):
+    """Tuning inside a run: in every outer fold an Optuna study on the inner folds picks the
+    hyperparameters; the shipped model is tuned the same way on all rows."""
+
+    sampler: Literal["tpe", "random", "grid"] = Field(
+        "tpe", description="Optuna sampler, seeded from the run's seed: tpe (Bayesian), "
+                           "random, or grid (every combination of the listed values).")
+    trials: int | None = Field(
+        None, ge=1, le=MAX_TUNE_TRIALS,
+        description="Trials per study (default 50; grid: the number of combinations).")
+    metric: str | None = Field(
+        None, description="What the inner folds optimise; default: the task's primary metric.")
+    inner_splits: int = Field(5, ge=2, le=20, description="Inner cross-validation folds.")
+    parameters: dict[str, TuneParameter] = Field(
+        min_length=1, description="model.* keys: a list of values, or a distribution "
+                                  "(uniform, log-uniform, int-uniform, choice).")
+
+
+def choices_of(spec: Any) -> list[Any] | None:
+    """The values of a choice parameter (a list or ``distribution: choice``), else None."""
+    if isinstance(spec, list):
+        return spec
+    return spec.values if isinstance(spec, Choice) else None
+
+
+def candidate_model_types(tune: TuneConfig, base_type: str) -> list[str]:
+    """The model types a study can try: the config's own, or the ``model.type`` choices."""
+    spec = tune.parameters.get("model.type")
+    return [str(t) for t in choices_of(spec)] if spec is not None and choices_of(spec) \
+        else [base_type]
+
+
+def applicable_keys(tune: TuneConfig, model_type: str) -> list[str]:
+    """The tuned keys that ``model_type`` has (a key another model type has is skipped)."""
+    fields = MODELS.entry(model_type).config.model_fields
+    return [k for k in tune.parameters if k != "model.type" and k.split(".", 1)[1] in fields]
+
+
+def _grid_points(tune: TuneConfig, base_type: str) -> list[dict[str, Any]]:
+    """Every combination of a grid, per model type (a model's own keys only), in order."""
+    points: list[dict[str, Any]] = []
+    typed = "model.type" in tune.parameters
+    for model_type in candidate_model_types(tune, base_type):
+        keys = applicable_keys(tune, model_type)
+        for values in itertools.product(*(choices_of(tune.parameters[k]) or [] for k in keys)):
+            point = {"model.type": model_type} if typed else {}
+            points.append({**point, **dict(zip(keys, values, strict=True))})
+    return points
+
+
+def model_section(base: dict[str, Any], base_type: str, params: dict[str, Any]) -> dict[str, Any]:
+    """The model section for one set of tuned values: the config's own model keys (those the
+    chosen type also has, as sweeps do), then the tuned values."""
+    model_type = str(params.get("model.type", base_type))
+    fields = MODELS.entry(model_type).config.model_fields
+    section = {k: v for k, v in base.items() if k in fields and k != "type"}
+    section.update({k.split(".", 1)[1]: v for k, v in params.items() if k != "model.type"})
+    return {"type": model_type, **section}
+
+
+def _endpoints(spec: Any) -> list[Any]:
+    values = choices_of(spec)
+    if values is not None:
+        return values
+    return [spec.low, spec.high]
+
+
+def tune_problems(cfg: Any, model_keys: dict[str, Any]) -> list[str]:
+    """Why the ``tune:`` block cannot run (empty when it can). ``model_keys`` are the model
+    keys the config itself sets. Every value a study can draw is validated here against its
+    model's config, so no trial fails on a value the config could have refused."""
+    tune: TuneConfig | None = getattr(cfg, "tune", None)
+    if tune is None:
+        return []
+    spec = TASKS.get(cfg.task)
+    problems: list[str] = []
+    if spec.data_kind != "tabular":
+        return ["tune: tuning inside a run is for tabular tasks; for a CNN, sweep its "
+                "hyperparameters with `medml sweep` (the leaderboard's best is optimistic)"]
+    if spec.problem == "survival":
+        return ["tune: not available for survival tasks yet; sweep with `medml sweep`"]
+    if tune.metric is not None and tune.metric not in spec.metrics:
+        problems.append(f"tune.metric: '{tune.metric}' is not a metric of task '{cfg.task}'"
+                        f"{did_you_mean(tune.metric, spec.metrics)} "
+                        f"(valid: {', '.join(spec.metrics)})")
+    for key, value in tune.parameters.items():
+        parts = key.split(".")
+        if parts[0] != "model" or len(parts) != 2:
+            problems.append(f"tune.parameters.{key}: only model hyperparameters (model.<key>) "
+                            "are tuned inside a run; sweep other keys with `medml sweep`")
+        values = choices_of(value)
+        if values is not None and not all(isinstance(v, (str, int, float, bool)) or v is None
+                                          for v in values):
+            problems.append(f"tune.parameters.{key}: choices must be numbers, strings, "
+                            "booleans or null")
+    if problems:
+        return problems
+    types = candidate_model_types(tune, cfg.model.type)
+    for model_type in types:
+        if model_type not in MODELS:
+            problems.append(f"tune.parameters.model.type: '{model_type}' is not a model"
+                            f"{did_you_mean(model_type, MODELS.names())}")
+            continue
+        entry = MODELS.entry(model_type)
+        if spec.problem not in entry.tags or spec.data_kind not in entry.tags:
+            problems.append(f"tune.parameters.model.type: '{model_type}' does not fit task "
+                            f"'{cfg.task}' ({spec.problem}, {spec.data_kind} data)")
+        elif getattr(cfg.data, "missing", "impute") == "native" and \
+                not entry.extra.get("native_missing"):
+            problems.append(f"tune.parameters.model.type: '{model_type}' cannot take missing "
+                            "values, which data.missing: native leaves for the model")
+    if problems:
+        return problems
+    for key in tune.parameters:
+        if key != "model.type" and not any(key in applicable_keys(tune, t) for t in types):
+            fields = sorted({f for t in types for f in MODELS.entry(t).config.model_fields
+                             if f != "type"})
+            problems.append(f"tune.parameters.{key}: not a hyperparameter of "
+                            f"{' or '.join(types)}"
+                            f"{did_you_mean(key.split('.', 1)[1], fields)} "
+                            f"(hyperparameters: {', '.join(fields)})")
+    if problems:
+        return problems
+    for model_type in types:
+        config_class = MODELS.entry(model_type).config
+        for key in applicable_keys(tune, model_type):
+            for value in _endpoints(tune.parameters[key]):
+                section = model_section(model_keys, cfg.model.type,
+                                        {"model.type": model_type, key: value})
+                try:
+                    model = config_class.model_validate(section)
+                except ValidationError as exc:
+                    reason = exc.errors(include_url=False)[0]["msg"]
+                    problems.append(f"tune.parameters.{key}: {value!r} is not valid for "
+                                    f"{model_type}: {reason}")
+                    break
+                check = getattr(model, "problems_check", None)
+                for problem in check(spec.problem) if check is not None else []:
+                    problems.append(f"tune.parameters.{key}: {value!r} with {model_type}: "
+                                    f"{problem}")
+    if tune.sampler == "grid":
+        continuous = [k for k, v in tune.parameters.items() if choices_of(v) is None
+                      and not isinstance(v, IntUniform)]
+        if continuous:
+            problems.append(f"tune.parameters.{continuous[0]}: the grid sampler needs a list "
+                            "of values (or int-uniform); use sampler tpe or random for a "
+                            "continuous range")
+        else:
+            n = len(_grid_points(_as_choices(tune), cfg.model.type))
+            if n > MAX_TUNE_TRIALS:
+                problems.append(f"tune: the grid has {n:,} combinations, over the limit of "
+                                f"{MAX_TUNE_TRIALS:,}; list fewer values or use sampler tpe")
+            elif tune.trials is not None and tune.trials != n:
+                problems.append(f"tune.trials: the grid has {n} combinations and runs each "
+                                f"once; remove trials (or use sampler random for {tune.trials} "
+                                "draws)")
+    return problems
+
+
+def _as_choices(tune: TuneConfig) -> TuneConfig:
+    """A grid's int-uniform ranges as lists of their integers."""
+    parameters = {k: list(range(v.low, v.high + 1)) if isinstance(v, IntUniform) else v
+                  for k, v in tune.parameters.items()}
+    return tune.model_copy(update={"parameters": parameters})
+
+
+def grid_of(tune: TuneConfig, base_type: str) -> list[dict[str, Any]]:
+    """The combinations a grid study runs (int-uniform ranges expanded)."""
+    return _grid_points(_as_choices(tune), base_type)
