@@ -209,8 +209,8 @@ class Tuner:
 
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
-        errors = list(dict.fromkeys(t.user_attrs["error"] for t in trials
-                                    if "error" in t.user_attrs))
+        failed = [t for t in trials if "error" in t.user_attrs]  # not the interrupted ones
+        errors = list(dict.fromkeys(t.user_attrs["error"] for t in failed))
         if not complete:
             raise RunFailedError(
                 f"tuning study {name}: none of its {len(trials)} trials could be scored "
@@ -219,7 +219,7 @@ class Tuner:
         best = study.best_trial
         params = {k: best.params[k] for k in best.params}
         outcome = StudyOutcome(name=name, params=params, best_inner=float(best.value),
-                               completed=len(complete), failed=len(trials) - len(complete),
+                               completed=len(complete), failed=len(failed),
                                seconds=time.perf_counter() - started, errors=errors)
         self.log(f"tuning {name}: best inner {self.metric} {outcome.best_inner:.4f} with "
                  + (", ".join(f"{k}={v}" for k, v in params.items()) or "the config's model")
