@@ -253,9 +253,11 @@ def _trial_process_alive(trial: dict[str, Any]) -> bool:
         return False
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+        # a warm trial has its server's command line but is named after its trial
+        name = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return True  # no procfs: trust pid_alive
-    return f"t-{trial['id']}" in command
+    return f"t-{trial['id']}" in command or name.strip() == f"t-{trial['id']}"
 
 
 # --------------------------------------------------------------------------- summaries
