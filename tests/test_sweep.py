@@ -1,7 +1,7 @@
 """Sweeps (expansion, local and Dask execution, failures, resume) and `runs list/show/compare`.
 
-Trials are tiny diabetes runs (bootstrap 0, no plots): almost all of a trial's ~3 s is the
-fresh interpreter importing scikit-learn, which is the price of running each trial in its own
+Trials are tiny diabetes runs (bootstrap 0, no plots), forked from a warm server that has
+imported scikit-learn already (tests/test_sweep_warm.py); each is still its own
 process.
 """
 

@@ -212,6 +212,8 @@ def _print_leaderboard(manifest: dict[str, Any], board: dict[str, Any],
         table.add_row(*cells)
     table.caption = ", ".join(f"{k}: {v}" for k, v in counts.items() if v)
     console.print(table)
+    if board.get("note"):
+        console.print(board["note"])
     groups = [g for g in board["per_params"] if g["n"] > 1]
     if groups:
         table = Table(title=f"{metric} across seeds (mean ± SD) per parameter set",

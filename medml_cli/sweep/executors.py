@@ -248,6 +248,12 @@ def _dask_trial(task: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
+def _warm_up_worker(threads: int | None) -> None:
+    """Dask ``client.run`` target: start this worker's warm server now, so its imports overlap
+    the submission of the trials instead of delaying the worker's first one."""
+    shared_server(trial_env(threads))
+
+
 def connect_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:
     """A ``distributed.Client``: to ``scheduler`` (address or scheduler file), or to a
     LocalCluster of ``workers`` single-threaded worker processes started here. Returns

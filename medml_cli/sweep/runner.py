@@ -24,6 +24,7 @@ from medml_cli.sweep.executors import (
     _dask_trial,
     _kill_tree,
     _process_tree,
+    _warm_up_worker,
     connect_dask,
     execute_trial,
     stop_trial_processes,
@@ -308,6 +309,9 @@ class _SweepRunner:
         futures: dict[Any, dict[str, Any]] = {}
         try:
             stop = Event(stop_name, client=client)
+            if self.warm and self.todo:  # workers that join later start theirs on first use
+                with contextlib.suppress(Exception):
+                    client.run(_warm_up_worker, self.threads)
             self._report_start()
             for trial in self.todo:
                 spec = {**self.task(trial), "stop_event": stop_name, "abort": str(abort)}

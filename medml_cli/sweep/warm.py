@@ -101,8 +101,8 @@ class WarmProcess:
         if not ready:
             return None
         line = self._status.readline()
-        if line.strip():
-            self.returncode = os.waitstatus_to_exitcode(int(line))
+        if line.startswith(b"exit "):
+            self.returncode = os.waitstatus_to_exitcode(int(line.split()[1]))
         else:  # the server died (SIGKILL): wait for the child itself, its status is lost
             import psutil
 
@@ -173,10 +173,10 @@ class WarmServer:
                 os.close(status_w)
         status = os.fdopen(status_r, "rb", buffering=0)
         line = status.readline()
-        if not line.strip():
+        if not line.startswith(b"pid "):  # the server, or the child before it was named, died
             status.close()
-            raise self._fail("stopped before forking the trial")
-        return WarmProcess(int(line), status, out, err)
+            raise self._fail("lost the trial before it started")
+        return WarmProcess(int(line.split()[1]), status, out, err)
 
     def close(self) -> None:
         """Stop the server (its socket closes; running trials go on to their end)."""
@@ -257,7 +257,7 @@ def serve(sock_fd: int) -> list[str] | None:
             if pid in running:
                 fd = running.pop(pid)
                 with contextlib.suppress(OSError):
-                    os.write(fd, f"{status}\n".encode())
+                    os.write(fd, f"exit {status}\n".encode())
                 os.close(fd)
         if sock not in ready:
             continue
@@ -287,7 +287,7 @@ def serve(sock_fd: int) -> list[str] | None:
             signal.signal(signal.SIGCHLD, signal.SIG_DFL)
             for sig, handler in fresh.items():
                 signal.signal(sig, handler)
-            for fd in (wake_r, wake_w, status_fd, *running.values()):
+            for fd in (wake_r, wake_w, *running.values()):
                 os.close(fd)
             sock.close()
             null = os.open(os.devnull, os.O_RDONLY)
@@ -299,10 +299,12 @@ def serve(sock_fd: int) -> list[str] | None:
             os.chdir(request["cwd"])
             name = next((a for a in request["argv"] if a.startswith("t-")), "medml-trial")
             _name_process(name)
+            # the pid is reported once the child carries its trial's name
+            os.write(status_fd, f"pid {os.getpid()}\n".encode())
+            os.close(status_fd)
             return request["argv"]
         os.close(out)
         os.close(err)
-        os.write(status_fd, f"{pid}\n".encode())
         running[pid] = status_fd
 
 
