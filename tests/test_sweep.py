@@ -329,7 +329,8 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
             found = list(runs.glob("*-sweep-small/sweep.json")) if runs.exists() else []
             if found:
                 sweep_dir = found[0].parent
-                with_tmp = list((sweep_dir / "trials").glob(".tmp-*"))
+                # a warm trial reaches its folder quickly: wait for its status.json too
+                with_tmp = list((sweep_dir / "trials").glob(".tmp-*/status.json"))
                 done = [t for t in _read_or_empty(found[0]) if t["status"] == "completed"]
                 if done and with_tmp:  # one trial finished, the next is mid-run
                     break
