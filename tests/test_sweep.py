@@ -1,7 +1,7 @@
 """Sweeps (expansion, local and Dask execution, failures, resume) and `runs list/show/compare`.
 
-Trials are tiny diabetes runs (bootstrap 0, no plots): almost all of a trial's ~3 s is the
-fresh interpreter importing scikit-learn, which is the price of running each trial in its own
+Trials are tiny diabetes runs (bootstrap 0, no plots), forked from a warm server that has
+imported scikit-learn already (tests/test_sweep_warm.py); each is still its own
 process.
 """
 
@@ -329,7 +329,8 @@ def test_resume_after_sigkill(tmp_path: Path) -> None:
             found = list(runs.glob("*-sweep-small/sweep.json")) if runs.exists() else []
             if found:
                 sweep_dir = found[0].parent
-                with_tmp = list((sweep_dir / "trials").glob(".tmp-*"))
+                # a warm trial reaches its folder quickly: wait for its status.json too
+                with_tmp = list((sweep_dir / "trials").glob(".tmp-*/status.json"))
                 done = [t for t in _read_or_empty(found[0]) if t["status"] == "completed"]
                 if done and with_tmp:  # one trial finished, the next is mid-run
                     break

@@ -53,6 +53,10 @@ def sweep_command(
         "--fail-fast", help="Start no more trials after the first failure.")] = False,
     timeout: Annotated[float | None, typer.Option(
         "--timeout", min=0.001, help="Seconds per trial before it is killed (failed).")] = None,
+    fresh: Annotated[bool, typer.Option(
+        "--fresh-processes", help="Start every trial in a fresh interpreter instead of "
+                                  "forking it from a warm one (also: MEDML_SWEEP_FRESH=1)."
+    )] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """Run a sweep of trials (grid / random search x seeds); prints the sweep folder last."""
@@ -88,7 +92,8 @@ def sweep_command(
             with _SweepProgress(state, stderr) as progress:
                 result = run_sweep(sweep, runs_dir=runs_dir, executor=executor.value,
                                    workers=workers, scheduler=scheduler, resume=resume,
-                                   fail_fast=fail_fast, timeout=timeout, progress=progress)
+                                   fail_fast=fail_fast, timeout=timeout, progress=progress,
+                                   warm=False if fresh else None)
         except KeyboardInterrupt as exc:
             # SIGTERM arrives as errors.Terminated (a KeyboardInterrupt with exit_code 143)
             code = getattr(exc, "exit_code", 130)
@@ -207,6 +212,8 @@ def _print_leaderboard(manifest: dict[str, Any], board: dict[str, Any],
         table.add_row(*cells)
     table.caption = ", ".join(f"{k}: {v}" for k, v in counts.items() if v)
     console.print(table)
+    if board.get("note"):
+        console.print(board["note"])
     groups = [g for g in board["per_params"] if g["n"] > 1]
     if groups:
         table = Table(title=f"{metric} across seeds (mean ± SD) per parameter set",

@@ -33,6 +33,10 @@ sweep file's folder.
 
 Each trial runs ``python -m medml_cli --quiet train configs/<id>.yaml --runs-dir trials
 --name t-<id> --json`` in its own process, so a crashing trial cannot take the sweep down.
+The process is forked from a warm server that imported medml, pandas and scikit-learn once
+(:mod:`medml_cli.sweep.warm`; one per local session, one per Dask worker), so trials do not
+pay an interpreter's start-up; ``MEDML_SWEEP_FRESH=1`` or ``--fresh-processes`` starts a
+fresh interpreter per trial instead (also the fallback without ``fork()``).
 The sweep folder ``<runs_dir>/<YYYYmmdd-HHMMSS>-sweep-<name>/`` holds ``sweep.yaml`` (the
 file as given, overrides applied), ``configs/<id>.yaml``, ``trials/`` (ordinary run folders),
 ``logs/<id>.log`` (each trial's stdout and stderr), ``sweep.json`` (the manifest, rewritten

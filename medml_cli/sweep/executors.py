@@ -1,5 +1,9 @@
 """Running trials: one ``medml train`` process per trial, on a local pool or a Dask cluster, and
-stopping every trial's process tree on Ctrl-C / SIGTERM."""
+stopping every trial's process tree on Ctrl-C / SIGTERM.
+
+A trial's process is forked from a warm server that has imported medml already
+(:mod:`medml_cli.sweep.warm`), or, with ``warm`` off or without ``fork()``, a fresh
+interpreter; either way it is its own process running ``medml --quiet train ... --json``."""
 
 from __future__ import annotations
 
@@ -19,15 +23,21 @@ from typing import Any
 
 from medml_cli.errors import MedmlUsageError
 from medml_cli.sweep.manifest import _utc_now
+from medml_cli.sweep.warm import WarmProcess, WarmServer, WarmUnavailable, shared_server
+
+
+def trial_argv(config_path: Path | str, trials_dir: Path | str, tid: str) -> list[str]:
+    """The ``medml`` arguments of one trial: an ordinary ``medml train``."""
+    return ["--quiet", "train", str(config_path), "--runs-dir", str(trials_dir),
+            "--name", f"t-{tid}", "--json"]
 
 
 def trial_command(config_path: Path | str, trials_dir: Path | str, tid: str) -> list[str]:
-    """The command that runs one trial: an ordinary ``medml train`` in a fresh interpreter."""
-    return [sys.executable, "-m", "medml_cli", "--quiet", "train", str(config_path),
-            "--runs-dir", str(trials_dir), "--name", f"t-{tid}", "--json"]
+    """The command that runs one trial in a fresh interpreter."""
+    return [sys.executable, "-m", "medml_cli", *trial_argv(config_path, trials_dir, tid)]
 
 
-def _trial_env(threads: int | None) -> dict[str, str]:
+def trial_env(threads: int | None) -> dict[str, str]:
     env = dict(os.environ)
     # the child must import the same medml_cli as this process, installed or not
     package_parent = str(Path(__file__).resolve().parents[1])
@@ -131,7 +141,10 @@ def _kill_tree(pid: int) -> None:
     stop_trial_processes([pid], own_wait=0, grace=0)
 
 
-def _watch_abort(proc: subprocess.Popen, marker: str) -> threading.Event:
+TrialProcess = subprocess.Popen | WarmProcess
+
+
+def _watch_abort(proc: TrialProcess, marker: str) -> threading.Event:
     """Stop ``proc`` once the file ``marker`` exists (how an interrupted sweep reaches trials
     on Dask workers, which may be other machines sharing the folder). Set the returned event
     when the trial has ended."""
@@ -147,17 +160,32 @@ def _watch_abort(proc: subprocess.Popen, marker: str) -> threading.Event:
     return done
 
 
-def execute_trial(task: dict[str, Any], on_start: Callable[[subprocess.Popen], None] | None = None
-                  ) -> dict[str, Any]:
+def _start_trial(task: dict[str, Any], server: WarmServer | None) -> tuple[TrialProcess, str]:
+    """The trial's process, forked warm when ``task["warm"]`` (from ``server``, or this
+    process's shared one), else fresh; and a note for the log when warm had to fall back."""
+    env = trial_env(task.get("threads"))
+    if task.get("warm"):
+        try:
+            warm = server if server is not None else shared_server(env)
+            return warm.start(trial_argv(task["config"], task["trials_dir"], task["id"])), ""
+        except WarmUnavailable as exc:
+            note = f"--- {exc}; this trial ran in a fresh interpreter\n"
+    else:
+        note = ""
+    proc = subprocess.Popen(trial_command(task["config"], task["trials_dir"], task["id"]),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+    return proc, note
+
+
+def execute_trial(task: dict[str, Any], on_start: Callable[[TrialProcess], None] | None = None,
+                  server: WarmServer | None = None) -> dict[str, Any]:
     """Run one trial's process to the end and describe the outcome (never raises for a
-    failing trial). ``task`` holds id, config, trials_dir, log, timeout, threads, known, and
-    optionally ``abort``: a file whose appearance stops the trial."""
+    failing trial). ``task`` holds id, config, trials_dir, log, timeout, threads, known,
+    warm, and optionally ``abort``: a file whose appearance stops the trial."""
     tid = task["id"]
     trials_dir = Path(task["trials_dir"])
     started, t0 = _utc_now(), time.perf_counter()
-    proc = subprocess.Popen(trial_command(task["config"], trials_dir, tid),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                            env=_trial_env(task.get("threads")))
+    proc, note = _start_trial(task, server)
     if on_start is not None:
         on_start(proc)
     ended = _watch_abort(proc, task["abort"]) if task.get("abort") else threading.Event()
@@ -182,7 +210,7 @@ def execute_trial(task: dict[str, Any], on_start: Callable[[subprocess.Popen], N
     }
     if task.get("log"):
         with contextlib.suppress(OSError), open(task["log"], "a", encoding="utf-8") as handle:
-            handle.write(f"--- trial {tid} started {started}, exit code {proc.returncode}\n"
+            handle.write(f"{note}--- trial {tid} started {started}, exit code {proc.returncode}\n"
                          f"--- stdout\n{out}--- stderr\n{err}")
     payload = None
     for line in reversed(out.splitlines()):
@@ -218,6 +246,12 @@ def _dask_trial(task: dict[str, Any]) -> dict[str, Any]:
     result = execute_trial(task)
     result["worker"] = worker.address
     return result
+
+
+def _warm_up_worker(threads: int | None) -> None:
+    """Dask ``client.run`` target: start this worker's warm server now, so its imports overlap
+    the submission of the trials instead of delaying the worker's first one."""
+    shared_server(trial_env(threads))
 
 
 def connect_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:

@@ -253,9 +253,11 @@ def _trial_process_alive(trial: dict[str, Any]) -> bool:
         return False
     try:
         command = Path(f"/proc/{pid}/cmdline").read_bytes().decode("utf-8", "replace")
+        # a warm trial has its server's command line but is named after its trial
+        name = Path(f"/proc/{pid}/comm").read_text(encoding="utf-8", errors="replace")
     except OSError:
         return True  # no procfs: trust pid_alive
-    return f"t-{trial['id']}" in command
+    return f"t-{trial['id']}" in command or name.strip() == f"t-{trial['id']}"
 
 
 # --------------------------------------------------------------------------- summaries
@@ -266,8 +268,18 @@ def _metric_value(trial: dict[str, Any], metric: str) -> float | None:
     return None
 
 
+def optimism_note(n_trials: int, metric: str) -> str:
+    """The leaderboard's caveat, one sentence: its best score is selected and reported by the
+    same cross-validation, so it is biased upward."""
+    return (f"The best {metric} is optimistic: it is the best of {n_trials} trials, picked "
+            "by the same cross-validation that reports it; for an honest estimate of the "
+            "chosen settings, tune inside one run with a `tune:` block (nested "
+            "cross-validation) in the experiment config.")
+
+
 def leaderboard(manifest: dict[str, Any], top: int = 10) -> dict[str, Any]:
-    """Best trials by the sweep's metric, and mean and SD across seeds per parameter set."""
+    """Best trials by the sweep's metric, and mean and SD across seeds per parameter set,
+    with :func:`optimism_note` as ``note``."""
     metric = manifest["metric"]
     higher = higher_is_better(metric)
     scored = [(t, v) for t in manifest["trials"] if t["status"] == "completed"
@@ -290,7 +302,8 @@ def leaderboard(manifest: dict[str, Any], top: int = 10) -> dict[str, Any]:
     per_params.sort(key=lambda g: -g["mean"] if higher else g["mean"])
     return {"metric": metric, "higher_is_better": higher,
             "best": ranked[0] if ranked else None, "top": ranked[:top],
-            "per_params": per_params}
+            "per_params": per_params,
+            "note": optimism_note(len(ranked), metric) if len(ranked) > 1 else None}
 
 
 def summary_rows(manifest: dict[str, Any]) -> tuple[list[str], list[dict[str, Any]]]:

@@ -8,7 +8,6 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
-import subprocess
 import threading
 import uuid
 from concurrent.futures import CancelledError
@@ -21,12 +20,15 @@ from medml_cli.runs.records import read_metrics
 from medml_cli.sweep.executors import (
     OWN_STOP_WAIT,
     STOP_GRACE,
+    TrialProcess,
     _dask_trial,
     _kill_tree,
     _process_tree,
+    _warm_up_worker,
     connect_dask,
     execute_trial,
     stop_trial_processes,
+    trial_env,
 )
 from medml_cli.sweep.lock import SweepBusyError, SweepLock
 from medml_cli.sweep.manifest import (
@@ -43,6 +45,7 @@ from medml_cli.sweep.manifest import (
     write_summary,
 )
 from medml_cli.sweep.spec import ProgressFn, Sweep, SweepResult
+from medml_cli.sweep.warm import WarmServer, warm_wanted
 
 
 def _prepare_resume(path: Path, *, locked: bool = True) -> dict[str, Any]:
@@ -99,9 +102,14 @@ def run_sweep(
     fail_fast: bool = False,
     timeout: float | None = None,
     progress: ProgressFn | None = None,
+    warm: bool | None = None,
 ) -> SweepResult:
     """Run every trial of ``sweep`` (or the unfinished ones of the sweep folder ``resume``)
     in separate processes; write the manifest, summary.csv and leaderboard.
+
+    Trial processes are forked from a warm server (:mod:`medml_cli.sweep.warm`) unless
+    ``warm`` is False, ``MEDML_SWEEP_FRESH=1`` is set, or the platform has no ``fork()``;
+    then each is a fresh interpreter.
 
     A failing trial is recorded and the rest go on (unless ``fail_fast``). Ctrl-C marks the
     running trials interrupted, leaves the rest pending, and re-raises KeyboardInterrupt.
@@ -131,7 +139,7 @@ def run_sweep(
             stack.enter_context(SweepLock(path))  # a fresh folder: nobody else holds it
         return _run(path, data, client, executor=executor, workers=workers,
                     scheduler=scheduler, resumed=resume is not None, fail_fast=fail_fast,
-                    timeout=timeout, progress=progress)
+                    timeout=timeout, progress=progress, warm=warm_wanted(warm))
 
 
 def _close_quietly(resource: Any) -> None:
@@ -141,20 +149,21 @@ def _close_quietly(resource: Any) -> None:
 
 def _run(path: Path, data: dict[str, Any], client: Any, *, executor: str, workers: int,
          scheduler: str | None, resumed: bool, fail_fast: bool, timeout: float | None,
-         progress: ProgressFn | None) -> SweepResult:
+         progress: ProgressFn | None, warm: bool) -> SweepResult:
     # trials sharing this machine get an even share of its cores (not on a remote cluster)
     threads = max(1, (os.cpu_count() or 1) // workers) \
         if workers > 1 and (executor == "local" or scheduler is None) else None
     data.update(state="running", pid=os.getpid(), host=socket.gethostname(),
                 executor={"kind": executor, "workers": workers, "scheduler": scheduler,
-                          "timeout": timeout, "threads_per_trial": threads})
+                          "timeout": timeout, "threads_per_trial": threads,
+                          "processes": "warm" if warm else "fresh"})
     data["sessions"].append({"started": _utc_now(), "ended": None, "executor": executor,
                              "workers": workers, "resumed": resumed})
     manifest = Manifest(path / "sweep.json", data)
     manifest.save()
     todo = [t for t in data["trials"] if t["status"] != "completed"]
     runner = _SweepRunner(manifest, path, todo, fail_fast=fail_fast, timeout=timeout,
-                          threads=threads, progress=progress)
+                          threads=threads, progress=progress, warm=warm)
     state = "interrupted"
     try:
         if executor == "local":
@@ -186,7 +195,7 @@ class _SweepRunner:
 
     def __init__(self, manifest: Manifest, path: Path, todo: list[dict[str, Any]], *,
                  fail_fast: bool, timeout: float | None, threads: int | None,
-                 progress: ProgressFn | None) -> None:
+                 progress: ProgressFn | None, warm: bool = False) -> None:
         self.manifest = manifest
         self.path = path
         self.todo = todo
@@ -194,6 +203,7 @@ class _SweepRunner:
         self.timeout = timeout
         self.threads = threads
         self.progress = progress
+        self.warm = warm
         self.done = len(manifest.data["trials"]) - len(todo)
         self.total = len(manifest.data["trials"])
 
@@ -202,7 +212,8 @@ class _SweepRunner:
         return {"id": trial["id"], "config": str(self.path / trial["config"]),
                 "trials_dir": str(self.path / "trials"),
                 "log": str(self.path / "logs" / f"{trial['id']}.log"),
-                "timeout": self.timeout, "threads": self.threads, "known": known}
+                "timeout": self.timeout, "threads": self.threads, "known": known,
+                "warm": self.warm}
 
     def record(self, result: dict[str, Any]) -> bool:
         """Store a finished trial; True when the sweep should stop (fail-fast)."""
@@ -227,13 +238,15 @@ class _SweepRunner:
 
         stop = threading.Event()  # start no more trials (fail-fast, Ctrl-C)
         abort = threading.Event()  # and kill the running ones (Ctrl-C)
-        procs: dict[str, subprocess.Popen] = {}
+        procs: dict[str, TrialProcess] = {}
+        # one warm server for this session's trials, importing while the first is prepared
+        server = WarmServer(trial_env(self.threads)) if self.warm and self.todo else None
 
         def work(trial: dict[str, Any]) -> dict[str, Any] | None:
             if stop.is_set():
                 return None
 
-            def on_start(proc: subprocess.Popen) -> None:
+            def on_start(proc: TrialProcess) -> None:
                 procs[trial["id"]] = proc
                 if abort.is_set():  # Ctrl-C came between the check above and this start
                     _kill_tree(proc.pid)
@@ -243,7 +256,7 @@ class _SweepRunner:
                                      run_dir=None, ended=None)
 
             try:
-                return execute_trial(self.task(trial), on_start=on_start)
+                return execute_trial(self.task(trial), on_start=on_start, server=server)
             finally:
                 procs.pop(trial["id"], None)
 
@@ -283,6 +296,8 @@ class _SweepRunner:
             raise
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
+            if server is not None:
+                server.close()
 
     # ----------------------------------------------------------------- dask
     def run_dask(self, client: Any) -> None:
@@ -294,6 +309,9 @@ class _SweepRunner:
         futures: dict[Any, dict[str, Any]] = {}
         try:
             stop = Event(stop_name, client=client)
+            if self.warm and self.todo:  # workers that join later start theirs on first use
+                with contextlib.suppress(Exception):
+                    client.run(_warm_up_worker, self.threads)
             self._report_start()
             for trial in self.todo:
                 spec = {**self.task(trial), "stop_event": stop_name, "abort": str(abort)}
@@ -352,10 +370,13 @@ class _SweepRunner:
         import psutil
 
         trials_dir = str(self.path / "trials")
+        # a warm trial runs under its server's command line, named t-<id> (/proc/PID/comm)
+        names = {f"t-{trial['id']}" for trial in self.todo}
         pids = []
         for proc in _process_tree(os.getpid())[1:]:
             with contextlib.suppress(psutil.Error):
                 command = proc.cmdline()
-                if "medml_cli" in command and "train" in command and trials_dir in command:
+                if proc.name() in names or ("medml_cli" in command and "train" in command
+                                            and trials_dir in command):
                     pids.append(proc.pid)
         return pids
