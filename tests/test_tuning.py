@@ -93,7 +93,10 @@ def _tuner(tmp_path: Path, dataset, text: str = SMALL_GRID):
 
     cfg = load_experiment_config(write_config(tmp_path, text))
     problem = problem_of(cfg.task, dataset)
-    return Tuner(cfg, dataset, problem, tmp_path / f"tune-{id(dataset)}", lambda _: None)
+    from medml_cli.workflows.train_tabular import build_estimator
+
+    return Tuner(cfg, dataset, problem, tmp_path / f"tune-{id(dataset)}", lambda _: None,
+                 build_estimator)
 
 
 def _trial_values(tuner, name: str) -> list[float]:

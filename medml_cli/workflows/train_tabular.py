@@ -339,7 +339,7 @@ class TabularTraining(TrainingKind):
         if cfg.tune is not None:
             from medml_cli.workflows.tuning import Tuner
 
-            tuner = Tuner(cfg, dataset, problem, run.file("tune"), run.log)
+            tuner = Tuner(cfg, dataset, problem, run.file("tune"), run.log, build_estimator)
         for k, (train_idx, test_idx) in enumerate(folds):
             if progress:
                 progress(k, total, f"fold {k + 1}/{len(folds)}")

@@ -82,9 +82,12 @@ class Tuner:
     """Runs the studies of one run, each on a given set of rows."""
 
     def __init__(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, folder: Path,
-                 log: Callable[[str], None],
+                 log: Callable[[str], None], build: Callable[..., Any],
                  progress: Callable[[str], None] | None = None) -> None:
+        """``build(cfg, dataset, problem)`` makes the unfitted estimator of a config (the
+        tabular kind's, so a study fits exactly what the run fits)."""
         self.cfg, self.dataset, self.problem = cfg, dataset, problem
+        self.build = build
         self.tune = cfg.tune
         self.metric = self.tune.metric or TASKS.get(cfg.task).primary_metric
         self.maximize = higher_is_better(self.metric)
@@ -162,8 +165,6 @@ class Tuner:
         threshold = cfg.evaluation.threshold
 
         def objective(trial: Any) -> float:
-            from medml_cli.workflows.train_tabular import build_estimator
-
             params = self.suggest(trial)
             trial_cfg = tuned_config(cfg, params)
             if self.progress:
@@ -174,7 +175,7 @@ class Tuner:
                     # convergence chatter from dozens of inner fits; the fold fits log theirs
                     warnings.simplefilter("ignore")
                     for train, test in inner:
-                        model = build_estimator(trial_cfg, dataset, problem).fit(
+                        model = self.build(trial_cfg, dataset, problem).fit(
                             X.iloc[train], problem.fit_target(y_rows[train]))
                         score = problem.scores(model, X.iloc[test], k)
                         scores.append(problem.metrics(y_rows[test], score,
