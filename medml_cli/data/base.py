@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field, replace
 
 import numpy as np
@@ -342,6 +342,18 @@ def unseen_labels(values: pd.Series, known_labels: Iterable[object]) -> list[str
     return [text for key, text in display.items() if key not in known]
 
 
+def _encode_by_label(values: pd.Series, code_of: Callable[[str], int]) -> pd.Series:
+    """``code_of(label_key(v))`` for every value, -1 where missing, as an int Series.
+
+    label_key runs once per distinct value rather than once per row: a 100,000-row target has
+    two or a handful of distinct values.
+    """
+    codes, uniques = pd.factorize(values.astype(object), use_na_sentinel=True)
+    lookup = np.array([code_of(label_key(u)) for u in uniques] + [-1], dtype=int)
+    # factorize's sentinel -1 picks the trailing -1: missing rows stay -1
+    return pd.Series(lookup[codes], index=values.index, name=values.name)
+
+
 def binary_target(
     values: pd.Series,
     target: str,
@@ -412,10 +424,8 @@ def binary_target(
             "set `data.positive_class` to the class to predict (the others become negative).",
             source=source,
         )
-    encoded = values.astype(object).map(
-        lambda v: -1 if v is None or (not isinstance(v, str) and pd.isna(v))
-        else int(label_key(v) == positive))
-    return encoded.astype(int), [negative_label, display[positive]]
+    encoded = _encode_by_label(values, lambda key: int(key == positive))
+    return encoded, [negative_label, display[positive]]
 
 
 def _class_order_key(text: str) -> tuple:
@@ -476,10 +486,8 @@ def multiclass_target(
             source=source,
         )
     code = {key: i for i, key in enumerate(order)}
-    encoded = values.astype(object).map(
-        lambda v: -1 if v is None or (not isinstance(v, str) and pd.isna(v))
-        else code[label_key(v)])
-    return encoded.astype(int), labels
+    encoded = _encode_by_label(values, code.__getitem__)
+    return encoded, labels
 
 
 def training_labels(schema: FeatureSchema) -> list[str] | None:

@@ -129,10 +129,21 @@ def integrity_warnings(folder: Path) -> list[str]:
 
 
 def load_sklearn_model(folder: Path, name: str = "model.skops") -> Any:
-    """Load a skops model after checking its hash and every type it would build."""
+    """Load a skops model after checking its hash and every type it would build.
+
+    One pass: skops' ``load(..., trusted=...)`` audits the whole tree before it builds any
+    object and refuses every type outside the list, so the happy path reads the file once.
+    Only when that load fails is the file audited on its own, to say which problem it has
+    (unreadable, untrusted types, or a build error) in medml's words.
+    """
     import skops.io as sio
 
     path = verify_file(folder, name)
+    trusted = trusted_types()
+    try:
+        return sio.load(path, trusted=sorted(trusted))
+    except Exception as exc:  # noqa: BLE001 - any failure here means a bad file
+        failure = exc
     try:
         asked = sio.get_untrusted_types(file=path)
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as exc:
@@ -140,16 +151,14 @@ def load_sklearn_model(folder: Path, name: str = "model.skops") -> Any:
             f"{path} is not a readable skops model file ({type(exc).__name__}). medml never "
             "loads pickles; re-run `medml train` to recreate the model."
         ) from None
-    refused = sorted(set(asked) - trusted_types())
+    refused = sorted(set(asked) - trusted)
     if refused:
         raise ModelLoadError(
             f"{path} asks to build type(s) outside medml's trusted list: {', '.join(refused)}. "
             "The file was not loaded. Only load models that medml itself trained."
         )
-    try:
-        return sio.load(path, trusted=list(asked))
-    except Exception as exc:  # noqa: BLE001 - any failure here means a bad file
-        raise ModelLoadError(f"{path} could not be loaded: {type(exc).__name__}: {exc}") from None
+    raise ModelLoadError(
+        f"{path} could not be loaded: {type(failure).__name__}: {failure}") from None
 
 
 def save_keras_estimator(estimator: Any, folder: Path) -> Path:

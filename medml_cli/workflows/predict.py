@@ -46,11 +46,12 @@ def predict_with_run(run_path: Path, input_path: Path,
         return _predict_images(run_path, Path(input_path), card, allow_modalities)
     schema = load_schema(run_path)
     input_path = Path(input_path)
+    data = load_run_config(run_path).data  # read and validated once, not per option
     frame = read_table(input_path, table_format(input_path),
-                       **reading_options(input_path, load_run_config(run_path).data),
+                       **reading_options(input_path, data),
                        categorical=schema.names_of("categorical"),
                        text_columns=(schema.id_column, schema.group_column),
-                       na_values=getattr(load_run_config(run_path).data, "na_values", ()),
+                       na_values=getattr(data, "na_values", ()),
                        role="--input")
     warnings: list[str] = integrity_warnings(run_path / "model")
     known = set(schema.feature_names) | {schema.target, schema.event_column, schema.id_column,
