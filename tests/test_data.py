@@ -113,6 +113,7 @@ def test_parquet_reads_like_csv(tmp_path):
     ("a,y\n1,0\n2,1\n3,2\n4,0\n", "outside the classes"),  # with data.classes: [0, 1, 2]
     ("a,y\n1,0\n2,1\ntext,0\n" + "4,1\n" * 20, "column 'a' should be numeric but row 3"),
     ("a,y\n1,0\ninf,1\n3,0\n", "infinite value at row 2"),
+    ("a,y\n1,0\n1e300,1\n3,0\n", "holds 1e+300 at row 2, beyond the largest number"),
     ("id,a,y\nx,1,0\nx,2,1\n", "duplicated value"),
     ("a,y\n1,0\n2,\n3,1\n", "is empty in 1 row"),
     ("a,a,y\n1,2,0\n", "duplicated column"),

@@ -135,6 +135,15 @@ def coerce_numeric_column(
             "replace it with a finite number or leave the cell empty to mark it missing.",
             source=source,
         )
+    # tree models compute in float32: a larger number would fail inside scikit-learn
+    huge = np.abs(np.nan_to_num(converted.to_numpy(), nan=0.0)) > np.finfo(np.float32).max
+    if huge.any():
+        row = int(np.flatnonzero(huge)[0]) + 1
+        raise DataError(
+            f"column '{column}' holds {converted.iloc[row - 1]:g} at row {row}, beyond the "
+            f"largest number the models can take (about ±3.4e38).",
+            "correct the value (a unit or export error?), or leave the cell empty to mark it "
+            "missing.", source=source)
     return converted
 
 
