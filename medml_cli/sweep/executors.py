@@ -38,6 +38,8 @@ def trial_command(config_path: Path | str, trials_dir: Path | str, tid: str) -> 
 
 
 def trial_env(threads: int | None) -> dict[str, str]:
+    """The environment of a trial process (and of the warm server its children fork from):
+    this medml_cli importable, and BLAS thread pools capped to ``threads``."""
     env = dict(os.environ)
     # the child must import the same medml_cli as this process, installed or not
     package_parent = str(Path(__file__).resolve().parents[1])

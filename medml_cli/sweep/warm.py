@@ -92,6 +92,7 @@ class WarmProcess:
         self._status, self._out, self._err = status, out, err
 
     def poll(self) -> int | None:
+        """The trial's exit code if it has ended, else None (as ``Popen.poll``)."""
         return self.returncode if self.returncode is not None else self._wait(0)
 
     def _wait(self, timeout: float | None) -> int | None:
