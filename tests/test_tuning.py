@@ -219,6 +219,7 @@ def test_tuned_run_records_every_study_and_the_optimism(tuned_run):
     report = (tuned_run / "report.md").read_text()
     assert "## Tuning (nested cross-validation)" in report
     assert "optimism" in report
+    assert "Model: tuned inside every outer fold (see Tuning); shipped: type=" in report
 
 
 def test_the_shipped_model_is_the_one_tuned_on_all_rows(tuned_run):

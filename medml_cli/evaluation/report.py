@@ -192,7 +192,9 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
                              if k != "type")
     sections.append(Section("Split and model", bullets=[
         f"Split: {_split_text(cfg, metrics)}",
-        f"Model: `{cfg.model.type}` — {model_params}",
+        f"Model: `{cfg.model.type}` — {model_params}" if not metrics.get("tuning") else
+        "Model: tuned inside every outer fold (see Tuning); shipped: "
+        + _params_text((metrics["tuning"].get("final") or {}).get("params") or {}),
         "Preprocessing and any recalibration "
         f"({cfg.evaluation.recalibration}) were fitted on training data only.",
     ]))
