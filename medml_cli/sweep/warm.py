@@ -203,14 +203,6 @@ def shared_server(env: dict[str, str]) -> WarmServer:
         return server
 
 
-def close_servers() -> None:
-    """Stop the servers this process started (the end of a local sweep session)."""
-    with _servers_lock:
-        for server in _servers.values():
-            server.close()
-        _servers.clear()
-
-
 # --------------------------------------------------------------------------- server side
 def _preload() -> None:
     for name in PRELOAD:
