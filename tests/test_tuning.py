@@ -54,6 +54,8 @@ def _problems(tmp_path: Path, text: str) -> str:
     ("metric: aurocc\n  parameters: {model.C: [0.1, 1.0]}", "is not a metric of task"),
     ("parameters: {model.C: [[0.1], 1.0]}", "choices must be numbers"),
     ("samplr: tpe\n  parameters: {model.C: [0.1]}", "samplr"),
+    ("parameters: {model.type: {distribution: uniform, low: 0, high: 1}}",
+     "list the model types to try"),
 ])
 def test_bad_tune_blocks_are_refused_before_anything_runs(tmp_path, tune, expected):
     assert expected in _problems(tmp_path, HEART + f"tune:\n  {tune}\n")

@@ -47,9 +47,8 @@ def choices_of(spec: Any) -> list[Any] | None:
 
 def candidate_model_types(tune: TuneConfig, base_type: str) -> list[str]:
     """The model types a study can try: the config's own, or the ``model.type`` choices."""
-    spec = tune.parameters.get("model.type")
-    return [str(t) for t in choices_of(spec)] if spec is not None and choices_of(spec) \
-        else [base_type]
+    values = choices_of(tune.parameters.get("model.type"))
+    return [str(t) for t in values] if values else [base_type]
 
 
 def applicable_keys(tune: TuneConfig, model_type: str) -> list[str]:
@@ -115,6 +114,9 @@ def tune_problems(cfg: Any, model_keys: dict[str, Any]) -> list[str]:
                                           for v in values):
             problems.append(f"tune.parameters.{key}: choices must be numbers, strings, "
                             "booleans or null")
+    if "model.type" in tune.parameters and choices_of(tune.parameters["model.type"]) is None:
+        problems.append("tune.parameters.model.type: list the model types to try, e.g. "
+                        "[logistic-regression, random-forest]")
     if problems:
         return problems
     types = candidate_model_types(tune, cfg.model.type)

@@ -405,8 +405,7 @@ class TabularTraining(TrainingKind):
             subgroup_frame=subgroup_frame(dataset, predictions["id"])
             if cfg.evaluation.subgroups else None,
             state={"model": final_model, "threshold": final_threshold, "folds": folds,
-                   "importances": importances, "cfg": final_cfg,
-                   "tuned_parameters": tuner.final.params if tuner is not None else None})
+                   "importances": importances, "cfg": final_cfg})
 
     def finish(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, held: HeldOut,
                run: RunDir, metrics: dict[str, Any]) -> None:
@@ -423,8 +422,8 @@ class TabularTraining(TrainingKind):
         fitted_rows = dataset.X if cfg.split.method != "holdout" \
             else dataset.X.iloc[folds[0][0]]
         card = model_card(held.state["cfg"], dataset, held.state["threshold"], problem)
-        if cfg.tune is not None:  # what the shipped model was tuned to (refit reuses it)
-            card["tuned_parameters"] = held.state["tuned_parameters"]
+        if metrics.get("tuning"):  # what the shipped model was tuned to (refit reuses it)
+            card["tuned_parameters"] = metrics["tuning"]["final"]["params"]
         write_card(model_dir, card)
         write_model_json(model_dir, "schema.json", dataset.schema.with_training_stats(
             fitted_rows).model_dump(mode="json"))
