@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 
+from medml_cli.config.search_space import IntUniform, LogUniform
 from medml_cli.config.tuning import (
     applicable_keys,
     candidate_model_types,
@@ -68,8 +69,6 @@ def _point_key(params: dict[str, Any]) -> tuple:
 
 
 def _suggest(trial: Any, key: str, spec: Any) -> Any:
-    from medml_cli.config.search_space import IntUniform, LogUniform
-
     values = choices_of(spec)
     if values is not None:
         return trial.suggest_categorical(key, values)
