@@ -386,9 +386,9 @@ def two_trials(folder: Path) -> Path:
     return write(folder, "s.yaml", SMALL.replace("seeds: [0, 1]", "seeds: [0]"))
 
 
-def test_dask_local_cluster_with_processes(tmp_path: Path) -> None:
+def test_dask_local_cluster_of_worker_threads(tmp_path: Path) -> None:
     pytest.importorskip("distributed")
-    # medml starts LocalCluster(n_workers=2, threads_per_worker=1, processes=True) itself
+    # medml starts LocalCluster(n_workers=2, threads_per_worker=1, processes=False) itself
     result = run_sweep(expand_sweep(two_trials(tmp_path)), runs_dir=tmp_path / "runs",
                        executor="dask", workers=2)
     assert result.all_succeeded
@@ -397,6 +397,10 @@ def test_dask_local_cluster_with_processes(tmp_path: Path) -> None:
     for entry in manifest["trials"]:
         assert entry["worker"].startswith("tcp://") and entry["host"]
         assert (result.path / entry["run_dir"] / "metrics.json").exists()
+        assert isinstance(entry["pid"], int) and entry["pid"] != os.getpid()  # own process
+    from medml_cli.sweep import warm
+
+    assert not warm._servers  # the session's warm server closed with the cluster
 
 
 def test_dask_external_scheduler_and_worker_processes(tmp_path: Path) -> None:

@@ -268,8 +268,12 @@ def connect_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:
     if scheduler is None:
         import logging
 
-        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                               dashboard_address=None, silence_logs=logging.ERROR)
+        # worker threads in this process: each trial is its own process (forked from the
+        # session's warm server), so a worker only waits on it; worker processes would each
+        # cost an interpreter start and a warm server of their own before the first trial
+        cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
+                               protocol="tcp", dashboard_address=None,
+                               silence_logs=logging.ERROR)
         return Client(cluster), cluster
     try:
         # the connect timeout is dask's distributed.comm.timeouts.connect (default 30 s)

@@ -45,7 +45,7 @@ from medml_cli.sweep.manifest import (
     write_summary,
 )
 from medml_cli.sweep.spec import ProgressFn, Sweep, SweepResult
-from medml_cli.sweep.warm import WarmServer, warm_wanted
+from medml_cli.sweep.warm import WarmServer, close_shared_servers, warm_wanted
 
 
 def _prepare_resume(path: Path, *, locked: bool = True) -> dict[str, Any]:
@@ -130,7 +130,8 @@ def run_sweep(
             data = _prepare_resume(path, locked=lock.supported)
         client, cluster = connect_dask(workers, scheduler) if executor == "dask" \
             else (None, None)
-        if cluster is not None:
+        if cluster is not None:  # its workers are threads here, sharing one warm server
+            stack.callback(close_shared_servers)
             stack.callback(_close_quietly, cluster)
         if client is not None:
             stack.callback(_close_quietly, client)  # the client first (LIFO)

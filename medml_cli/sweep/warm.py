@@ -203,6 +203,16 @@ def shared_server(env: dict[str, str]) -> WarmServer:
         return server
 
 
+def close_shared_servers() -> None:
+    """Stop this process's shared servers (a sweep that ran Dask workers in this process
+    closes them with its cluster; a Dask worker process keeps its own for its life)."""
+    with _servers_lock:
+        servers = list(_servers.values())
+        _servers.clear()
+    for server in servers:
+        server.close()
+
+
 # --------------------------------------------------------------------------- server side
 def _preload() -> None:
     for name in PRELOAD:
