@@ -233,6 +233,11 @@ def _caveats(run: Path, config: dict[str, Any], metrics: dict[str, Any],
     if isinstance(n, int) and n < SMALL_EVALUATION:
         caveats.append(f"Small evaluation set: the figures rest on {n} held-out samples, so "
                        "their intervals are wide and the point estimates unstable.")
+    small = ((config.get("evaluation") or {}).get("min_subgroup_n")) or 30
+    for row in part["per_class"]:
+        if isinstance(row.get("n"), int) and row["n"] < small:
+            caveats.append(f"Class {row['label']}: only {row['n']} patients (< {small}), so "
+                           "its per-class figures are unstable.")
     for row in part["subgroups"]:
         if row.get("warning"):
             caveats.append(f"Subgroup {row['variable']} = {row['label']}: {row['warning']}.")
