@@ -175,6 +175,7 @@ def test_tuned_run_card_names_the_chosen_values_and_the_optimism(runs):
 
 
 @pytest.mark.slow
+@pytest.mark.tensorflow
 def test_cnn_run_card_says_synthetic(runs):
     run = _train(runs, "lung_ct_cnn2d.yaml", *TINY_CNN)
     reporting = _assert_complete(run)
@@ -182,7 +183,10 @@ def test_cnn_run_card_says_synthetic(runs):
     assert card.split("\n", 3)[2].startswith("> **SYNTHETIC DATA")  # banner under the title
     assert reporting["training_data"]["synthetic"] is True
     assert "SYNTHETIC: generated data" in card and "real patients" in card
-    assert "| voxel-logistic-regression" not in card or "auroc" in card
+    reference = read_metrics(run)["reference"]["voxel-logistic-regression"]["auroc"]
+    assert "| baseline | voxel-logistic-regression |" in card
+    assert f"| auroc | {read_metrics(run)['metrics']['auroc']:.3f} |" in card
+    assert f"{reference:.3f} |" in _table_row(card, "auroc")[-1] + " |"
 
 
 # --------------------------------------------------------------------------- runs show --card
@@ -288,3 +292,17 @@ def test_a_config_without_card_keeps_its_resolved_yaml(binary_run):
     """No `card:` section: the resolved config.yaml does not gain a `card: null` line, so
     sweep trial ids (a hash of it) stay what they were."""
     assert "card:" not in (binary_run / "config.yaml").read_text()
+
+
+def test_a_run_saved_by_evaluate_update_has_its_own_card(binary_run, tmp_path):
+    site = tmp_path / "hungarian.yaml"
+    site.write_text("data: {type: uci-heart-disease, sites: [hungarian]}\n")
+    result = run_cli("evaluate", binary_run, "--data", site, "--update", "intercept",
+                     "--set", "evaluation.bootstrap=50")
+    assert result.exit_code == 0, result.stderr
+    evaluation = Path(result.last_line)
+    updated = Path(read_metrics(evaluation)["update"]["run_dir"])
+    reporting = _assert_complete(updated)
+    assert reporting["details"]["parent_run"] == binary_run.name
+    assert f"Updated from run `{binary_run.name}`" in _card(updated)
+    assert "hungarian" in _card(updated)

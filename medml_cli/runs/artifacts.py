@@ -34,7 +34,8 @@ def trusted_types() -> frozenset[str]:
 
 MANIFEST = "manifest.json"
 #: 2: the manifest lists every file of ``model/`` that evaluate/predict read (model file(s),
-#: card.json, schema.json), and card.md where the run has one. Manifests without a version (1) listed the model file(s) only.
+#: card.json, schema.json), and card.md where the run has one. Manifests without a version
+#: (1) listed the model file(s) only.
 MANIFEST_VERSION = 2
 #: Files a version-1 manifest did not list; such runs stay readable, with a warning.
 LEGACY_UNLISTED = ("card.json", "schema.json")

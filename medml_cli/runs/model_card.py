@@ -137,6 +137,7 @@ def _metrics_part(metrics: dict[str, Any]) -> dict[str, Any]:
                     "high": (intervals.get(name) or [None, None])[1]}
                    for name, value in metrics["metrics"].items()],
         "baseline": metrics.get("baseline") or {},
+        "references": metrics.get("reference") or {},
         "per_class": [{"label": str(name), "n": scores.get("n"),
                        "values": _group_values(scores, ("n",))}
                       for name, scores in (metrics.get("per_class") or {}).items()],
@@ -305,7 +306,8 @@ def model_card_data(run_folder: Path | str, *, cfg: Any = None,
     report: dict[str, Any] = {
         "details": {
             # the folder's final name is given only when the run completes: the run's name
-            "run": status.get("name") or config.get("name") or run.name, "task": task, "task_summary": summary,
+            "run": status.get("name") or config.get("name") or run.name,
+            "task": task, "task_summary": summary,
             "problem": card["problem"],
             "model_type": str(card.get("model") or metrics.get("model")),
             "parameters": {k: v for k, v in model_cfg.items() if k != "type"},
@@ -438,9 +440,11 @@ def render_model_card(report: ModelCardReport) -> str:
     metric_block = {"metrics": {v.name: v.value for v in m.values},
                     "intervals": {v.name: [v.low, v.high] for v in m.values
                                   if v.low is not None or v.high is not None},
-                    "baseline": m.baseline, "confidence": level}
+                    "baseline": m.baseline, "reference": m.references, "confidence": level}
     analyses = Section("Quantitative analyses", paragraphs=[
-        "Pooled over every held-out prediction; baseline: the trivial model."],
+        "Pooled over every held-out prediction; baseline: the trivial model"
+        + ("; references: simpler models fitted on the same split." if m.references
+           else ".")],
         tables=[metric_rows(metric_block)])
     if m.per_class:
         analyses.tables.append(_group_table(m.per_class, ["class"], _listed_metrics(m.per_class)))

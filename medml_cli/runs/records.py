@@ -379,6 +379,8 @@ class CardMetrics(_CardPart):
     n: dict[str, Any] = {}
     values: list[CardMetric] = []
     baseline: dict[str, float | None] = {}
+    #: simpler models fitted on the same split (an image run's voxel logistic regression)
+    references: dict[str, dict[str, float | None]] = {}
     per_class: list[CardGroupResult] = []
     subgroups: list[CardGroupResult] = []
     #: leave-group-out: each held-out site, and the pooled estimates
