@@ -72,7 +72,8 @@ def test_manifest_lists_every_file_of_the_model_folder(heart_run):
     manifest = json.loads((heart_run / "model" / "manifest.json").read_text())
     assert manifest["format_version"] == 2
     on_disk = {p.name for p in (heart_run / "model").iterdir()} - {"manifest.json"}
-    assert set(manifest["files"]) == on_disk == {"model.skops", "card.json", "schema.json"}
+    assert set(manifest["files"]) == on_disk == {"model.skops", "card.json", "schema.json",
+                                                 "card.md"}
 
 
 @pytest.mark.parametrize("command", ["predict", "evaluate"])
@@ -238,7 +239,7 @@ def cnn2d_run(tmp_path_factory) -> Path:
 @pytest.mark.tensorflow
 def test_keras_run_checksums_its_card_and_refuses_an_edit(cnn2d_run, tmp_path):
     manifest = json.loads((cnn2d_run / "model" / "manifest.json").read_text())
-    assert set(manifest["files"]) == {"model.keras", "estimator.json", "card.json"}
+    assert set(manifest["files"]) == {"model.keras", "estimator.json", "card.json", "card.md"}
     copy = tmp_path / cnn2d_run.name
     shutil.copytree(cnn2d_run, copy)
     edit_json(copy / "model" / "card.json", threshold=0.99)

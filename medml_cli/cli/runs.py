@@ -117,12 +117,30 @@ def runs_show(
                                             "e.g. t-<trial id>) under --runs-dir.")],
     runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Folder of runs.")] = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+    card: Annotated[bool, typer.Option(
+        "--card", help="Print the run's model card (model/card.md; with --json, its data).")]
+    = False,
 ) -> None:
-    """Show one run: status, metrics with CIs, config and environment."""
+    """Show one run: status, metrics with CIs, config and environment; or its model card."""
     with error_boundary(_state(ctx)):
         from medml_cli.runs.index import resolve_run, show_run
 
-        info = show_run(resolve_run(run, runs_dir))
+        path = resolve_run(run, runs_dir)
+        info = show_run(path)  # a broken run is refused here, card or not
+        if card:
+            from medml_cli.runs.model_card import read_model_card
+
+            text, report, rendered_now = read_model_card(path)
+    if card:
+        if rendered_now:
+            stderr.print(f"{info['run']} was written before medml wrote model cards: this card "
+                         "was rendered now from its records.", markup=False, highlight=False)
+        if as_json:
+            print(json.dumps({"run": info["run"], "rendered_now": rendered_now,
+                              "card": report.model_dump(mode="json")}, indent=2))
+        else:
+            sys.stdout.write(text)
+        return
     if as_json:
         from medml_cli.jsonio import _clean
 

@@ -130,6 +130,8 @@ def load_experiment_config(path: str | Path, overrides: list[str] | None = None)
 def config_to_yaml(cfg: Any) -> str:
     """The fully resolved config as YAML (defaults filled in, paths absolute)."""
     data = cfg.model_dump(mode="json")
+    if data.get("card") is None:  # left out, so configs without it keep their hash
+        data.pop("card", None)
     order = ["name", "seed", "task", "data", "split", "model", "evaluation"]
     data = {k: data[k] for k in [*order, *(k for k in data if k not in order)] if k in data}
     return dump_yaml(data)

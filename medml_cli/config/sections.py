@@ -113,6 +113,22 @@ class EvaluationConfig(StrictModel):
         return self
 
 
+class CardConfig(StrictModel):
+    """What the run's model card (model/card.md) says the model is for. Left out, the card
+    says research use only, not validated for clinical decisions."""
+
+    intended_use: str | None = Field(
+        None, min_length=1, description="The primary intended use, e.g. 'Ranking patients "
+                                        "for angiography in a retrospective audit'.")
+    intended_users: str | None = Field(
+        None, min_length=1, description="Who is meant to use the model's output.")
+    out_of_scope: list[str] | None = Field(
+        None, description="Uses the model is not for (replaces medml's defaults; [] for none).")
+    caveats: list[str] = Field(
+        [], description="Caveats added to those medml writes itself (synthetic data, small "
+                        "subgroups, single-site development ...).")
+
+
 class ExperimentConfigBase(StrictModel):
     """Fields shared by every experiment; ``data`` and ``model`` are added from the registries."""
 
@@ -126,6 +142,9 @@ class ExperimentConfigBase(StrictModel):
     tune: TuneConfig | None = Field(
         None, description="Tune model hyperparameters inside the run by nested "
                           "cross-validation (Optuna); see the README's Tuning section.")
+    card: CardConfig | None = Field(
+        None, description="Intended use, users, out-of-scope uses and caveats for the run's "
+                          "model card (model/card.md).")
 
     @field_validator("task")
     @classmethod

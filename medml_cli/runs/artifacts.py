@@ -17,7 +17,7 @@ from typing import Any
 
 from medml_cli.data.formats.paths import sha256_file
 from medml_cli.errors import ModelLoadError
-from medml_cli.jsonio import read_json, read_run_json, write_json
+from medml_cli.jsonio import read_json, read_run_json, write_json, write_text_atomic
 
 #: Types beyond skops' own defaults that any medml pipeline may hold; each model adds the
 #: types its estimator needs when it registers (``trusted_types``).
@@ -34,7 +34,8 @@ def trusted_types() -> frozenset[str]:
 
 MANIFEST = "manifest.json"
 #: 2: the manifest lists every file of ``model/`` that evaluate/predict read (model file(s),
-#: card.json, schema.json). Manifests without a version (1) listed the model file(s) only.
+#: card.json, schema.json), and card.md where the run has one. Manifests without a version
+#: (1) listed the model file(s) only.
 MANIFEST_VERSION = 2
 #: Files a version-1 manifest did not list; such runs stay readable, with a warning.
 LEGACY_UNLISTED = ("card.json", "schema.json")
@@ -56,6 +57,15 @@ def write_model_json(folder: Path, name: str, data: Any) -> Path:
     edit after training (a new threshold, a changed schema) is refused on load."""
     folder.mkdir(parents=True, exist_ok=True)
     write_json(folder / name, data)
+    _record_hash(folder, name)
+    return folder / name
+
+
+def write_model_text(folder: Path, name: str, text: str) -> Path:
+    """Write a text file of ``model/`` (card.md) and record its sha256: copies of the card
+    (an export bundle) can be checked against the run it came from."""
+    folder.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(folder / name, text)
     _record_hash(folder, name)
     return folder / name
 

@@ -290,6 +290,186 @@ def _plug_in_card_rule(problem: str) -> CardCheck:
     return _binary_card
 
 
+class _CardPart(BaseModel):
+    """Base of the model card's reporting parts: strict types; keys a newer medml adds are
+    kept, so an older reader still reads the card."""
+
+    model_config = ConfigDict(strict=True, extra="allow", protected_namespaces=())
+
+
+class CardModelDetails(_CardPart):
+    """Mitchell et al. 2019, section 1: what the model is, who made it, when, with what."""
+
+    run: str
+    task: str
+    task_summary: str | None = None
+    problem: str
+    model_type: str
+    parameters: dict[str, Any] = {}
+    #: a tuned run: the values the shipped model was tuned to
+    tuned_parameters: dict[str, Any] | None = None
+    input_kind: str | None = None
+    format: str | None = None
+    trained: str | None = None
+    medml_version: str | None = None
+    #: evaluate --update: the run this one was updated from, and how
+    parent_run: str | None = None
+    update_method: str | None = None
+
+
+class CardIntendedUse(_CardPart):
+    """Section 2: primary intended uses and users, and uses out of scope."""
+
+    intended_use: str
+    intended_users: str
+    out_of_scope: list[str] = []
+    #: "config" (the run's `card:` section) or "default" (medml's wording)
+    source: Literal["config", "default"] = "default"
+
+
+class CardFactors(_CardPart):
+    """Section 3: the groups results are broken down by (subgroups, sites)."""
+
+    subgroup_variables: list[str] = []
+    site_column: str | None = None
+    sites: list[str] = []
+
+
+class CardMetric(_CardPart):
+    """One held-out metric with its interval."""
+
+    name: str
+    value: float | None = None
+    low: float | None = None
+    high: float | None = None
+
+
+class CardGroupResult(_CardPart):
+    """One subgroup, class or held-out site: its counts and figures (``<metric>``,
+    ``<metric>_low``, ``<metric>_high``) and any warning."""
+
+    label: str
+    variable: str | None = None
+    n: int | None = None
+    events: int | None = None
+    values: dict[str, float | None] = {}
+    warning: str | None = None
+
+
+class CardPooled(_CardPart):
+    """A random-effects pooled estimate over held-out groups, with its prediction interval."""
+
+    name: str
+    estimate: float | None = None
+    low: float | None = None
+    high: float | None = None
+    prediction_low: float | None = None
+    prediction_high: float | None = None
+    i2: float | None = None
+
+
+class CardMetrics(_CardPart):
+    """Section 4/5: the held-out metrics with CIs, the counts they rest on, and how they
+    break down by class, subgroup and site."""
+
+    primary_metric: str | None = None
+    confidence: float | None = None
+    bootstrap_resamples: int | None = None
+    #: samples, events, patients, classes ... of the held-out predictions
+    n: dict[str, Any] = {}
+    values: list[CardMetric] = []
+    baseline: dict[str, float | None] = {}
+    #: simpler models fitted on the same split (an image run's voxel logistic regression)
+    references: dict[str, dict[str, float | None]] = {}
+    per_class: list[CardGroupResult] = []
+    subgroups: list[CardGroupResult] = []
+    #: leave-group-out: each held-out site, and the pooled estimates
+    sites: list[CardGroupResult] = []
+    pooled: list[CardPooled] = []
+    #: survival: horizons and their source, in the data's time unit
+    horizons: list[float] = []
+    horizons_source: str | None = None
+    time_unit: str | None = None
+    #: a tuned run: mean of best inner score minus outer score (positive = optimistic)
+    tuning_metric: str | None = None
+    tuning_mean_optimism: float | None = None
+
+
+class CardEvaluationData(_CardPart):
+    """Section 6: what the figures were computed on."""
+
+    split: str
+    n: dict[str, Any] = {}
+
+
+class CardTrainingData(_CardPart):
+    """Section 7: the data the shipped model was fitted on."""
+
+    dataset: str | None = None
+    source: str | None = None
+    licence: str | None = None
+    citation: str | None = None
+    sites: list[str] = []
+    rows: int | None = None
+    images: int | None = None
+    #: events (binary, survival) or rows per class (multiclass)
+    events: int | None = None
+    class_counts: dict[str, int] = {}
+    dates: str | None = None
+    synthetic: bool = False
+    missing_policy: str | None = None
+    #: the report's data bullets (target, rows, features, missing values per feature)
+    description: list[str] = []
+
+
+class CardCalibration(_CardPart):
+    """Calibration of the held-out predictions (binary and multiclass: pooled)."""
+
+    slope: float | None = None
+    intercept: float | None = None
+    brier: float | None = None
+    ece: float | None = None
+    warning: str | None = None
+
+
+class CardThreshold(_CardPart):
+    """The decision rule `medml predict` applies, and how it was chosen."""
+
+    value: float | None = None
+    method: str | None = None
+    how_chosen: str
+
+
+class CardProvenance(_CardPart):
+    """What makes the run reproducible: config and data checksums, code and packages."""
+
+    config_sha256: str | None = None
+    data_sha256: dict[str, str] = {}
+    git_commit: str | None = None
+    git_dirty: bool | None = None
+    seed: int | None = None
+    python: str | None = None
+    packages: dict[str, str | None] = {}
+
+
+class ModelCardReport(_CardPart):
+    """The data of model/card.md, in the sections of Mitchell et al. 2019, "Model Cards for
+    Model Reporting" (FAT* '19): details, intended use, factors, metrics, evaluation and
+    training data, quantitative analyses, caveats; plus calibration, threshold and
+    provenance."""
+
+    details: CardModelDetails
+    intended_use: CardIntendedUse
+    factors: CardFactors = CardFactors()
+    metrics: CardMetrics = CardMetrics()
+    evaluation_data: CardEvaluationData
+    training_data: CardTrainingData = CardTrainingData()
+    calibration: CardCalibration | None = None
+    threshold: CardThreshold | None = None
+    caveats: list[str] = []
+    provenance: CardProvenance = CardProvenance()
+
+
 class ModelCard(Record):
     """model/card.json: what evaluate and predict need to use the model correctly: its
     format and file, problem type, threshold and class labels, and what it was trained on."""
@@ -322,6 +502,9 @@ class ModelCard(Record):
     intensity: list[str | float] | None = None
     #: survival: horizons, time grid, time unit and follow-up the run was set up with
     survival: dict[str, Any] | None = None
+    #: the model card's reporting data (model/card.md is rendered from it); absent in runs
+    #: written before medml wrote card.md, which render it from their records instead
+    reporting: ModelCardReport | None = None
 
     @classmethod
     def _check(cls, data: dict[str, Any]) -> None:

@@ -19,6 +19,7 @@ from medml_cli.problems import dataset_classes, problem_of
 from medml_cli.registry import DATASETS, TASKS
 from medml_cli.runs.directory import create_run_dir
 from medml_cli.runs.environment import capture_environment
+from medml_cli.runs.model_card import write_model_card
 from medml_cli.workflows.heldout import record_head
 from medml_cli.workflows.kind import ProgressFn, TrainingKind
 from medml_cli.workflows.train_image import ImageTraining
@@ -120,7 +121,11 @@ def run_experiment(
         metrics["seconds"] = round(time.perf_counter() - started, 3)
         held.predictions.to_csv(run.file("predictions.csv"), index=False)
         run.write_json("metrics.json", metrics)
-        write_reports(run.path, cfg, dataset.provenance, kind.data_lines(dataset), metrics)
+        data_lines = kind.data_lines(dataset)
+        write_reports(run.path, cfg, dataset.provenance, data_lines, metrics)
+        # last: a run that fails before here has no card.md that looks complete
+        write_model_card(run.path, cfg=cfg, provenance=dataset.provenance,
+                         data_lines=data_lines)
         run.log("metrics: " + ", ".join(f"{m}={v:.4f}" for m, v in metrics["metrics"].items()
                                          if isinstance(v, float)))
     return RunResult(path=run.path, metrics=metrics)

@@ -436,6 +436,7 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
     from medml_cli.runs.artifacts import save_sklearn_model, write_model_json
     from medml_cli.runs.directory import create_run_dir
     from medml_cli.runs.environment import capture_environment
+    from medml_cli.runs.model_card import write_model_card
     from medml_cli.runs.records import write_card
     from medml_cli.workflows.heldout import prediction_table, record_head
     from medml_cli.workflows.train_tabular import model_card, subgroup_frame
@@ -494,6 +495,8 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
         write_reports(run.path, new_cfg, dataset.provenance, lines, metrics,
                       title=f"medml run: {new_cfg.run_name} (updated from run {run_path.name} "
                             f"by {method})")
+        write_model_card(run.path, cfg=new_cfg, provenance=dataset.provenance,
+                         data_lines=lines)
         run.log("metrics: " + ", ".join(f"{m}={v:.4f}" for m, v in metrics["metrics"].items()
                                          if isinstance(v, float)))
     return run.path
