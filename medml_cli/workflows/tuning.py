@@ -256,7 +256,7 @@ class Tuner:
                  f"{outcome.best_inner:.4f} with "
                  + (", ".join(f"{k}={v}" for k, v in params.items()) or "the config's model")
                  + f" ({outcome.completed} trials"
-                 + (f", {outcome.pruned} pruned" if outcome.pruned else "")
+                 + (f" completed, {outcome.pruned} pruned" if outcome.pruned else "")
                  + (f", {outcome.failed} failed: {errors[0]}" if outcome.failed else "") + ")")
         return tuned_config(self.cfg, params), outcome
 
