@@ -1,5 +1,6 @@
-"""The ``tune:`` block of an experiment config (hyperparameter tuning inside a run by nested
-cross-validation) and the checks that tie its search space to the registered models."""
+"""The ``tune:`` block of an experiment config (hyperparameter tuning inside a run: nested
+cross-validation for tabular tasks, a study on the validation images with pruning by epoch for
+image tasks) and the checks that tie its search space to the registered models."""
 
 from __future__ import annotations
 
@@ -16,23 +17,46 @@ from medml_cli.schemas import StrictModel
 #: in every outer fold.
 MAX_TUNE_TRIALS = 2_000
 
+#: Inner folds of a tabular study when ``tune.inner_splits`` is not given.
+DEFAULT_INNER_SPLITS = 5
+#: Epochs every image trial runs before the pruner may stop it (``tune.pruning_warmup_epochs``).
+DEFAULT_PRUNING_WARMUP_EPOCHS = 2
+#: Trials an image study runs before the pruner compares against them (Optuna's default).
+PRUNING_STARTUP_TRIALS = 5
+
 #: A list is shorthand for ``{distribution: choice, values: [...]}`` (as in ``sweep.grid``).
 TuneParameter = Union[Distribution, list[Any]]  # noqa: UP007
 
 
 class TuneConfig(StrictModel):
-    """Tuning inside a run: in every outer fold an Optuna study on the inner folds picks the
-    hyperparameters; the shipped model is tuned the same way on all rows."""
+    """Tuning inside a run. Tabular tasks: in every outer fold an Optuna study on the inner
+    folds picks the hyperparameters; the shipped model is tuned the same way on all rows.
+    Image tasks: one study fits the CNN on the training images and scores it on the
+    validation images after every epoch, pruning poor trials; the test images are never seen
+    by it."""
 
     sampler: Literal["tpe", "random", "grid"] = Field(
         "tpe", description="Optuna sampler, seeded from the run's seed: tpe (Bayesian), "
                            "random, or grid (every combination of the listed values).")
     trials: int | None = Field(
         None, ge=1, le=MAX_TUNE_TRIALS,
-        description="Trials per study (default 50; grid: the number of combinations).")
+        description="Trials per study (default 50 for tabular tasks, 20 for image tasks; "
+                    "grid: the number of combinations).")
     metric: str | None = Field(
-        None, description="What the inner folds optimise; default: the task's primary metric.")
-    inner_splits: int = Field(5, ge=2, le=20, description="Inner cross-validation folds.")
+        None, description="What the study optimises (the inner folds, or an image task's "
+                          "validation images); default: the task's primary metric.")
+    inner_splits: int = Field(
+        DEFAULT_INNER_SPLITS, ge=2, le=20,
+        description="Inner cross-validation folds of a tabular study; image tasks tune on "
+                    "their validation images instead (no inner folds).")
+    pruner: Literal["median", "none"] | None = Field(
+        None, description="Image tasks: stop a trial whose validation score after an epoch "
+                          "is below the median of earlier trials at that epoch (median, the "
+                          "default), or never (none). Tabular studies do not prune.")
+    pruning_warmup_epochs: int | None = Field(
+        None, ge=0, le=1000,
+        description="Image tasks: epochs every trial runs before it may be pruned "
+                    f"(default {DEFAULT_PRUNING_WARMUP_EPOCHS}).")
     parameters: dict[str, TuneParameter] = Field(
         min_length=1, description="model.* keys: a list of values, or a distribution "
                                   "(uniform, log-uniform, int-uniform, choice).")
@@ -95,11 +119,9 @@ def tune_problems(cfg: Any, model_keys: dict[str, Any]) -> list[str]:
         return []
     spec = TASKS.get(cfg.task)
     problems: list[str] = []
-    if spec.data_kind != "tabular":
-        return ["tune: tuning inside a run is for tabular tasks; for a CNN, sweep its "
-                "hyperparameters with `medml sweep` (the leaderboard's best is optimistic)"]
     if spec.problem == "survival":
         return ["tune: not available for survival tasks yet; sweep with `medml sweep`"]
+    problems.extend(_scheme_problems(tune, spec.data_kind))
     if tune.metric is not None and tune.metric not in spec.metrics:
         problems.append(f"tune.metric: '{tune.metric}' is not a metric of task '{cfg.task}'"
                         f"{did_you_mean(tune.metric, spec.metrics)} "
@@ -133,6 +155,10 @@ def tune_problems(cfg: Any, model_keys: dict[str, Any]) -> list[str]:
                 not entry.extra.get("native_missing"):
             problems.append(f"tune.parameters.model.type: '{model_type}' cannot take missing "
                             "values, which data.missing: native leaves for the model")
+    if problems:
+        return problems
+    if spec.data_kind == "image":
+        problems.extend(_dimension_problems(types, model_keys, cfg.model))
     if problems:
         return problems
     for key in tune.parameters:
@@ -179,6 +205,50 @@ def tune_problems(cfg: Any, model_keys: dict[str, Any]) -> list[str]:
                                 f"once; remove trials (or use sampler random for {tune.trials} "
                                 "draws)")
     return problems
+
+
+def _scheme_problems(tune: TuneConfig, data_kind: str) -> list[str]:
+    """Keys that belong to the other kind's tuning scheme (nested CV vs validation images)."""
+    problems: list[str] = []
+    if data_kind == "image":
+        # the default itself passes: a run's resolved config.yaml writes it, and must load
+        if "inner_splits" in tune.model_fields_set and \
+                tune.inner_splits != DEFAULT_INNER_SPLITS:
+            problems.append("tune.inner_splits: image tasks are tuned on their validation "
+                            "images (a CNN fitted once per trial, pruned by epoch), not by "
+                            "inner cross-validation; remove inner_splits (split.val_size sets "
+                            "the validation images)")
+        return problems
+    if tune.pruner == "median":
+        problems.append("tune.pruner: pruning stops a CNN trial between epochs; a tabular "
+                        "trial is one inner cross-validation with nothing to stop early. "
+                        "Remove pruner")
+    if tune.pruning_warmup_epochs is not None:
+        problems.append("tune.pruning_warmup_epochs: applies to image (CNN) tasks only; "
+                        "remove it")
+    return problems
+
+
+def _dimension_problems(types: list[str], model_keys: dict[str, Any],
+                        base_model: Any) -> list[str]:
+    """Model types a study could pick whose 2D/3D input differs from the config's model
+    (which the config's own checks match to the data)."""
+    dims = getattr(base_model, "spatial_dims", None)
+    if dims is None:
+        return []
+    of_type: dict[str, int | None] = {}
+    for model_type in types:
+        section = model_section(model_keys, base_model.type, {"model.type": model_type})
+        try:
+            model = MODELS.entry(model_type).config.model_validate(section)
+        except ValidationError:  # reported by the value checks that follow
+            continue
+        of_type[model_type] = getattr(model, "spatial_dims", None)
+    fitting = [t for t, d in of_type.items() if d == dims]
+    return [f"tune.parameters.model.type: '{t}' takes {d}D input but the data are {dims}D "
+            f"(as model.type '{base_model.type}' takes); list only {dims}D networks"
+            + (f", e.g. {', '.join(fitting)}" if fitting else "")
+            for t, d in of_type.items() if d is not None and d != dims]
 
 
 def _as_choices(tune: TuneConfig) -> TuneConfig:

@@ -193,8 +193,7 @@ def build_sections(cfg: Any, provenance: Any, data_lines: list[str], metrics: di
     sections.append(Section("Split and model", bullets=[
         f"Split: {_split_text(cfg, metrics)}",
         f"Model: `{cfg.model.type}` — {model_params}" if not metrics.get("tuning") else
-        "Model: tuned inside every outer fold (see Tuning); shipped: "
-        + _params_text((metrics["tuning"].get("final") or {}).get("params") or {}),
+        _tuned_model_line(metrics["tuning"]),
         "Preprocessing and any recalibration "
         f"({cfg.evaluation.recalibration}) were fitted on training data only.",
     ]))
@@ -547,9 +546,25 @@ def _params_text(params: dict[str, Any]) -> str:
                      for k, v in params.items()) or "the config's model"
 
 
+def _tuned_model_line(block: dict[str, Any]) -> str:
+    """The Split-and-model bullet of a tuned run: where it was tuned, what was shipped."""
+    where = "on the validation images" if _tuned_on_validation(block) \
+        else "inside every outer fold"
+    return (f"Model: tuned {where} (see Tuning); shipped: "
+            + _params_text((block.get("final") or {}).get("params") or {}))
+
+
+def _tuned_on_validation(block: dict[str, Any]) -> bool:
+    """An image run's block: one study on the validation images, not nested CV."""
+    return block.get("scheme") == "validation-images"
+
+
 def tuning_section(block: dict[str, Any]) -> Section:
     """Nested cross-validation: what each outer fold's study chose, its best inner score,
-    the outer score, and the optimism of the inner score."""
+    the outer score, and the optimism of the inner score. An image run: what its one study
+    on the validation images chose, how many trials were pruned, validation vs test."""
+    if _tuned_on_validation(block):
+        return _validation_tuning_section(block)
     metric = block["metric"]
     rows = [[str(r["fold"]), _params_text(r["params"]), _fmt(r["best_inner"]),
              _fmt(r["outer"]), _fmt(r["optimism"]), str(r["trials_completed"])
@@ -575,3 +590,35 @@ def tuning_section(block: dict[str, Any]) -> Section:
     return Section("Tuning (nested cross-validation)", paragraphs=paragraphs, tables=[(
         ["outer fold", "chosen", f"best inner {metric}", f"outer {metric}", "optimism",
          "trials"], rows)])
+
+
+def _validation_tuning_section(block: dict[str, Any]) -> Section:
+    """An image run's study: chosen on the validation images, reported on the test images."""
+    metric = block["metric"]
+    final = block.get("final") or {}
+    pruning = ("no pruning" if block["pruner"] == "none" else
+               f"median pruner after {block['pruning_warmup_epochs']} warm-up epoch(s) and "
+               f"{block.get('pruning_startup_trials')} unpruned trials")
+    paragraphs = [
+        f"Hyperparameters were chosen on the validation images and reported on the test "
+        f"images. An Optuna study ({block['sampler']} sampler, {block['trials']} trials, "
+        f"optimising {metric}; {pruning}) fitted the CNN on the training images for each "
+        "trial and scored it on the validation images after every epoch, stopping trials "
+        "that fell behind; the test images took no part, so the test metrics above are an "
+        "honest estimate for the tuned model. The shipped model was then trained with the "
+        "chosen values as an untuned run would be (early stopping on the validation images).",
+        "Optimism is the best validation score minus the test score, signed so that a "
+        "positive value means the validation score flattered the chosen values. Studies are "
+        f"stored in {block['storage']} (Optuna SQLite).",
+    ]
+    rows = [
+        ["chosen", _params_text(final.get("params") or {})],
+        [f"best validation {metric} (study)", _fmt(block.get("best_validation"))],
+        [f"shipped model: validation {metric}", _fmt(block.get("final_validation"))],
+        [f"shipped model: test {metric}", _fmt(block.get("test"))],
+        ["optimism", _fmt(block.get("optimism"))],
+        ["trials completed / pruned / failed",
+         f"{block['trials_completed']} / {block['trials_pruned']} / {block['trials_failed']}"],
+    ]
+    return Section("Tuning (on the validation images)", paragraphs=paragraphs,
+                   tables=[(["", "value"], rows)])

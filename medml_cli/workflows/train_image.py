@@ -1,5 +1,7 @@
 """Training an image task (lung CT): grouped train/validation/test split, a Keras CNN with
 early stopping and checkpoints, the voxel logistic-regression reference, plots, Grad-CAM.
+With ``tune:``, an Optuna study on the training and validation images (pruned by epoch)
+chooses the CNN's hyperparameters first; the test images are never seen by it.
 
 TensorFlow is imported only through ``medml_cli.models.keras.estimator``, inside its methods.
 """
@@ -117,14 +119,28 @@ class ImageTraining(TrainingKind):
              resume: bool) -> dict[str, np.ndarray]:
         """The train / validation / test indices (split problems raise before a run)."""
         check_model_fits_data(cfg, dataset)
-        return image_split(dataset, cfg)
+        split = image_split(dataset, cfg)
+        if cfg.tune is not None:
+            from medml_cli.config.tuning import candidate_model_types
+            from medml_cli.workflows.tuning import check_validation_scorable, tuned_config
+
+            for model_type in candidate_model_types(cfg.tune, cfg.model.type):
+                check_model_fits_data(tuned_config(cfg, {"model.type": model_type}), dataset)
+            check_validation_scorable(cfg, problem, dataset.labels[split["val"]],
+                                      len(dataset_classes(dataset)))
+        return split
 
     def describe(self, cfg: Any, dataset: ImageDataset, problem: ProblemType,
                  plan: Any) -> str:
-        """Task, images and their shape, model and seed."""
+        """Task, images and their shape, model (and how it is tuned) and seed."""
+        tuned = ""
+        if cfg.tune is not None:
+            tuned = (f" tuned on the validation images ({cfg.tune.sampler}, "
+                     f"{cfg.tune.pruner or 'median'} pruner, "
+                     f"{', '.join(cfg.tune.parameters)})")
         return (f"task {cfg.task} ({problem.name}); data {cfg.data.type}: "
                 f"{dataset.n_samples} images of shape {dataset.input_shape}; model "
-                f"{cfg.model.type}; seed {cfg.seed}")
+                f"{cfg.model.type}{tuned}; seed {cfg.seed}")
 
     def fit(self, cfg: Any, dataset: ImageDataset, problem: ProblemType, plan: Any,
             run: RunDir, *, progress: ProgressFn | None, resume: bool) -> HeldOut:
@@ -141,7 +157,16 @@ class ImageTraining(TrainingKind):
         X_val = subset(dataset.images, split["val"], cache, "val")
         X_test = subset(dataset.images, split["test"], cache, "test")
         y = dataset.labels
-        estimator = _fit_cnn(cfg, dataset, problem, run, X_train, y[split["train"]], X_val,
+        fit_cfg, tuner = cfg, None
+        if cfg.tune is not None:  # the study sees the training and validation images only
+            from medml_cli.workflows.tuning import ImageStudyData, ImageTuner
+
+            tuner = ImageTuner(cfg, dataset, problem, run.file("tune"), run.log, build_cnn,
+                               progress=(lambda label: progress(0, 1, label))
+                               if progress else None)
+            fit_cfg, _ = tuner.run(ImageStudyData(X_train, y[split["train"]], X_val,
+                                                  y[split["val"]], len(classes)))
+        estimator = _fit_cnn(fit_cfg, dataset, problem, run, X_train, y[split["train"]], X_val,
                              y[split["val"]], progress=progress, resume=resume)
 
         score = problem.scores(estimator, X_test, len(classes))
@@ -193,10 +218,18 @@ class ImageTraining(TrainingKind):
             "primary_metric": problem.primary_metric,
             "data_notes": list(getattr(dataset, "notes", [])),
         }
+        if tuner is not None:
+            # both scored as the study scored its trials (same metric, same threshold)
+            tuner.record_test(tuner.score(estimator, X_val, y[split["val"]], len(classes)),
+                              tuner.score(estimator, X_test, y[test], len(classes)))
+            summary["model"] = fit_cfg.model.type  # the tuned choice
+            summary["tuning"] = tuning = tuner.summary()
+            run.log(f"tuned model: validation {tuner.metric} {tuning['final_validation']:.4f}"
+                    f", test {tuner.metric} {tuning['test']:.4f}")
         return HeldOut(predictions=predictions, truth=y[test], scores=score,
                        threshold=threshold, summary=summary, groups=test_groups,
                        state={"model": estimator, "X_test": X_test, "cache": cache,
-                              "test": test})
+                              "test": test, "cfg": fit_cfg})
 
     def finish(self, cfg: Any, dataset: ImageDataset, problem: ProblemType, held: HeldOut,
                run: RunDir, metrics: dict[str, Any]) -> None:
@@ -207,7 +240,10 @@ class ImageTraining(TrainingKind):
 
         estimator, test = held.state["model"], held.state["test"]
         save_keras_estimator(estimator, run.file("model"))
-        write_card(run.file("model"), image_model_card(cfg, dataset, held.threshold, problem))
+        card = image_model_card(held.state["cfg"], dataset, held.threshold, problem)
+        if metrics.get("tuning"):  # the values the study chose, as a tabular card has them
+            card["tuned_parameters"] = metrics["tuning"]["final"]["params"]
+        write_card(run.file("model"), card)
         plots = run.file("plots")
         plot_learning_curves(estimator.history_, plots / "learning_curves.png",
                              synthetic=dataset.provenance.synthetic)
@@ -234,13 +270,21 @@ class ImageTraining(TrainingKind):
         return image_data_lines(dataset)
 
 
+def build_cnn(cfg: Any, dataset: ImageDataset, problem: ProblemType) -> Any:
+    """The unfitted CNN estimator of a config, for these images."""
+    return MODELS.create(cfg.model.type, cfg.model, problem=problem.name,
+                         schema=dataset.intensity, seed=cfg.seed)
+
+
 def _fit_cnn(cfg: Any, dataset: ImageDataset, problem: ProblemType, run: RunDir,
              X_train: np.ndarray, y_train: np.ndarray, X_val: np.ndarray, y_val: np.ndarray,
              *, progress: ProgressFn | None, resume: bool) -> Any:
     """The CNN fitted with early stopping on the validation images, checkpointing every
-    epoch into the run (``resume`` continues from the last checkpoint)."""
-    estimator = MODELS.create(cfg.model.type, cfg.model, problem=problem.name,
-                              schema=dataset.intensity, seed=cfg.seed)
+    epoch into the run (``resume`` continues from the last checkpoint, when there is one:
+    a tuned run interrupted during its study has none yet)."""
+    from medml_cli.models.keras.estimator import read_train_state
+
+    estimator = build_cnn(cfg, dataset, problem)
     checkpoint_dir = run.file(CHECKPOINTS)
     estimator.set_params(checkpoint_dir=str(checkpoint_dir))
     epochs = cfg.model.epochs
@@ -257,7 +301,7 @@ def _fit_cnn(cfg: Any, dataset: ImageDataset, problem: ProblemType, run: RunDir,
     n_classes = len(dataset_classes(dataset))
     if n_classes > 2:  # a class missing from the training split still gets an output
         fit_kwargs["n_classes"] = n_classes
-    if resume:
+    if resume and (cfg.tune is None or read_train_state(checkpoint_dir) is not None):
         state = read_json(checkpoint_dir / "train_state.json")
         fit_kwargs.update(resume_from=checkpoint_dir / "last.keras",
                           initial_epoch=int(state["epoch"]))

@@ -1,9 +1,15 @@
-"""Tuning inside a run (``tune:``): nested cross-validation with Optuna.
+"""Tuning inside a run (``tune:``) with Optuna.
 
-In every outer fold an Optuna study on inner folds of that fold's training rows chooses the
-hyperparameters; the outer test rows are never seen by it. The shipped model is tuned the
-same way on all rows. Studies live in the run (``tune/studies.db``, Optuna's SQLite storage),
-so an interrupted run resumes without repeating finished trials.
+Tabular tasks (:class:`Tuner`): nested cross-validation. In every outer fold an Optuna study
+on inner folds of that fold's training rows chooses the hyperparameters; the outer test rows
+are never seen by it. The shipped model is tuned the same way on all rows.
+
+Image tasks (:class:`ImageTuner`): one study on the training and validation images. Each trial
+fits the CNN on the training images and scores it on the validation images after every epoch;
+a pruner stops trials that fall behind. The test images are never seen by it.
+
+Studies live in the run (``tune/studies.db``, Optuna's SQLite storage), so an interrupted run
+resumes without repeating finished (complete, pruned or failed) trials.
 """
 
 from __future__ import annotations
@@ -20,6 +26,8 @@ import numpy as np
 
 from medml_cli.config.search_space import IntUniform, LogUniform
 from medml_cli.config.tuning import (
+    DEFAULT_PRUNING_WARMUP_EPOCHS,
+    PRUNING_STARTUP_TRIALS,
     applicable_keys,
     candidate_model_types,
     choices_of,
@@ -34,12 +42,15 @@ from medml_cli.tasks.base import higher_is_better
 
 #: Trials per study when ``tune.trials`` is not given (tpe, random).
 DEFAULT_TRIALS = 50
+#: Trials of an image study when ``tune.trials`` is not given: each trial trains a CNN.
+DEFAULT_IMAGE_TRIALS = 20
 STUDIES_FILE = "studies.db"
 
 
 @dataclass
 class StudyOutcome:
-    """One finished study: the chosen values and how well they scored on the inner folds."""
+    """One finished study: the chosen values and how well they scored on the inner folds
+    (an image study: on the validation images)."""
 
     name: str
     params: dict[str, Any]
@@ -48,11 +59,13 @@ class StudyOutcome:
     failed: int
     seconds: float
     errors: list[str] = field(default_factory=list)
+    pruned: int | None = None  # None: a study that cannot prune (tabular)
 
     def record(self) -> dict[str, Any]:
         """The study as it is written to metrics.json."""
+        pruned = {} if self.pruned is None else {"trials_pruned": self.pruned}
         return {"study": self.name, "params": self.params, "best_inner": self.best_inner,
-                "trials_completed": self.completed, "trials_failed": self.failed,
+                "trials_completed": self.completed, **pruned, "trials_failed": self.failed,
                 "seconds": round(self.seconds, 3), "errors": self.errors[:3]}
 
 
@@ -78,7 +91,18 @@ def _suggest(trial: Any, key: str, spec: Any) -> Any:
 
 
 class Tuner:
-    """Runs the studies of one run, each on a given set of rows."""
+    """Runs the studies of one run, each on a given set of rows (nested cross-validation).
+
+    Subclasses change what one trial is (``_objective``), whether trials are pruned
+    (``_pruner``) and the run's record (``summary``); the study, its storage, resume and
+    sampler stay here."""
+
+    #: Trials per study when ``tune.trials`` is not given.
+    default_trials = DEFAULT_TRIALS
+    #: Whether the study's trials report intermediate values a pruner can act on.
+    prunes = False
+    #: What a study's best score was measured on, for the log.
+    scored_on = "inner"
 
     def __init__(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType, folder: Path,
                  log: Callable[[str], None], build: Callable[..., Any],
@@ -92,7 +116,7 @@ class Tuner:
         self.maximize = higher_is_better(self.metric)
         self.grid = grid_of(self.tune, cfg.model.type) if self.tune.sampler == "grid" else None
         self.trials = len(self.grid) if self.grid is not None else \
-            (self.tune.trials or DEFAULT_TRIALS)
+            (self.tune.trials or self.default_trials)
         folder.mkdir(exist_ok=True)
         self.path = folder / STUDIES_FILE
         self.log, self.progress = log, progress
@@ -100,8 +124,9 @@ class Tuner:
         self.final: StudyOutcome | None = None
 
     # ------------------------------------------------------------------ one study
-    def study(self, name: str, rows: np.ndarray) -> tuple[Any, StudyOutcome]:
-        """Tune on ``rows`` only; returns the tuned config and the study's outcome."""
+    def study(self, name: str, rows: Any) -> tuple[Any, StudyOutcome]:
+        """Tune on ``rows`` only (what ``_objective`` takes: tabular row indices); returns the
+        tuned config and the study's outcome."""
         import optuna
         from optuna.trial import TrialState
 
@@ -116,9 +141,9 @@ class Tuner:
             study = optuna.create_study(
                 study_name=name, storage=storage, load_if_exists=True,
                 direction="maximize" if self.maximize else "minimize",
-                sampler=self._sampler(len(previous)))
-            finished = [t for t in previous
-                        if t.state == TrialState.COMPLETE or "error" in t.user_attrs]
+                sampler=self._sampler(len(previous)), pruner=self._pruner())
+            finished = [t for t in previous if t.state in (TrialState.COMPLETE, TrialState.PRUNED)
+                        or "error" in t.user_attrs]
             for trial in previous:
                 if trial.state == TrialState.RUNNING:  # its process was killed
                     storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
@@ -149,6 +174,10 @@ class Tuner:
         if self.tune.sampler == "tpe":
             return optuna.samplers.TPESampler(seed=seed)
         return optuna.samplers.RandomSampler(seed=seed)  # grid: every trial is enqueued
+
+    def _pruner(self) -> Any:
+        """None: Optuna's default, which never acts on trials that report nothing."""
+        return None
 
     def _objective(self, name: str, rows: np.ndarray) -> Callable[[Any], float]:
         cfg, dataset, problem = self.cfg, self.dataset, self.problem
@@ -209,6 +238,7 @@ class Tuner:
 
         trials = study.get_trials(deepcopy=False)
         complete = [t for t in trials if t.state == TrialState.COMPLETE]
+        pruned = [t for t in trials if t.state == TrialState.PRUNED]
         failed = [t for t in trials if "error" in t.user_attrs]  # not the interrupted ones
         errors = list(dict.fromkeys(t.user_attrs["error"] for t in failed))
         if not complete:
@@ -220,10 +250,13 @@ class Tuner:
         params = {k: best.params[k] for k in best.params}
         outcome = StudyOutcome(name=name, params=params, best_inner=float(best.value),
                                completed=len(complete), failed=len(failed),
-                               seconds=time.perf_counter() - started, errors=errors)
-        self.log(f"tuning {name}: best inner {self.metric} {outcome.best_inner:.4f} with "
+                               seconds=time.perf_counter() - started, errors=errors,
+                               pruned=len(pruned) if self.prunes else None)
+        self.log(f"tuning {name}: best {self.scored_on} {self.metric} "
+                 f"{outcome.best_inner:.4f} with "
                  + (", ".join(f"{k}={v}" for k, v in params.items()) or "the config's model")
                  + f" ({outcome.completed} trials"
+                 + (f" completed, {outcome.pruned} pruned" if outcome.pruned else "")
                  + (f", {outcome.failed} failed: {errors[0]}" if outcome.failed else "") + ")")
         return tuned_config(self.cfg, params), outcome
 
@@ -259,5 +292,174 @@ class Tuner:
             if self.outer else None,
             "mean_optimism": float(np.mean(optimism)) if optimism else None,
             "final_choice_agreement": agreement,
+            "storage": f"tune/{STUDIES_FILE}",
+        }
+
+
+# --------------------------------------------------------------------------- image tasks
+def check_validation_scorable(cfg: Any, problem: ProblemType, y_val: np.ndarray,
+                              n_classes: int) -> None:
+    """Raise a DataError when the tune metric cannot be computed on the validation images
+    at all (e.g. AUROC with one class among them): no trial could then be compared."""
+    from medml_cli.errors import DataError
+
+    metric = cfg.tune.metric or TASKS.get(cfg.task).primary_metric
+    constant = np.full(len(y_val), 0.5) if n_classes <= 2 else \
+        np.full((len(y_val), n_classes), 1.0 / n_classes)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        value = problem.metrics(y_val, constant, cfg.evaluation.threshold).get(metric)
+    if value is None or np.isnan(value):
+        counts = ", ".join(f"class {c}: {n}" for c, n in
+                           zip(*np.unique(y_val, return_counts=True), strict=True))
+        raise DataError(
+            f"tune.metric {metric} cannot be computed on the {len(y_val)} validation "
+            f"images ({counts}), so the study could not compare its trials.",
+            "raise split.val_size or use more patients, so that the validation images "
+            "hold every class.")
+
+
+@dataclass
+class ImageStudyData:
+    """What an image study may see: the training and validation images, never the test
+    images."""
+
+    X_train: Any
+    y_train: np.ndarray
+    X_val: Any
+    y_val: np.ndarray
+    n_classes: int
+
+
+class ImageTuner(Tuner):
+    """One study for an image (CNN) run: each trial fits the CNN on the training images with
+    its values and reports the tune metric on the validation images after every epoch; the
+    pruner stops trials that fall behind. A trial's score is the metric at the epoch whose
+    weights early stopping keeps, so it is the score of the model that trial would ship."""
+
+    default_trials = DEFAULT_IMAGE_TRIALS
+    prunes = True
+    scored_on = "validation"
+    #: The one study of an image run.
+    STUDY = "validation"
+
+    def __init__(self, cfg: Any, dataset: Any, problem: ProblemType, folder: Path,
+                 log: Callable[[str], None], build: Callable[..., Any],
+                 progress: Callable[[str], None] | None = None) -> None:
+        """``build(cfg, dataset, problem)`` makes the unfitted CNN estimator of a config (the
+        image kind's, so a trial fits what the run fits)."""
+        super().__init__(cfg, dataset, problem, folder, log, build, progress)
+        self.warmup = self.tune.pruning_warmup_epochs
+        if self.warmup is None:
+            self.warmup = DEFAULT_PRUNING_WARMUP_EPOCHS
+        self.pruner = self.tune.pruner or "median"
+        self.test: float | None = None
+        self.final_validation: float | None = None
+
+    def _pruner(self) -> Any:
+        import optuna
+
+        if self.pruner == "none":
+            return optuna.pruners.NopPruner()
+        return optuna.pruners.MedianPruner(n_startup_trials=PRUNING_STARTUP_TRIALS,
+                                           n_warmup_steps=self.warmup)
+
+    def score(self, estimator: Any, X: Any, y: np.ndarray, n_classes: int) -> float:
+        """The tune metric of ``estimator`` on ``X``, computed as the run computes metrics."""
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # a tiny validation set warns every epoch
+            scores = self.problem.scores(estimator, X, n_classes)
+            return float(self.problem.metrics(y, scores, self.cfg.evaluation.threshold)
+                         [self.metric])
+
+    def _objective(self, name: str, rows: Any) -> Callable[[Any], float]:
+        import optuna
+
+        data: ImageStudyData = rows
+        fit_kwargs: dict[str, Any] = {"X_val": data.X_val, "y_val": data.y_val}
+        if data.n_classes > 2:  # a class missing from the training images still gets an output
+            fit_kwargs["n_classes"] = data.n_classes
+
+        def objective(trial: Any) -> float:
+            params = self.suggest(trial)
+            trial_cfg = tuned_config(self.cfg, params)
+            label = f"tuning: trial {trial.number + 1}/{self.trials}"
+            values = (", ".join(f"{k.removeprefix('model.')}={v}" for k, v in params.items())
+                      or "the config's model")
+            epochs = trial_cfg.model.epochs
+            estimator = self.build(trial_cfg, self.dataset, self.problem)
+            scores: list[float] = []
+
+            def on_epoch(epoch: int, logs: dict[str, float]) -> None:
+                value = self.score(estimator, data.X_val, data.y_val, data.n_classes)
+                scores.append(value)
+                if self.progress:
+                    self.progress(f"{label}, epoch {epoch + 1}/{epochs}")
+                if not np.isnan(value):
+                    trial.report(value, epoch)
+                    if trial.should_prune():  # ends this fit: the exception leaves Keras's loop
+                        raise optuna.TrialPruned(f"pruned at epoch {epoch + 1}")
+
+            estimator.set_params(epoch_callback=on_epoch)
+            try:
+                estimator.fit(data.X_train, data.y_train, **fit_kwargs)
+            except optuna.TrialPruned:
+                trial.set_user_attr("epoch_scores", scores)
+                self.log(f"{label} pruned at epoch {len(scores)}/{epochs} (validation "
+                         f"{self.metric} {scores[-1]:.4f}; {values})")
+                raise
+            except Exception as exc:  # a bad combination fails its trial, not the run
+                trial.set_user_attr("error", f"{type(exc).__name__}: {exc}"[:300])
+                self.log(f"{label} failed: {trial.user_attrs['error']}")
+                return float("nan")
+            trial.set_user_attr("epoch_scores", scores)
+            value = scores[int(estimator.best_epoch_)] if scores else float("nan")
+            trial.set_user_attr("best_epoch", int(estimator.best_epoch_) + 1)
+            if np.isnan(value):
+                trial.set_user_attr("error", f"{self.metric} could not be computed on the "
+                                             "validation images")
+            self.log(f"{label}: validation {self.metric} {value:.4f} at epoch "
+                     f"{int(estimator.best_epoch_) + 1} of {len(scores)} ({values})")
+            return value
+
+        return objective
+
+    def run(self, data: ImageStudyData) -> tuple[Any, StudyOutcome]:
+        """The run's one study, on the training and validation images; returns the tuned
+        config and the outcome (also kept as ``final``)."""
+        tuned, self.final = self.study(self.STUDY, data)
+        return tuned, self.final
+
+    def record_test(self, validation: float, test: float | None) -> None:
+        """The shipped model's tune metric on the validation and the test images."""
+        self.final_validation = validation
+        self.test = test
+
+    def summary(self) -> dict[str, Any]:
+        """metrics.json's ``tuning`` block for an image run."""
+        final = self.final.record() if self.final is not None else None
+        best = self.final.best_inner if self.final is not None else None
+        optimism = None
+        if best is not None and self.test is not None and not np.isnan(self.test):
+            gap = best - self.test
+            optimism = float(gap if self.maximize else -gap)
+        return {
+            "scheme": "validation-images",
+            "sampler": self.tune.sampler, "metric": self.metric,
+            "direction": "maximize" if self.maximize else "minimize",
+            "trials": self.trials, "pruner": self.pruner,
+            "pruning_warmup_epochs": self.warmup,
+            "pruning_startup_trials": PRUNING_STARTUP_TRIALS if self.pruner == "median"
+            else None,
+            "parameters": {k: v if isinstance(v, list) else v.model_dump()
+                           for k, v in self.tune.parameters.items()},
+            "final": final,
+            "best_validation": best,
+            "final_validation": self.final_validation,
+            "test": self.test,
+            "optimism": optimism,
+            "trials_completed": final["trials_completed"] if final else 0,
+            "trials_pruned": final["trials_pruned"] if final else 0,
+            "trials_failed": final["trials_failed"] if final else 0,
             "storage": f"tune/{STUDIES_FILE}",
         }

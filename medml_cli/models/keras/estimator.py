@@ -190,7 +190,8 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
     with optional ``flip``, ``rotate_degrees``, ``intensity_jitter``; ``class_weight`` is
     ``"balanced"``, None, or ``{0: w0, 1: w1, ...}`` (one weight per class).
     ``epoch_callback(epoch, logs)`` is called after each epoch with the 0-based epoch index
-    (as Keras counts) and that epoch's metrics.
+    (as Keras counts) and that epoch's metrics; ``model_`` then holds the network being
+    trained, so the callback may score it, and an exception it raises ends the fit.
 
     After ``fit``: ``model_`` (best weights restored), ``history_`` (lists ``loss``,
     ``auroc`` and, with validation data, ``val_loss``, ``val_auroc``), ``best_epoch_``
@@ -400,6 +401,12 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
         )
         if resume_dir is not None:
             monitor.restore(model, resume_dir, initial_epoch)
+        # set before training, so an epoch_callback can score the network as it trains
+        # (predict_proba on validation images, e.g. for a tuning study's pruner)
+        self.model_ = model
+        self.classes_ = np.arange(k)
+        self.n_classes_ = k
+        self.input_shape_ = input_shape
         if initial_epoch < self.epochs and not monitor.stopped:
             model.fit(
                 train_ds,
@@ -416,16 +423,12 @@ class ImageCnnClassifier(ClassifierMixin, BaseEstimator):
             # stopping) before it died: keep its best weights, train no further
             monitor.set_model(model)
             monitor.on_train_end()
-        self.model_ = model
         self.history_ = monitor.history
         self.best_epoch_ = (
             monitor.best_epoch
             if monitor.best_epoch is not None
             else max(0, len(monitor.history.get("loss", [])) - 1)
         )
-        self.classes_ = np.arange(k)
-        self.n_classes_ = k
-        self.input_shape_ = input_shape
         return self
 
     # ---------------------------------------------------------------- prediction
