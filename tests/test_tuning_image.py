@@ -144,6 +144,12 @@ def test_tuned_run_records_the_study_and_the_test_score(tuned_run):
     assert "chosen on the validation images and reported on the test images" in report
     assert "Model: tuned on the validation images" in report
     assert f"{block['trials_completed']} / {block['trials_pruned']} / 0" in report
+    model_card = (tuned_run / "model" / "card.md").read_text()
+    assert "tuned on the validation images (the test images never reached the study)" \
+        in model_card
+    reporting = card["reporting"]["metrics"]
+    assert reporting["tuning_scheme"] == "validation-images"
+    assert reporting["tuning_mean_optimism"] == pytest.approx(block["optimism"])
     log = (tuned_run / "log.txt").read_text()
     assert f"trial 1/{N_TRIALS}: validation auroc" in log
     assert not (tuned_run / "checkpoints").exists()

@@ -163,8 +163,11 @@ def _metrics_part(metrics: dict[str, Any]) -> dict[str, Any]:
                     time_unit=survival.get("time_unit"))
     tuning = metrics.get("tuning")
     if tuning:
+        image = tuning.get("scheme") == "validation-images"
         part.update(tuning_metric=tuning.get("metric"),
-                    tuning_mean_optimism=tuning.get("mean_optimism"))
+                    tuning_scheme="validation-images" if image else "nested-cv",
+                    tuning_mean_optimism=tuning.get("optimism" if image
+                                                    else "mean_optimism"))
     return part
 
 
@@ -254,7 +257,13 @@ def _caveats(run: Path, config: dict[str, Any], metrics: dict[str, Any],
     calibration = metrics.get("calibration") or {}
     if calibration.get("warning"):
         caveats.append(f"Calibration: {calibration['warning']}.")
-    if part.get("tuning_metric"):
+    if part.get("tuning_metric") and part.get("tuning_scheme") == "validation-images":
+        caveats.append(
+            "Hyperparameters were tuned on the validation images (the test images never "
+            "reached the study), so the test figures are an honest estimate; the study's best "
+            f"validation score was optimistic by {_fmt(part.get('tuning_mean_optimism'))} "
+            f"{part['tuning_metric']} (best validation minus test score).")
+    elif part.get("tuning_metric"):
         caveats.append(
             "Hyperparameters were tuned by nested cross-validation, so the held-out figures "
             "include the tuning; the inner scores that chose them were optimistic by "

@@ -390,8 +390,10 @@ class CardMetrics(_CardPart):
     horizons: list[float] = []
     horizons_source: str | None = None
     time_unit: str | None = None
-    #: a tuned run: mean of best inner score minus outer score (positive = optimistic)
+    #: a tuned run: nested-cv (mean of best inner minus outer score) or validation-images
+    #: (best validation minus test score); positive = optimistic
     tuning_metric: str | None = None
+    tuning_scheme: str | None = None
     tuning_mean_optimism: float | None = None
 
 
