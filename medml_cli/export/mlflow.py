@@ -310,7 +310,8 @@ def _fail_fast() -> Iterator[None]:
 
 
 def _unusable_store(uri: str, exc: BaseException) -> MedmlUsageError:
-    detail = " ".join(str(exc).split())[:300] or type(exc).__name__
+    full = " ".join(str(exc).split())
+    detail = full[:300] or type(exc).__name__
     if _is_file_store(uri) and "maintenance mode" in detail:
         return MedmlUsageError(
             f"the tracking URI {uri} is an MLflow file store, which this MLflow refuses "
@@ -318,10 +319,10 @@ def _unusable_store(uri: str, exc: BaseException) -> MedmlUsageError:
             "e.g. --tracking-uri sqlite:///mlflow.db (the default), or set "
             "MLFLOW_ALLOW_FILE_STORE=true to keep using the file store.")
     if uri.startswith(("http://", "https://")) and any(
-            sign in detail for sign in ("Max retries", "Connection", "timed out", "Timeout")):
+            sign in full for sign in ("Max retries", "Connection", "timed out", "Timeout")):
         reason = next((why for why in ("Connection refused", "timed out",
                                        "Name or service not known", "No route to host")
-                       if why in detail), "no connection")
+                       if why in full), "no connection")
         return MedmlUsageError(
             f"no MLflow tracking server answered at {uri} ({reason}; medml waits "
             f"{PROBE_TIMEOUT} s and does not retry). Start the server (e.g. `mlflow server "
