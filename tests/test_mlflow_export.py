@@ -170,16 +170,25 @@ def test_exporting_twice_makes_one_mlflow_run(runs, store: Path) -> None:
     assert len(all_runs(store)) == 1
 
 
-def test_an_export_that_died_halfway_is_replaced(runs, store: Path) -> None:
-    export(store, runs["binary"])
-    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+def test_an_export_that_died_halfway_is_replaced(runs, store: Path, monkeypatch) -> None:
+    from mlflow.exceptions import MlflowException
+
+    def lost(*args, **kwargs):
+        raise MlflowException("connection to the artifact store lost")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(MlflowClient, "log_artifacts", lost)
+        code, _, err = export(store, runs["binary"])
+    assert code == 1 and "artifact store lost" in err and "again" in err
     (first,) = all_runs(store)
-    client.set_terminated(first.info.run_id, "FAILED")  # as if the export had crashed
+    assert first.info.status == "FAILED"
     code, out, _ = export(store, runs["binary"], "--json")
     (result,) = json.loads(out)
     assert code == 0 and result["action"] == "replaced"
     (again,) = all_runs(store)
     assert again.info.status == "FINISHED" and again.info.run_id != first.info.run_id
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    assert "model" in {a.path for a in client.list_artifacts(again.info.run_id)}
 
 
 def test_sweep_is_a_parent_with_its_trials_as_children(runs, store: Path) -> None:

@@ -32,7 +32,7 @@ from typing import Any
 
 import yaml
 
-from medml_cli.errors import MedmlUsageError, RunNotUsableError
+from medml_cli.errors import MedmlUsageError, RunFailedError, RunNotUsableError
 from medml_cli.runs.directory import open_completed_run, pid_alive
 from medml_cli.runs.index import flatten, is_sweep_dir, resolve_run, show_run
 from medml_cli.runs.records import read_card
@@ -491,7 +491,8 @@ def export_to_mlflow(refs: list[str], *, runs_dir: Path | None = None,
 
     ``experiment`` defaults to each run's task name; ``uri`` to :func:`tracking_uri`'s
     choice. Raises MedmlUsageError (exit 2) for a run that is not completed or is damaged,
-    a missing mlflow package, or a tracking store that cannot be used.
+    a missing mlflow package, or a tracking store that cannot be used; RunFailedError
+    (exit 1) when the store fails partway (running again completes the export).
     """
     if not refs:
         raise MedmlUsageError("give at least one run or sweep folder to export")
@@ -499,11 +500,21 @@ def export_to_mlflow(refs: list[str], *, runs_dir: Path | None = None,
         raise MedmlUsageError("--experiment is empty; give an MLflow experiment name")
     targets = check_targets(refs, runs_dir)
     exporter = _Exporter(tracking_uri(uri), experiment, with_predictions)
+    from mlflow.exceptions import MlflowException
+
     results: list[ExportResult] = []
     for target in targets:
-        if isinstance(target, _Sweep):
-            results += exporter.export_sweep(target)
-        else:
-            results.append(exporter.export_run(target))
+        try:
+            if isinstance(target, _Sweep):
+                results += exporter.export_sweep(target)
+            else:
+                results.append(exporter.export_run(target))
+        except (MlflowException, OSError) as exc:
+            done = "; ".join(f"{r.run} -> {r.mlflow_run_id}" for r in results) or "none"
+            detail = " ".join(str(exc).split())[:300]
+            raise RunFailedError(
+                f"the export of {target.path.name} to {exporter.uri} failed: {detail}. "
+                f"Exported before it: {done}. Run the same command again: finished exports "
+                "are skipped and the unfinished one is replaced.") from None
     return results
 
