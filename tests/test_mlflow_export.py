@@ -267,3 +267,20 @@ def test_help_does_not_import_mlflow() -> None:
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           cwd=REPO, check=True)
     assert done.stdout.strip() == "[]"
+
+
+def test_names_and_long_values_fit_mlflow_limits() -> None:
+    from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH, validate_param_and_metric_name
+
+    from medml_cli.export.mlflow import TRUNCATED, config_params, mlflow_name
+
+    assert mlflow_name("calibration_slope@365") == "calibration_slope_at_365"
+    odd = mlflow_name("age (years)@1.5")
+    assert odd == "age _years__at_1.5" and validate_param_and_metric_name(odd)
+    params, truncated = config_params({"data": {"columns": ["x" * 50] * 200, "type": "csv"},
+                                       "seed": 3, "tune": None, "flag": True})
+    assert truncated == ["data.columns"]
+    assert len(params["data.columns"]) == MAX_PARAM_VAL_LENGTH
+    assert params["data.columns"].endswith(TRUNCATED)
+    assert (params["data.type"], params["seed"], params["tune"], params["flag"]) == \
+        ("csv", "3", "null", "true")

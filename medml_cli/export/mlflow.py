@@ -221,12 +221,12 @@ def _digest(path: Path, names: tuple[str, ...]) -> str:
 
 
 # --------------------------------------------------------------------------- checking inputs
-def _check_run(path: Path, sweep: str | None = None) -> _Run:
+def _check_run(path: Path) -> _Run:
     path = open_completed_run(path)
     info = show_run(path)  # every record read strictly: a damaged one is an error here
     read_card(path / "model")  # and the card checked against the model folder's manifest
     return _Run(path=path, info=info, key=_digest(path, ("config.yaml", "metrics.json")),
-                sweep=sweep)
+                sweep=info["sweep"])
 
 
 def _check_sweep(path: Path) -> _Sweep:
@@ -244,7 +244,7 @@ def _check_sweep(path: Path) -> _Sweep:
         if trial["status"] != "completed" or not trial.get("run_dir"):
             left_out.append(f"trial {trial['id']} is {trial['status']}; not exported")
             continue
-        trials.append(_check_run(path / trial["run_dir"], sweep=path.name))
+        trials.append(_check_run(path / trial["run_dir"]))
     if not trials:
         raise RunNotUsableError(f"sweep {path.name} has no completed trial to export "
                                 f"({'; '.join(left_out)}).")
@@ -263,10 +263,7 @@ def check_targets(refs: list[str], runs_dir: Path | None) -> list[_Run | _Sweep]
         if is_sweep_dir(path):
             targets.append(_check_sweep(path))
             continue
-        path = resolve_run(ref, runs_dir)
-        sweep = path.parent.parent.name if path.parent.name == "trials" and \
-            is_sweep_dir(path.parent.parent) else None
-        targets.append(_check_run(path, sweep=sweep))
+        targets.append(_check_run(resolve_run(ref, runs_dir)))
     return targets
 
 
