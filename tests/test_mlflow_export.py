@@ -284,3 +284,18 @@ def test_names_and_long_values_fit_mlflow_limits() -> None:
     assert params["data.columns"].endswith(TRUNCATED)
     assert (params["data.type"], params["seed"], params["tune"], params["flag"]) == \
         ("csv", "3", "null", "true")
+
+
+def test_resumed_sweep_updates_its_parent(runs, store: Path, tmp_path: Path) -> None:
+    sweep = tmp_path / runs["sweep"].name
+    shutil.copytree(runs["sweep"], sweep)
+    assert export(store, sweep)[0] == 0
+    # as a resume that finished a better trial leaves it: a new best in the leaderboard
+    manifest = json.loads((sweep / "sweep.json").read_text())
+    manifest["leaderboard"]["best"]["value"] = 0.99
+    (sweep / "sweep.json").write_text(json.dumps(manifest))
+    code, out, _ = export(store, sweep, "--json")
+    actions = [r["action"] for r in json.loads(out)]
+    assert code == 0 and actions == ["updated", "skipped", "skipped"]
+    parent = next(r for r in all_runs(store) if r.data.tags.get("medml.kind") == "sweep")
+    assert parent.data.metrics["best_auroc"] == 0.99 and len(all_runs(store)) == 3

@@ -265,7 +265,8 @@ def runs_export(
     out = _results_console()
     for result in results:
         what = {"created": "exported as", "replaced": "exported (replacing an unfinished "
-                "export) as", "skipped": "already exported as"}[result.action]
+                "export) as", "skipped": "already exported as",
+                "updated": "already exported, brought up to date, as"}[result.action]
         line = (f"{result.run} -> {what} MLflow run {result.mlflow_run_id} "
                 f"(experiment {result.experiment})")
         out.print(("  " if result.kind == "trial" else "") + line, markup=False)

@@ -68,7 +68,9 @@ class ExportResult:
     run: str
     path: str
     mlflow_run_id: str
-    action: str  # created, skipped (already exported) or replaced (an unfinished export)
+    #: created; skipped (already exported); replaced (an unfinished export); updated (a
+    #: sweep's parent, after the sweep was resumed)
+    action: str
     experiment: str
     kind: str = "run"  # run, sweep or trial
     parent: str | None = None
@@ -443,6 +445,25 @@ class _Exporter:
                             action=action, experiment=name,
                             kind="trial" if run.sweep else "run", parent=parent, notes=notes)
 
+    def _refresh(self, run_id: str, existing: Any, metrics: dict[str, float],
+                 tags: dict[str, str], artifacts: list[tuple[Path, str]],
+                 end: int | None) -> bool:
+        """Bring a sweep's parent run up to date after the sweep was resumed (more trials,
+        a new best): changed metrics logged as a new step, tags and sweep files replaced.
+        Whether anything had changed."""
+        from mlflow.entities import Metric, RunTag
+
+        changed = {k: v for k, v in metrics.items() if existing.data.metrics.get(k) != v}
+        new_tags = {k: v for k, v in tags.items() if existing.data.tags.get(k) != v}
+        if not changed and not new_tags:
+            return False
+        self.client.log_batch(
+            run_id, metrics=[Metric(k, v, end or 0, 1) for k, v in changed.items()],
+            tags=[RunTag(k, v) for k, v in new_tags.items()])
+        for path, folder in artifacts:
+            self.client.log_artifact(run_id, str(path), folder or None)
+        return True
+
     def export_sweep(self, sweep: _Sweep) -> list[ExportResult]:
         """Log a sweep as a parent run and its completed trials as its children."""
         manifest = sweep.manifest
@@ -469,10 +490,13 @@ class _Exporter:
             tags["medml.truncated_params"] = ", ".join(truncated)[:MAX_TAG_VALUE]
         sessions = manifest.get("sessions") or [{}]
         artifacts = [(sweep.path / f, "") for f in SWEEP_FILES if (sweep.path / f).is_file()]
-        run_id, action, _ = self._log(
+        end = _millis(sessions[-1].get("ended") or manifest.get("updated"))
+        run_id, action, existing = self._log(
             experiment_id, sweep.key, params=params, metrics=metrics, tags=tags,
-            artifacts=artifacts, start=_millis(manifest.get("created")),
-            end=_millis(sessions[-1].get("ended") or manifest.get("updated")))
+            artifacts=artifacts, start=_millis(manifest.get("created")), end=end)
+        if existing is not None and self._refresh(run_id, existing, metrics, tags, artifacts,
+                                                  end):
+            action = "updated"
         results = [ExportResult(run=sweep.path.name, path=str(sweep.path), mlflow_run_id=run_id,
                                 action=action, experiment=name, kind="sweep",
                                 notes=list(sweep.left_out))]
