@@ -247,3 +247,46 @@ def runs_compare(
             cells.append(_fmt(value) + (f" ({text})" if text else ""))
         table.add_row(str(metric), *cells)
     out.print(table)
+
+
+@runs_app.command("export")
+def runs_export(
+    ctx: typer.Context,
+    runs: Annotated[list[str], typer.Argument(
+        help="Completed runs (folders or names under --runs-dir) and sweep folders.")],
+    mlflow: Annotated[bool, typer.Option(
+        "--mlflow", help="Export to MLflow (the only target so far; required).")] = False,
+    tracking_uri: Annotated[str | None, typer.Option(
+        "--tracking-uri", help="MLflow tracking URI; default $MLFLOW_TRACKING_URI, else "
+                               "sqlite:///mlflow.db in the current folder.")] = None,
+    experiment: Annotated[str | None, typer.Option(
+        "--experiment", help="MLflow experiment; default each run's task name.")] = None,
+    with_predictions: Annotated[bool, typer.Option(
+        "--with-predictions", help="Also upload predictions.csv (one row per patient; off "
+                                   "by default).")] = False,
+    runs_dir: Annotated[Path, typer.Option("--runs-dir", help="Folder of runs.")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON records.")] = False,
+) -> None:
+    """Export runs, and sweeps with their trials, to an experiment tracker (MLflow)."""
+    with error_boundary(_state(ctx)):
+        from medml_cli.errors import MedmlUsageError
+        from medml_cli.export.mlflow import export_to_mlflow
+
+        if not mlflow:
+            raise MedmlUsageError("say where to export: --mlflow (the only target so far), "
+                                  "e.g. medml runs export RUN --mlflow")
+        results = export_to_mlflow(runs, runs_dir=runs_dir, uri=tracking_uri,
+                                   experiment=experiment, with_predictions=with_predictions)
+    if as_json:
+        print(json.dumps([r.as_dict() for r in results], indent=2))
+        return
+    out = _results_console()
+    for result in results:
+        what = {"created": "exported as", "replaced": "exported (replacing an unfinished "
+                "export) as", "skipped": "already exported as",
+                "updated": "already exported, brought up to date, as"}[result.action]
+        line = (f"{result.run} -> {what} MLflow run {result.mlflow_run_id} "
+                f"(experiment {result.experiment})")
+        out.print(("  " if result.kind == "trial" else "") + line, markup=False)
+        for note in result.notes:
+            out.print(f"    note: {note}", markup=False)
