@@ -36,7 +36,7 @@ from medml_cli.errors import MedmlUsageError, RunFailedError, RunNotUsableError
 from medml_cli.runs.directory import open_completed_run, pid_alive
 from medml_cli.runs.index import flatten, is_sweep_dir, resolve_run, show_run
 from medml_cli.runs.records import read_card
-from medml_cli.sweep.manifest import _read_manifest
+from medml_cli.sweep.manifest import read_manifest
 
 #: Where exports go when neither --tracking-uri nor MLFLOW_TRACKING_URI says: a SQLite
 #: store in the current folder (MLflow 3 keeps its plain file store in maintenance mode).
@@ -233,7 +233,7 @@ def _check_run(path: Path) -> _Run:
 
 def _check_sweep(path: Path) -> _Sweep:
     try:
-        manifest = _read_manifest(path)
+        manifest = read_manifest(path)
     except RunNotUsableError as exc:
         # its reader words problems for --resume; the facts and the fix are the same
         raise RunNotUsableError(str(exc).replace("cannot resume", "cannot export")) from None

@@ -185,7 +185,7 @@ def _inside(root: Path, relative: str, sub: str) -> Path | None:
     return target if target.is_relative_to((root / sub).resolve()) else None
 
 
-def _read_manifest(path: Path) -> dict[str, Any]:
+def read_manifest(path: Path) -> dict[str, Any]:
     """sweep.json, checked field by field; every problem is a RunNotUsableError (exit 2)."""
     if not (path / "sweep.json").exists():
         raise RunNotUsableError(f"{path} is not a medml sweep folder (no sweep.json). Pass the "

@@ -35,13 +35,13 @@ from medml_cli.sweep.manifest import (
     Manifest,
     _completed_run,
     _create,
-    _read_manifest,
     _rel,
     _trial_config_text,
     _trial_process_alive,
     _utc_now,
     count_states,
     leaderboard,
+    read_manifest,
     write_summary,
 )
 from medml_cli.sweep.spec import ProgressFn, Sweep, SweepResult
@@ -53,7 +53,7 @@ def _prepare_resume(path: Path, *, locked: bool = True) -> dict[str, Any]:
     holds the folder's :class:`SweepLock` (``locked``); without flock support the manifest's
     own pid is the only sign of a sweep still running."""
     path = Path(path)
-    manifest = _read_manifest(path)
+    manifest = read_manifest(path)
     here = socket.gethostname()
     if not locked and manifest.get("state") == "running" and manifest.get("host") == here \
             and pid_alive(manifest.get("pid")):
@@ -125,7 +125,7 @@ def run_sweep(
     with contextlib.ExitStack() as stack:
         if resume is not None:
             path = Path(resume).resolve()
-            _read_manifest(path)  # a folder that is not a sweep gets no lock file
+            read_manifest(path)  # a folder that is not a sweep gets no lock file
             lock = stack.enter_context(SweepLock(path))  # before reading what to run
             data = _prepare_resume(path, locked=lock.supported)
         client, cluster = connect_dask(workers, scheduler) if executor == "dask" \
