@@ -187,6 +187,11 @@ def test_cnn_run_card_says_synthetic(runs):
     assert "| baseline | voxel-logistic-regression |" in card
     assert f"| auroc | {read_metrics(run)['metrics']['auroc']:.3f} |" in card
     assert f"{reference:.3f} |" in _table_row(card, "auroc")[-1] + " |"
+    record = json.loads((run / "model" / "card.json").read_text())
+    low, high = record["intensity"][1:]
+    assert f"Input: images of shape {tuple(record['input_shape'])}, intensity HU window " \
+           f"{low:g} to {high:g}" in card
+    assert reporting["details"]["input_shape"] == record["input_shape"]
 
 
 # --------------------------------------------------------------------------- runs show --card

@@ -322,6 +322,7 @@ def model_card_data(run_folder: Path | str, *, cfg: Any = None,
             "parameters": {k: v for k, v in model_cfg.items() if k != "type"},
             "tuned_parameters": card.get("tuned_parameters"),
             "input_kind": card.get("input_kind"), "format": card.get("format"),
+            "input_shape": card.get("input_shape"), "intensity": card.get("intensity"),
             "trained": status.get("ended") or status.get("started")
             or datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "medml_version": card.get("medml_version"),
@@ -398,6 +399,9 @@ def render_model_card(report: ModelCardReport) -> str:
         f"Model: `{d.model_type}` ({d.format or 'skops'} file, {d.input_kind or 'tabular'} "
         "input)" + (f"; {'tuned' if d.tuned_parameters else 'parameters'}: {params}"
                     if params else ""),
+        *([f"Input: images of shape {tuple(d.input_shape)}"
+           + (f", intensity {_intensity_text(d.intensity)}" if d.intensity else "")]
+          if d.input_shape else []),
         *([f"Updated from run `{d.parent_run}` by {d.update_method}"] if d.parent_run else []),
     ])]
     sections.append(Section("Intended use", bullets=[
@@ -539,3 +543,12 @@ def read_model_card(run_folder: Path | str) -> tuple[str, ModelCardReport, bool]
         return text, report, False
     report = card.reporting or model_card_data(run)
     return render_model_card(report), report, True
+
+
+def _intensity_text(intensity: list[Any]) -> str:
+    """How pixel values were scaled in training, e.g. "HU window -1000 to 400"."""
+    kind, *bounds = intensity
+    if str(kind).lower() == "hu" and len(bounds) == 2:
+        return f"HU window {bounds[0]:g} to {bounds[1]:g}, scaled to 0-1"
+    return f"{kind} " + " to ".join(f"{b:g}" if isinstance(b, (int, float)) else str(b)
+                                   for b in bounds)

@@ -309,6 +309,10 @@ class CardModelDetails(_CardPart):
     #: a tuned run: the values the shipped model was tuned to
     tuned_parameters: dict[str, Any] | None = None
     input_kind: str | None = None
+    #: image runs: the (height, width[, depth], channels) the network takes, and how pixel
+    #: values were scaled (e.g. ["hu", -1000, 400]); a caller must prepare images the same way
+    input_shape: list[int] | None = None
+    intensity: list[str | float] | None = None
     format: str | None = None
     trained: str | None = None
     medml_version: str | None = None
