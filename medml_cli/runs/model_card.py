@@ -546,9 +546,11 @@ def read_model_card(run_folder: Path | str) -> tuple[str, ModelCardReport, bool]
 
 
 def _intensity_text(intensity: list[Any]) -> str:
-    """How pixel values were scaled in training, e.g. "HU window -1000 to 400"."""
+    """How pixel values were scaled in training (as ``_normalise`` does it)."""
     kind, *bounds = intensity
-    if str(kind).lower() == "hu" and len(bounds) == 2:
-        return f"HU window {bounds[0]:g} to {bounds[1]:g}, scaled to 0-1"
-    return f"{kind} " + " to ".join(f"{b:g}" if isinstance(b, (int, float)) else str(b)
-                                   for b in bounds)
+    if str(kind).lower() == "unit":
+        return "values used as they are (already 0-1)"
+    if len(bounds) == 2 and all(isinstance(b, (int, float)) for b in bounds):
+        window = "HU window" if str(kind).lower() == "hu" else f"{kind} window"
+        return f"{window} {bounds[0]:g} to {bounds[1]:g} (clipped, then scaled to 0-1)"
+    return " ".join(str(v) for v in intensity)
