@@ -250,6 +250,7 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
     from sklearn.base import is_classifier
 
     from medml_cli.data.base import prepare_features
+    from medml_cli.models.imputation import imputed_values
     from medml_cli.export.converters import (
         export_copy,
         register_converters,
@@ -311,6 +312,10 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
                           for c in getattr(model, "classes_", [])] if classifier else [],
         "classes": classes, "threshold": card.get("threshold"),
         "positive_value": schema.positive_value,
+        # what the pipeline imputes per feature (predict's missing-feature warnings)
+        "imputed": {k: [how, [v if isinstance(v, str | int | float) else str(v)
+                              for v in values]]
+                    for k, (how, values) in imputed_values(model).items()},
         "versions": _versions("onnx", "skl2onnx", "onnxruntime", "scikit-learn"),
         "opset": OPSET,
     }
