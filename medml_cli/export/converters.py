@@ -1,6 +1,6 @@
 """What skl2onnx needs to convert a medml pipeline that it cannot convert on its own.
 
-Two pieces of medml's pipelines have no (or a too narrow) skl2onnx converter:
+These pieces of medml's pipelines have no (or a too narrow) skl2onnx converter:
 
 * ``SimpleImputer`` on categorical (string) columns with ``np.nan`` as the missing value,
   and ``SimpleImputer(add_indicator=True)`` on any column: skl2onnx converts only string
@@ -13,12 +13,16 @@ Two pieces of medml's pipelines have no (or a too narrow) skl2onnx converter:
   parity on outcomes in the hundreds; :class:`ExportSVR` writes the kernel expansion in
   float64 with standard operators instead.
 
-Tree ensembles are converted by skl2onnx in float32. scikit-learn's forests compare
-``float32(x) <= threshold`` with a float64 threshold; rounding that threshold to the nearest
-float32 can move it above values it did not admit, flipping a split. The export copy stores
-each threshold as the largest float32 not above it, which admits exactly the same float32
-values, so the ONNX trees take the same branches. (Histogram gradient boosting's node arrays
-are also recast to plain integers, which the converter's attributes need.)
+* Forests and histogram gradient boosting: skl2onnx writes them in float32 (thresholds,
+  leaf values and their sums), which misses a 1e-5 parity on regression outcomes in the
+  hundreds and flips splits. medml's converter lets one float32 ``TreeEnsembleRegressor``
+  do the routing only (each tree's target is the id of the leaf it reaches, exact in
+  float32) and looks the leaf values up in float64, summed or averaged in float64.
+  scikit-learn's forests compare ``float32(x) <= threshold``: the input is cast to float32
+  and each threshold stored as the largest float32 not above it, which admits exactly the
+  same values. Histogram gradient boosting compares in float64: its thresholds (midpoints
+  between training values) get the same floor, and the parity check confirms the data
+  fall on the same side.
 
 In the ONNX graph a missing categorical value is the empty string (ONNX strings have no
 NaN); a missing number is NaN. The saved model itself is never modified.
@@ -27,15 +31,21 @@ NaN); a missing number is NaN. The saved model itself is never modified.
 from __future__ import annotations
 
 import copy
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
+from sklearn.base import is_classifier
 from sklearn.compose import TransformedTargetRegressor
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import (
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
 from sklearn.impute import SimpleImputer
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVR
-from sklearn.tree import BaseDecisionTree
 
 #: How a missing categorical value is spelled in the ONNX graph's string inputs.
 MISSING_CATEGORY = ""
@@ -167,48 +177,181 @@ def _convert_svr(scope: Any, operator: Any, container: Any) -> None:
     out.add_to(scope, container)
 
 
+class ExportRandomForestClassifier(RandomForestClassifier):
+    """A fitted forest as the ONNX export sees it (never fitted or saved)."""
+
+
+class ExportRandomForestRegressor(RandomForestRegressor):
+    """A fitted forest as the ONNX export sees it (never fitted or saved)."""
+
+
 class ExportHistGradientBoostingClassifier(HistGradientBoostingClassifier):
-    """A fitted classifier as the ONNX export sees it (never fitted or saved)."""
+    """A fitted boosting classifier as the ONNX export sees it (never fitted or saved)."""
 
 
 class ExportHistGradientBoostingRegressor(HistGradientBoostingRegressor):
-    """A fitted regressor as the ONNX export sees it (never fitted or saved)."""
+    """A fitted boosting regressor as the ONNX export sees it (never fitted or saved)."""
 
 
-class _PlainIntAttributes:
-    """A converter container whose nodes get integer-list attributes as plain ints: the
-    histogram-gradient-boosting converter mixes numpy ints and booleans, which onnx refuses."""
+@dataclass
+class _Tree:
+    """One tree in plain arrays: split feature, threshold, children (-1 at leaves), where
+    a missing value goes, and the leaf values (one row per node)."""
 
-    def __init__(self, container: Any) -> None:
-        self._container = container
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._container, name)
-
-    def add_node(self, *args: Any, **attrs: Any) -> Any:
-        """``container.add_node`` with integer lists made of Python ints."""
-        for key, value in attrs.items():
-            if isinstance(value, list) and value and all(
-                    isinstance(v, bool | int | np.integer | np.bool_) for v in value):
-                attrs[key] = [int(v) for v in value]
-        return self._container.add_node(*args, **attrs)
+    feature: np.ndarray
+    threshold: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    missing_left: np.ndarray
+    values: np.ndarray
 
 
-def _convert_hist_classifier(scope: Any, operator: Any, container: Any) -> None:
-    from skl2onnx.operator_converters.random_forest import (
-        convert_sklearn_random_forest_classifier,
+def _forest_trees(forest: Any) -> list[_Tree]:
+    out = []
+    for estimator in forest.estimators_:
+        tree = estimator.tree_
+        values = tree.value[:, 0, :].astype(np.float64)
+        if is_classifier(forest):  # leaf class fractions, as predict_proba averages them
+            values = values / values.sum(axis=1, keepdims=True)
+        missing = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, np.uint8))
+        out.append(_Tree(tree.feature, _float32_floor(tree.threshold), tree.children_left,
+                         tree.children_right, np.asarray(missing), values))
+    return out
+
+
+def _boosting_trees(model: Any) -> list[_Tree]:
+    """Trees in (iteration, class) order, so their sums reshape to (iterations, classes)."""
+    out = []
+    for iteration in model._predictors:
+        for predictor in iteration:
+            nodes = predictor.nodes
+            if np.any(nodes["is_categorical"]):
+                raise NotImplementedError("native categorical splits of histogram gradient "
+                                          "boosting have no ONNX conversion in medml")
+            leaf = nodes["is_leaf"].astype(bool)
+            out.append(_Tree(
+                np.where(leaf, -2, nodes["feature_idx"].astype(np.int64)),
+                _float32_floor(nodes["num_threshold"]),
+                np.where(leaf, -1, nodes["left"].astype(np.int64)),
+                np.where(leaf, -1, nodes["right"].astype(np.int64)),
+                nodes["missing_go_to_left"], nodes["value"].astype(np.float64).reshape(-1, 1)))
+    return out
+
+
+def _leaf_index_node(trees: list[_Tree], x: Any, opv: int) -> Any:
+    """One ``TreeEnsembleRegressor`` whose target t is the leaf (node id) tree t reaches.
+
+    Node ids are small integers, exact in float32, so the float32 operator only routes;
+    every leaf value is then looked up in float64 (:func:`_leaf_values`)."""
+    from skl2onnx.algebra.onnx_ops import OnnxTreeEnsembleRegressor_1
+
+    attrs: dict[str, list[Any]] = {k: [] for k in (
+        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
+        "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
+        "target_treeids", "target_nodeids", "target_ids", "target_weights")}
+    for t, tree in enumerate(trees):
+        for node in range(len(tree.left)):
+            leaf = tree.left[node] < 0
+            attrs["nodes_treeids"].append(t)
+            attrs["nodes_nodeids"].append(node)
+            attrs["nodes_featureids"].append(0 if leaf else int(tree.feature[node]))
+            attrs["nodes_values"].append(0.0 if leaf else float(tree.threshold[node]))
+            attrs["nodes_modes"].append("LEAF" if leaf else "BRANCH_LEQ")
+            attrs["nodes_truenodeids"].append(0 if leaf else int(tree.left[node]))
+            attrs["nodes_falsenodeids"].append(0 if leaf else int(tree.right[node]))
+            attrs["nodes_missing_value_tracks_true"].append(
+                0 if leaf else int(tree.missing_left[node]))
+            if leaf:
+                attrs["target_treeids"].append(t)
+                attrs["target_nodeids"].append(node)
+                attrs["target_ids"].append(t)
+                attrs["target_weights"].append(float(node))
+    return OnnxTreeEnsembleRegressor_1(x, n_targets=len(trees), aggregate_function="SUM",
+                                       post_transform="NONE", op_version=1, **attrs)
+
+
+def _leaf_values(trees: list[_Tree], leaves: Any, opv: int) -> Any:
+    """(n, trees, k) float64 leaf values: the leaf ids offset per tree into one table."""
+    from onnx import TensorProto
+    from skl2onnx.algebra.onnx_ops import OnnxAdd, OnnxCast, OnnxGather
+
+    width = max(len(t.left) for t in trees)
+    k = trees[0].values.shape[1]
+    table = np.zeros((len(trees) * width, k), dtype=np.float64)
+    for t, tree in enumerate(trees):
+        table[t * width: t * width + len(tree.left)] = tree.values
+    offsets = (np.arange(len(trees), dtype=np.int64) * width).reshape(1, -1)
+    index = OnnxAdd(OnnxCast(leaves, to=TensorProto.INT64, op_version=opv), offsets,
+                    op_version=opv)
+    return OnnxGather(table, index, axis=0, op_version=opv)
+
+
+def _labels(proba: Any, classes: np.ndarray, opv: int) -> Any:
+    from skl2onnx.algebra.onnx_ops import OnnxArgMax, OnnxGather
+
+    return OnnxGather(np.asarray(classes, dtype=np.int64),
+                      OnnxArgMax(proba, axis=1, keepdims=0, op_version=opv), axis=0,
+                      op_version=opv)
+
+
+def _convert_forest(scope: Any, operator: Any, container: Any) -> None:
+    """Mean of the trees' float64 leaf values; float32 routing as scikit-learn's trees."""
+    from onnx import TensorProto
+    from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxIdentity, OnnxReduceMean
+
+    forest = operator.raw_operator
+    opv = container.target_opset
+    trees = _forest_trees(forest)
+    x32 = OnnxCast(operator.inputs[0], to=TensorProto.FLOAT, op_version=opv)
+    values = _leaf_values(trees, _leaf_index_node(trees, x32, opv), opv)
+    mean = OnnxReduceMean(values, np.array([1], dtype=np.int64), keepdims=0, op_version=opv)
+    if is_classifier(forest):
+        OnnxIdentity(mean, op_version=opv, output_names=operator.outputs[1:2]).add_to(
+            scope, container)
+        OnnxIdentity(_labels(mean, forest.classes_, opv), op_version=opv,
+                     output_names=operator.outputs[:1]).add_to(scope, container)
+    else:
+        OnnxIdentity(mean, op_version=opv, output_names=operator.outputs[:1]).add_to(
+            scope, container)
+
+
+def _convert_boosting(scope: Any, operator: Any, container: Any) -> None:
+    """Baseline plus the sum of the trees' float64 leaf values, through the loss's link."""
+    from skl2onnx.algebra.onnx_ops import (
+        OnnxAdd,
+        OnnxConcat,
+        OnnxIdentity,
+        OnnxReduceSum,
+        OnnxReshape,
+        OnnxSigmoid,
+        OnnxSoftmax,
+        OnnxSub,
     )
 
-    convert_sklearn_random_forest_classifier(scope, operator, _PlainIntAttributes(container))
-
-
-def _convert_hist_regressor(scope: Any, operator: Any, container: Any) -> None:
-    from skl2onnx.operator_converters.random_forest import (
-        convert_sklearn_random_forest_regressor_converter,
-    )
-
-    convert_sklearn_random_forest_regressor_converter(scope, operator,
-                                                      _PlainIntAttributes(container))
+    model = operator.raw_operator
+    opv = container.target_opset
+    trees = _boosting_trees(model)
+    k = int(model.n_trees_per_iteration_)
+    values = _leaf_values(trees, _leaf_index_node(trees, operator.inputs[0], opv), opv)
+    per_iteration = OnnxReshape(values, np.array([0, -1, k], dtype=np.int64), op_version=opv)
+    raw = OnnxAdd(OnnxReduceSum(per_iteration, np.array([1], dtype=np.int64), keepdims=0,
+                                op_version=opv),
+                  np.asarray(model._baseline_prediction, dtype=np.float64).reshape(1, k),
+                  op_version=opv)
+    if not is_classifier(model):
+        OnnxIdentity(raw, op_version=opv, output_names=operator.outputs[:1]).add_to(
+            scope, container)
+        return
+    if k == 1:
+        positive = OnnxSigmoid(raw, op_version=opv)
+        proba = OnnxConcat(OnnxSub(np.array([1.0]), positive, op_version=opv), positive,
+                           axis=1, op_version=opv)
+    else:
+        proba = OnnxSoftmax(raw, axis=1, op_version=opv)
+    OnnxIdentity(proba, op_version=opv, output_names=operator.outputs[1:2]).add_to(
+        scope, container)
+    OnnxIdentity(_labels(proba, model.classes_, opv), op_version=opv,
+                 output_names=operator.outputs[:1]).add_to(scope, container)
 
 
 def _classifier_shape(operator: Any) -> None:
@@ -229,14 +372,16 @@ def register_converters() -> None:
 
     update_registered_converter(ExportImputer, "MedmlExportImputer", _imputer_shape,
                                 _convert_imputer)
-    update_registered_converter(
-        ExportHistGradientBoostingClassifier, "MedmlExportHistGradientBoostingClassifier",
-        _classifier_shape, _convert_hist_classifier,
-        options={"zipmap": [True, False, "columns"], "raw_scores": [True, False],
-                 "output_class_labels": [False, True], "nocl": [True, False]})
-    update_registered_converter(
-        ExportHistGradientBoostingRegressor, "MedmlExportHistGradientBoostingRegressor",
-        _regressor_shape, _convert_hist_regressor)
+    for classifier, converter in ((ExportRandomForestClassifier, _convert_forest),
+                                  (ExportHistGradientBoostingClassifier, _convert_boosting)):
+        update_registered_converter(classifier, f"Medml{classifier.__name__}",
+                                    _classifier_shape, converter,
+                                    options={"zipmap": [True, False, "columns"],
+                                             "nocl": [True, False]})
+    for regressor, converter in ((ExportRandomForestRegressor, _convert_forest),
+                                 (ExportHistGradientBoostingRegressor, _convert_boosting)):
+        update_registered_converter(regressor, f"Medml{regressor.__name__}",
+                                    _regressor_shape, converter)
     update_registered_converter(ExportSVR, "MedmlExportSVR", _regressor_shape, _convert_svr)
     update_registered_converter(TransformedTargetRegressor, "MedmlTransformedTargetRegressor",
                                 _regressor_shape, _convert_target_regressor)
@@ -287,6 +432,8 @@ def _string_categories(categories: np.ndarray) -> np.ndarray:
 #: Fitted classes whose export copy converts through a medml converter.
 _EXPORT_CLASSES: dict[type, type] = {
     SVR: ExportSVR,
+    RandomForestClassifier: ExportRandomForestClassifier,
+    RandomForestRegressor: ExportRandomForestRegressor,
     HistGradientBoostingClassifier: ExportHistGradientBoostingClassifier,
     HistGradientBoostingRegressor: ExportHistGradientBoostingRegressor,
 }
@@ -304,28 +451,14 @@ def export_copy(model: Any) -> Any:
                 c.dtype == object for c in estimator.categories_):
             estimator.categories_ = [_string_categories(c) if c.dtype == object else c
                                      for c in estimator.categories_]
-        elif isinstance(estimator, BaseDecisionTree) and hasattr(estimator, "tree_"):
-            _round_thresholds_down(estimator.tree_.threshold)
         elif type(estimator) in _EXPORT_CLASSES:
-            if hasattr(estimator, "_predictors"):
-                for trees in estimator._predictors:
-                    for predictor in trees:
-                        predictor.nodes = _plain_int_nodes(predictor.nodes)
-                        _round_thresholds_down(predictor.nodes["num_threshold"])
             estimator.__class__ = _EXPORT_CLASSES[type(estimator)]
     return clone
 
 
-def _round_thresholds_down(thresholds: np.ndarray) -> None:
-    """In place: each threshold becomes the largest float32 not above it."""
-    as32 = thresholds.astype(np.float32)
+def _float32_floor(thresholds: np.ndarray) -> np.ndarray:
+    """Each threshold as the largest float32 not above it (admits the same float32 values)."""
+    as32 = np.asarray(thresholds, dtype=np.float64).astype(np.float32)
     above = as32.astype(np.float64) > thresholds
     as32[above] = np.nextafter(as32[above], np.float32(-np.inf))
-    thresholds[:] = as32.astype(np.float64)
-
-
-def _plain_int_nodes(nodes: np.ndarray) -> np.ndarray:
-    """The node records with every unsigned field widened to int64."""
-    dtype = [(name, np.int64 if nodes.dtype[name].kind == "u" else nodes.dtype[name])
-             for name in nodes.dtype.names]
-    return nodes.astype(dtype)
+    return as32

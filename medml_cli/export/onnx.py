@@ -16,8 +16,8 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 import uuid
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -81,15 +81,29 @@ def _check_output(output: Path, overwrite: bool) -> None:
     if output.exists() and any(output.iterdir()) and not overwrite:
         raise MedmlUsageError(f"--output {output} already exists and is not empty. Pass "
                               "another folder, or --overwrite to replace the bundle in it.")
-    parent = output.parent
-    try:
-        parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=parent, prefix=".write-test-"):
-            pass
-    except OSError as exc:
-        raise MedmlUsageError(f"cannot write the bundle to {output}: its folder {parent} is "
-                              f"not writable ({exc.strerror or exc}). Pass a writable folder "
-                              "with --output.") from None
+    existing = output.parent
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir() or not os.access(existing, os.W_OK | os.X_OK):
+        why = "is a file" if not existing.is_dir() else "is not writable"
+        raise MedmlUsageError(f"cannot write the bundle to {output}: {existing} {why}. Pass "
+                              "a writable folder with --output.")
+
+
+def _make_parents(folder: Path) -> list[Path]:
+    """Create ``folder`` and its missing parents; returns those created, deepest first."""
+    created = []
+    while not folder.exists():
+        created.append(folder)
+        folder = folder.parent
+    for path in reversed(created):
+        try:
+            path.mkdir()
+        except OSError as exc:
+            raise MedmlUsageError(f"cannot create {path} for the bundle "
+                                  f"({exc.strerror or exc}). Pass a writable folder with "
+                                  "--output.") from None
+    return created
 
 
 def export_run(run_path: Path, fmt: str = "onnx", output: Path | None = None, *,
@@ -104,19 +118,20 @@ def export_run(run_path: Path, fmt: str = "onnx", output: Path | None = None, *,
 
     _check_format(fmt)
     run_path = open_completed_run(Path(run_path))
-    output = Path(output) if output is not None else run_path / DEFAULT_OUTPUT
-    _check_output(output, overwrite)
     card = load_card(run_path)
-    cfg = load_run_config(run_path)
     if card.get("problem") == "survival":
         raise ExportError(
             f"run {run_path.name} is a survival model ({card.get('model')}); medml does not "
             "export survival models to ONNX: skl2onnx has no converters for scikit-survival "
             "estimators, and predict's survival output (risk score and survival curve per "
             "horizon) has no ONNX equivalent. Use `medml predict` with the run itself.")
+    output = Path(output) if output is not None else run_path / DEFAULT_OUTPUT
+    _check_output(output, overwrite)
+    cfg = load_run_config(run_path)
+    created = _make_parents(output.parent)
     tmp = output.parent / f".tmp-{output.name}-{uuid.uuid4().hex[:12]}"
-    tmp.mkdir()
     try:
+        tmp.mkdir()
         if card.get("format") == "keras":
             signature = _export_keras(run_path, cfg, card, tmp)
         else:
@@ -129,6 +144,9 @@ def export_run(run_path: Path, fmt: str = "onnx", output: Path | None = None, *,
         _move_into_place(tmp, output)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
+        for path in created:  # deepest first; only the folders this export made
+            with contextlib.suppress(OSError):
+                path.rmdir()
         raise
     notes = []
     if card.get("synthetic_data"):
@@ -206,56 +224,19 @@ def _parity_rows(X: Any, schema: Any, seed: int) -> Any:
     return pd.concat([X.reset_index(drop=True), probes], ignore_index=True)
 
 
-def _has_trees(model: Any) -> bool:
-    from sklearn.ensemble import (
-        BaseEnsemble,
-        HistGradientBoostingClassifier,
-        HistGradientBoostingRegressor,
-    )
-    from sklearn.tree import BaseDecisionTree
-
-    from medml_cli.export.converters import walk_estimators
-
-    trees = (BaseEnsemble, BaseDecisionTree, HistGradientBoostingClassifier,
-             HistGradientBoostingRegressor)
-    return any(isinstance(m, trees) for m in walk_estimators(model))
-
-
-def _double_inputs(onx: Any) -> None:
-    """Make every float32 graph input float64 with a Cast behind it, so callers feed one
-    dtype whatever the model (tree ensembles run on float32, as scikit-learn's do)."""
-    from onnx import TensorProto, helper
-
-    graph = onx.graph
-    casts = []
-    for spec in graph.input:
-        if spec.type.tensor_type.elem_type != TensorProto.FLOAT:
-            continue
-        inner = f"{spec.name}__float32"
-        for node in graph.node:
-            for k, name in enumerate(node.input):
-                if name == spec.name:
-                    node.input[k] = inner
-        spec.type.tensor_type.elem_type = TensorProto.DOUBLE
-        casts.append(helper.make_node("Cast", [spec.name], [inner], to=TensorProto.FLOAT,
-                                      name=f"cast_{spec.name}"))
-    for node in reversed(casts):
-        graph.node.insert(0, node)
-
-
 def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
                     folder: Path) -> dict[str, Any]:
     from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import DoubleTensorType, FloatTensorType, StringTensorType
+    from skl2onnx.common.data_types import DoubleTensorType, StringTensorType
     from sklearn.base import is_classifier
 
     from medml_cli.data.base import prepare_features
-    from medml_cli.models.imputation import imputed_values
     from medml_cli.export.converters import (
         export_copy,
         register_converters,
         unsupported_target_transformers,
     )
+    from medml_cli.models.imputation import imputed_values
     from medml_cli.problems import problem_of_card
     from medml_cli.runs.artifacts import load_sklearn_model
     from medml_cli.workflows.run_model import align_category_spelling, load_schema
@@ -269,15 +250,15 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
                           f"{', '.join(bad)} has no ONNX converter in medml (only a "
                           "standardised target is supported).")
     register_converters()
-    trees = _has_trees(model)
-    number_type = FloatTensorType if trees else DoubleTensorType
     initial = [(_input_name(c.name), StringTensorType([None, 1]) if c.kind == "categorical"
-                else number_type([None, 1])) for c in schema.columns]
+                else DoubleTensorType([None, 1])) for c in schema.columns]
     classifier = is_classifier(model)
     try:
-        onx = convert_sklearn(export_copy(model), initial_types=initial,
-                              options={"zipmap": False} if classifier else None,
-                              target_opset=OPSET)
+        with warnings.catch_warnings():  # skl2onnx reads attributes sklearn 1.9 deprecates
+            warnings.simplefilter("ignore", FutureWarning)
+            onx = convert_sklearn(export_copy(model), initial_types=initial,
+                                  options={"zipmap": False} if classifier else None,
+                                  target_opset=OPSET)
     except Exception as exc:  # noqa: BLE001 - skl2onnx raises many types for one reason
         first = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
         raise ExportError(
@@ -285,8 +266,6 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
             f"{type(exc).__name__}: {first}). The model holds a step skl2onnx cannot "
             "convert, so no bundle was written; `medml predict` with the run itself "
             "still works.") from None
-    if trees:
-        _double_inputs(onx)
     onx.doc_string = f"medml {card.get('model')} ({card.get('task')}) from run {run_path.name}"
     (folder / MODEL_FILE).write_bytes(onx.SerializeToString())
 
@@ -385,7 +364,10 @@ def _export_keras(run_path: Path, cfg: Any, card: dict[str, Any],
     keras_model.predict(np.zeros((1, *shape), dtype=np.float32), verbose=0)  # builds it
     raw = folder / "keras-export.onnx"
     try:
-        with contextlib.redirect_stdout(open(os.devnull, "w")):  # noqa: SIM115
+        # tf2onnx prints its progress and warns about numpy; neither is the user's
+        with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull), \
+                warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)
             keras_model.export(str(raw), format="onnx", verbose=False)
         onx = onnx.load(str(raw))
     except Exception as exc:  # noqa: BLE001 - Keras/tf2onnx raise many types

@@ -23,8 +23,8 @@ from medml_cli.workflows.heldout import prediction_output
 from medml_cli.workflows.run_model import (
     align_category_spelling,
     load_card,
-    load_run_config,
     load_feature_schema,
+    load_run_config,
     load_schema,
     row_warning_summary,
     row_warnings,
