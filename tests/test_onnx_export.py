@@ -242,3 +242,18 @@ def test_cnn_export_matches_keras_and_predicts_like_the_run(tmp_path):
     assert list(a.columns) == list(b.columns)
     assert np.abs(a["probability"] - b["probability"]).max() <= 1e-4
     assert "SYNTHETIC" in by_bundle.stderr
+
+
+def test_a_site_updated_model_exports_within_1e_5(runs):
+    """`evaluate --update recalibrate` saves medml's own wrapper; it converts too."""
+    updated = run_cli("evaluate", runs["heart_disease_logreg"], "--data",
+                      CONFIGS / "data" / "heart_disease_other_sites.yaml", "--update",
+                      "recalibrate")
+    assert updated.exit_code == 0, updated.stderr
+    line = next(x for x in updated.stderr.splitlines() + updated.stdout.splitlines()
+                if "updated model saved as run:" in x)
+    run = Path(line.split("saved as run:", 1)[1].strip())
+    exported = run_cli("export", run)
+    assert exported.exit_code == 0, exported.stderr
+    signature = json.loads((Path(exported.last_line) / "signature.json").read_text())
+    assert signature["parity"]["max_abs_diff"] <= 1e-5

@@ -268,7 +268,8 @@ def _print_update(metrics: dict[str, Any]) -> None:
 @app.command()
 def predict(
     ctx: typer.Context,
-    run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+    run_dir: Annotated[Path, typer.Argument(help="A completed run directory, or an ONNX "
+                                                 "bundle exported from one.")],
     input_path: Annotated[Path, typer.Option("--input", "-i", help="Table (.csv/.parquet) to "
                                                                    "predict for.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write the "

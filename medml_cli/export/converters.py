@@ -9,6 +9,8 @@ These pieces of medml's pipelines have no (or a too narrow) skl2onnx converter:
   converter below imputes and appends the 0/1 indicators as the fitted imputer does.
 * ``TransformedTargetRegressor`` (the svr's standardised target): converted as the inner
   regressor followed by the target scaler's inverse (``y * scale + mean``).
+* medml's own ``RecalibratedClassifier`` / ``RecalibratedRegressor`` (a model updated at a
+  new site): the base pipeline, then the two numbers applied as the classes apply them.
 * ``SVR``: ONNX Runtime's ``SVMRegressor`` runs in float32 only, too coarse for a 1e-5
   parity on outcomes in the hundreds; :class:`ExportSVR` writes the kernel expansion in
   float64 with standard operators instead.
@@ -44,8 +46,11 @@ from sklearn.ensemble import (
     RandomForestRegressor,
 )
 from sklearn.impute import SimpleImputer
+from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVR
+
+from medml_cli.models.recalibrated import PROB_CLIP, RecalibratedClassifier, RecalibratedRegressor
 
 #: How a missing categorical value is spelled in the ONNX graph's string inputs.
 MISSING_CATEGORY = ""
@@ -360,6 +365,54 @@ def _classifier_shape(operator: Any) -> None:
     calculate_linear_classifier_output_shapes(operator)
 
 
+def _convert_recalibrated_classifier(scope: Any, operator: Any, container: Any) -> None:
+    """``expit(intercept + slope * logit(clip(base P(class 1))))``, as the class applies it."""
+    from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
+    from skl2onnx.algebra.onnx_ops import (
+        OnnxAdd,
+        OnnxClip,
+        OnnxConcat,
+        OnnxGather,
+        OnnxIdentity,
+        OnnxLog,
+        OnnxMul,
+        OnnxSigmoid,
+        OnnxSub,
+    )
+
+    model = operator.raw_operator
+    opv = container.target_opset
+    base = OnnxSubEstimator(model.base, operator.inputs[0], op_version=opv,
+                            options={"zipmap": False})
+    positive = OnnxGather(base[1], np.array([1], dtype=np.int64), axis=1, op_version=opv)
+    p = OnnxClip(positive, np.array(PROB_CLIP), np.array(1 - PROB_CLIP), op_version=opv)
+    logit = OnnxSub(OnnxLog(p, op_version=opv),
+                    OnnxLog(OnnxSub(np.array([1.0]), p, op_version=opv), op_version=opv),
+                    op_version=opv)
+    eta = OnnxAdd(np.array([float(model.intercept)]),
+                  OnnxMul(np.array([float(model.slope)]), logit, op_version=opv),
+                  op_version=opv)
+    updated = OnnxSigmoid(eta, op_version=opv)
+    proba = OnnxConcat(OnnxSub(np.array([1.0]), updated, op_version=opv), updated, axis=1,
+                       op_version=opv, output_names=operator.outputs[1:2])
+    proba.add_to(scope, container)
+    OnnxIdentity(_labels(proba, model.classes_, opv), op_version=opv,
+                 output_names=operator.outputs[:1]).add_to(scope, container)
+
+
+def _convert_recalibrated_regressor(scope: Any, operator: Any, container: Any) -> None:
+    """``intercept + slope * base prediction``."""
+    from skl2onnx.algebra.onnx_operator import OnnxSubEstimator
+    from skl2onnx.algebra.onnx_ops import OnnxAdd, OnnxMul
+
+    model = operator.raw_operator
+    opv = container.target_opset
+    base = OnnxSubEstimator(model.base, operator.inputs[0], op_version=opv)
+    OnnxAdd(np.array([float(model.intercept)]),
+            OnnxMul(np.array([float(model.slope)]), base, op_version=opv), op_version=opv,
+            output_names=operator.outputs[:1]).add_to(scope, container)
+
+
 _REGISTERED = False
 
 
@@ -382,6 +435,12 @@ def register_converters() -> None:
                                  (ExportHistGradientBoostingRegressor, _convert_boosting)):
         update_registered_converter(regressor, f"Medml{regressor.__name__}",
                                     _regressor_shape, converter)
+    update_registered_converter(RecalibratedClassifier, "MedmlRecalibratedClassifier",
+                                _classifier_shape, _convert_recalibrated_classifier,
+                                options={"zipmap": [True, False, "columns"],
+                                         "nocl": [True, False]})
+    update_registered_converter(RecalibratedRegressor, "MedmlRecalibratedRegressor",
+                                _regressor_shape, _convert_recalibrated_regressor)
     update_registered_converter(ExportSVR, "MedmlExportSVR", _regressor_shape, _convert_svr)
     update_registered_converter(TransformedTargetRegressor, "MedmlTransformedTargetRegressor",
                                 _regressor_shape, _convert_target_regressor)
@@ -441,9 +500,18 @@ _EXPORT_CLASSES: dict[type, type] = {
 
 def export_copy(model: Any) -> Any:
     """A deep copy of a fitted pipeline that skl2onnx converts with medml's converters:
-    imputers become :class:`ExportImputer`; one-hot categories of string columns are
-    spelled as the ONNX string inputs carry them. The fitted numbers are unchanged."""
+    imputers become :class:`ExportImputer`, forests, boosting and SVR their export classes;
+    one-hot categories of string columns are spelled as the ONNX string inputs carry them; a
+    site update of a pipeline becomes the pipeline's preprocessing followed by the update of
+    its final estimator. The fitted numbers are unchanged."""
     clone = copy.deepcopy(model)
+    if isinstance(clone, RecalibratedClassifier | RecalibratedRegressor) \
+            and isinstance(clone.base, Pipeline) and len(clone.base.steps) > 1:
+        # update(pipeline(x)) = pipeline's preprocessing, then update(final estimator): the
+        # graph's column inputs then feed the preprocessing, as for any pipeline
+        inner = copy.copy(clone)
+        inner.base = clone.base.steps[-1][1]
+        clone = Pipeline([*clone.base.steps[:-1], ("model", inner)])
     for estimator in walk_estimators(clone):
         if type(estimator) is SimpleImputer:
             estimator.__class__ = ExportImputer
