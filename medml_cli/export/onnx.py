@@ -250,7 +250,7 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
                           f"{', '.join(bad)} has no ONNX converter in medml (only a "
                           "standardised target is supported).")
     register_converters()
-    initial = [(_input_name(c.name), StringTensorType([None, 1]) if c.kind == "categorical"
+    initial = [(c.name, StringTensorType([None, 1]) if c.kind == "categorical"
                 else DoubleTensorType([None, 1])) for c in schema.columns]
     classifier = is_classifier(model)
     try:
@@ -272,8 +272,10 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
     session = inference_session(folder / MODEL_FILE)
     outputs = [o.name for o in session.get_outputs()]
     score_output = outputs[1] if classifier else outputs[0]
-    inputs = [{"name": _input_name(c.name), "feature": c.name, "kind": c.kind,
-               "type": "string" if c.kind == "categorical" else "double", "shape": [None, 1]}
+    inputs = [{"name": c.name, "feature": c.name, "kind": c.kind,
+               "type": "string" if c.kind == "categorical" else "double", "shape": [None, 1],
+               **({"categories": schema.categories.get(c.name, [])}
+                  if c.kind == "categorical" else {})}
               for c in schema.columns]
     classes = list(card.get("classes") or schema.classes or [])
     signature = {
@@ -287,6 +289,10 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
         "outputs": [{"name": o.name, "type": o.type, "shape": o.shape}
                     for o in session.get_outputs()],
         "score_output": score_output,
+        "scores": ("`score_output` is what medml predicts: class probabilities in the order "
+                   "of `model_classes` (binary: column 1 is the positive class, classed at "
+                   "`threshold`; the graph's own `label` output is the argmax) or the "
+                   "predicted value (regression)"),
         "model_classes": [int(c) if isinstance(c, np.integer) else c
                           for c in getattr(model, "classes_", [])] if classifier else [],
         "classes": classes, "threshold": card.get("threshold"),
@@ -311,11 +317,6 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
         f"{len(X) - dataset.n_samples} copies with one feature blanked each",
         "scikit-learn pipeline vs ONNX Runtime")
     return signature
-
-
-def _input_name(feature: str) -> str:
-    """The graph input of a feature: its name, as skl2onnx keeps column names."""
-    return feature
 
 
 # ----------------------------------------------------------------------------- Keras

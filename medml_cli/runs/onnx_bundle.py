@@ -32,9 +32,10 @@ REEXPORT_FIX = "export it again with `medml export RUN --format onnx`"
 
 
 def is_onnx_bundle(path: Path) -> bool:
-    """A folder with signature.json and model.onnx (as opposed to a run directory)."""
+    """A folder with signature.json or model.onnx (as opposed to a run directory); one
+    that lacks the other file is then reported as an incomplete bundle, not as no run."""
     path = Path(path)
-    return path.is_dir() and (path / SIGNATURE).is_file() and (path / MODEL_FILE).is_file()
+    return path.is_dir() and ((path / SIGNATURE).is_file() or (path / MODEL_FILE).is_file())
 
 
 def write_manifest(folder: Path, names: list[str]) -> None:
