@@ -17,14 +17,10 @@ These pieces of medml's pipelines have no (or a too narrow) skl2onnx converter:
 
 * Forests and histogram gradient boosting: skl2onnx writes them in float32 (thresholds,
   leaf values and their sums), which misses a 1e-5 parity on regression outcomes in the
-  hundreds and flips splits. medml's converter lets one float32 ``TreeEnsembleRegressor``
-  do the routing only (each tree's target is the id of the leaf it reaches, exact in
-  float32) and looks the leaf values up in float64, summed or averaged in float64.
-  scikit-learn's forests compare ``float32(x) <= threshold``: the input is cast to float32
-  and each threshold stored as the largest float32 not above it, which admits exactly the
-  same values. Histogram gradient boosting compares in float64: its thresholds (midpoints
-  between training values) get the same floor, and the parity check confirms the data
-  fall on the same side.
+  hundreds and flips splits. medml writes them as one ai.onnx.ml 5 ``TreeEnsemble`` with
+  float64 thresholds, leaf values and sums. scikit-learn's forests compare
+  ``float32(x) <= threshold``, so their input is rounded to float32 (and back) first;
+  histogram gradient boosting compares in float64 and gets the input as it is.
 
 In the ONNX graph a missing categorical value is the empty string (ONNX strings have no
 NaN); a missing number is NaN. The saved model itself is never modified.
@@ -198,10 +194,15 @@ class ExportHistGradientBoostingRegressor(HistGradientBoostingRegressor):
     """A fitted boosting regressor as the ONNX export sees it (never fitted or saved)."""
 
 
+#: ai.onnx.ml 5's tree operator: float64 thresholds and leaf values, float64 sums.
+TREE_ENSEMBLE = "TreeEnsemble"
+
+
 @dataclass
 class _Tree:
-    """One tree in plain arrays: split feature, threshold, children (-1 at leaves), where
-    a missing value goes, and the leaf values (one row per node)."""
+    """One tree in plain arrays: split feature, float64 threshold, children (-1 at leaves),
+    where a missing value goes, and the leaf values (one row per node, one column per
+    output: class or target)."""
 
     feature: np.ndarray
     threshold: np.ndarray
@@ -219,76 +220,101 @@ def _forest_trees(forest: Any) -> list[_Tree]:
         if is_classifier(forest):  # leaf class fractions, as predict_proba averages them
             values = values / values.sum(axis=1, keepdims=True)
         missing = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, np.uint8))
-        out.append(_Tree(tree.feature, _float32_floor(tree.threshold), tree.children_left,
+        out.append(_Tree(tree.feature, tree.threshold, tree.children_left,
                          tree.children_right, np.asarray(missing), values))
     return out
 
 
-def _boosting_trees(model: Any) -> list[_Tree]:
-    """Trees in (iteration, class) order, so their sums reshape to (iterations, classes)."""
-    out = []
+def _boosting_trees(model: Any) -> list[list[_Tree]]:
+    """Per class, the trees of every iteration (one value column each)."""
+    k = int(model.n_trees_per_iteration_)
+    out: list[list[_Tree]] = [[] for _ in range(k)]
     for iteration in model._predictors:
-        for predictor in iteration:
+        for c, predictor in enumerate(iteration):
             nodes = predictor.nodes
             if np.any(nodes["is_categorical"]):
                 raise NotImplementedError("native categorical splits of histogram gradient "
                                           "boosting have no ONNX conversion in medml")
             leaf = nodes["is_leaf"].astype(bool)
-            out.append(_Tree(
+            out[c].append(_Tree(
                 np.where(leaf, -2, nodes["feature_idx"].astype(np.int64)),
-                _float32_floor(nodes["num_threshold"]),
+                nodes["num_threshold"].astype(np.float64),
                 np.where(leaf, -1, nodes["left"].astype(np.int64)),
                 np.where(leaf, -1, nodes["right"].astype(np.int64)),
                 nodes["missing_go_to_left"], nodes["value"].astype(np.float64).reshape(-1, 1)))
     return out
 
 
-def _leaf_index_node(trees: list[_Tree], x: Any, opv: int) -> Any:
-    """One ``TreeEnsembleRegressor`` whose target t is the leaf (node id) tree t reaches.
+def _tree_sums(per_target: list[list[tuple[_Tree, int]]], x: Any, scope: Any,
+               container: Any) -> str:
+    """One float64 ``TreeEnsemble`` (ai.onnx.ml 5): output t is the sum, over the trees
+    listed for target t, of column ``column`` of the leaf each reaches (``x <= threshold``
+    goes left, a missing value as the tree sends it). Returns the output's name.
 
-    Node ids are small integers, exact in float32, so the float32 operator only routes;
-    every leaf value is then looked up in float64 (:func:`_leaf_values`)."""
-    from skl2onnx.algebra.onnx_ops import OnnxTreeEnsembleRegressor_1
+    skl2onnx does not write ai.onnx.ml 5 yet: the node is declared as version 3 here and
+    :func:`use_tree_ensemble_opset` raises the model's ai.onnx.ml import to 5 afterwards."""
+    from onnx import numpy_helper
+    from skl2onnx.algebra.onnx_ops import OnnxIdentity
 
-    attrs: dict[str, list[Any]] = {k: [] for k in (
-        "nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_values", "nodes_modes",
-        "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
-        "target_treeids", "target_nodeids", "target_ids", "target_weights")}
-    for t, tree in enumerate(trees):
-        for node in range(len(tree.left)):
-            leaf = tree.left[node] < 0
-            attrs["nodes_treeids"].append(t)
-            attrs["nodes_nodeids"].append(node)
-            attrs["nodes_featureids"].append(0 if leaf else int(tree.feature[node]))
-            attrs["nodes_values"].append(0.0 if leaf else float(tree.threshold[node]))
-            attrs["nodes_modes"].append("LEAF" if leaf else "BRANCH_LEQ")
-            attrs["nodes_truenodeids"].append(0 if leaf else int(tree.left[node]))
-            attrs["nodes_falsenodeids"].append(0 if leaf else int(tree.right[node]))
-            attrs["nodes_missing_value_tracks_true"].append(
-                0 if leaf else int(tree.missing_left[node]))
-            if leaf:
-                attrs["target_treeids"].append(t)
-                attrs["target_nodeids"].append(node)
-                attrs["target_ids"].append(t)
-                attrs["target_weights"].append(float(node))
-    return OnnxTreeEnsembleRegressor_1(x, n_targets=len(trees), aggregate_function="SUM",
-                                       post_transform="NONE", op_version=1, **attrs)
+    x_name = scope.get_unique_variable_name("tree_input")
+    OnnxIdentity(x, op_version=container.target_opset, output_names=[x_name]).add_to(
+        scope, container)
+
+    nodes: dict[str, list[Any]] = {k: [] for k in (
+        "featureids", "splits", "truenodeids", "trueleafs", "falsenodeids", "falseleafs",
+        "missing")}
+    leaf_targets: list[int] = []
+    leaf_weights: list[float] = []
+    roots: list[int] = []
+    for target, trees in enumerate(per_target):
+        for tree, column in trees:
+            interior = np.flatnonzero(tree.left >= 0)
+            leaves = np.flatnonzero(tree.left < 0)
+            node_index = {int(n): len(nodes["featureids"]) + i for i, n in enumerate(interior)}
+            leaf_index = {int(n): len(leaf_weights) + i for i, n in enumerate(leaves)}
+            leaf_targets += [target] * len(leaves)
+            leaf_weights += [float(v) for v in tree.values[leaves, column]]
+            if not len(interior):  # a tree that is one leaf: a split that always says so
+                roots.append(len(nodes["featureids"]))
+                only = leaf_index[int(leaves[0])]
+                for key, value in (("featureids", 0), ("splits", np.inf), ("truenodeids", only),
+                                   ("trueleafs", 1), ("falsenodeids", only),
+                                   ("falseleafs", 1), ("missing", 1)):
+                    nodes[key].append(value)
+                continue
+            roots.append(node_index[0])
+            for n in interior:
+                left, right = int(tree.left[n]), int(tree.right[n])
+                nodes["featureids"].append(int(tree.feature[n]))
+                nodes["splits"].append(float(tree.threshold[n]))
+                nodes["trueleafs"].append(int(tree.left[left] < 0))
+                nodes["truenodeids"].append(leaf_index[left] if tree.left[left] < 0
+                                            else node_index[left])
+                nodes["falseleafs"].append(int(tree.left[right] < 0))
+                nodes["falsenodeids"].append(leaf_index[right] if tree.left[right] < 0
+                                             else node_index[right])
+                nodes["missing"].append(int(tree.missing_left[n]))
+    sums = scope.get_unique_variable_name("tree_sums")
+    container.add_node(
+        TREE_ENSEMBLE, [x_name], [sums], op_domain="ai.onnx.ml", op_version=3,
+        name=scope.get_unique_operator_name(TREE_ENSEMBLE),
+        aggregate_function=1, n_targets=len(per_target), post_transform=0,
+        tree_roots=roots, nodes_featureids=nodes["featureids"],
+        nodes_splits=numpy_helper.from_array(np.asarray(nodes["splits"], np.float64)),
+        nodes_modes=numpy_helper.from_array(np.zeros(len(nodes["splits"]), np.uint8)),
+        nodes_truenodeids=nodes["truenodeids"], nodes_trueleafs=nodes["trueleafs"],
+        nodes_falsenodeids=nodes["falsenodeids"], nodes_falseleafs=nodes["falseleafs"],
+        nodes_missing_value_tracks_true=nodes["missing"], leaf_targetids=leaf_targets,
+        leaf_weights=numpy_helper.from_array(np.asarray(leaf_weights, np.float64)))
+    return sums
 
 
-def _leaf_values(trees: list[_Tree], leaves: Any, opv: int) -> Any:
-    """(n, trees, k) float64 leaf values: the leaf ids offset per tree into one table."""
-    from onnx import TensorProto
-    from skl2onnx.algebra.onnx_ops import OnnxAdd, OnnxCast, OnnxGather
-
-    width = max(len(t.left) for t in trees)
-    k = trees[0].values.shape[1]
-    table = np.zeros((len(trees) * width, k), dtype=np.float64)
-    for t, tree in enumerate(trees):
-        table[t * width: t * width + len(tree.left)] = tree.values
-    offsets = (np.arange(len(trees), dtype=np.int64) * width).reshape(1, -1)
-    index = OnnxAdd(OnnxCast(leaves, to=TensorProto.INT64, op_version=opv), offsets,
-                    op_version=opv)
-    return OnnxGather(table, index, axis=0, op_version=opv)
+def use_tree_ensemble_opset(onx: Any) -> None:
+    """Import ai.onnx.ml 5 in a model holding medml's ``TreeEnsemble`` nodes."""
+    if any(node.op_type == TREE_ENSEMBLE for node in onx.graph.node):
+        for opset in onx.opset_import:
+            if opset.domain == "ai.onnx.ml":
+                opset.version = max(opset.version, 5)
 
 
 def _labels(proba: Any, classes: np.ndarray, opv: int) -> Any:
@@ -300,16 +326,25 @@ def _labels(proba: Any, classes: np.ndarray, opv: int) -> Any:
 
 
 def _convert_forest(scope: Any, operator: Any, container: Any) -> None:
-    """Mean of the trees' float64 leaf values; float32 routing as scikit-learn's trees."""
+    """Mean of the trees' leaf values in float64, splits taken on ``float32(x)`` as
+    scikit-learn's trees take them."""
     from onnx import TensorProto
-    from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxIdentity, OnnxReduceMean
+    from skl2onnx.algebra.onnx_ops import OnnxCast, OnnxConcat, OnnxDiv, OnnxIdentity, OnnxSub
 
     forest = operator.raw_operator
     opv = container.target_opset
     trees = _forest_trees(forest)
-    x32 = OnnxCast(operator.inputs[0], to=TensorProto.FLOAT, op_version=opv)
-    values = _leaf_values(trees, _leaf_index_node(trees, x32, opv), opv)
-    mean = OnnxReduceMean(values, np.array([1], dtype=np.int64), keepdims=0, op_version=opv)
+    k = trees[0].values.shape[1]
+    x = OnnxCast(OnnxCast(operator.inputs[0], to=TensorProto.FLOAT, op_version=opv),
+                 to=TensorProto.DOUBLE, op_version=opv)
+    # two classes: a leaf's fractions sum to 1, so P(class 0) = 1 - P(class 1) and one
+    # pass over the trees does (half the work of one pass per class)
+    columns = [1] if is_classifier(forest) and k == 2 else list(range(k))
+    sums = _tree_sums([[(t, c) for t in trees] for c in columns], x, scope, container)
+    mean = OnnxDiv(sums, np.array([float(len(trees))]), op_version=opv)
+    if columns == [1]:
+        mean = OnnxConcat(OnnxSub(np.array([1.0]), mean, op_version=opv), mean, axis=1,
+                          op_version=opv)
     if is_classifier(forest):
         OnnxIdentity(mean, op_version=opv, output_names=operator.outputs[1:2]).add_to(
             scope, container)
@@ -326,8 +361,6 @@ def _convert_boosting(scope: Any, operator: Any, container: Any) -> None:
         OnnxAdd,
         OnnxConcat,
         OnnxIdentity,
-        OnnxReduceSum,
-        OnnxReshape,
         OnnxSigmoid,
         OnnxSoftmax,
         OnnxSub,
@@ -335,14 +368,12 @@ def _convert_boosting(scope: Any, operator: Any, container: Any) -> None:
 
     model = operator.raw_operator
     opv = container.target_opset
-    trees = _boosting_trees(model)
-    k = int(model.n_trees_per_iteration_)
-    values = _leaf_values(trees, _leaf_index_node(trees, operator.inputs[0], opv), opv)
-    per_iteration = OnnxReshape(values, np.array([0, -1, k], dtype=np.int64), op_version=opv)
-    raw = OnnxAdd(OnnxReduceSum(per_iteration, np.array([1], dtype=np.int64), keepdims=0,
-                                op_version=opv),
-                  np.asarray(model._baseline_prediction, dtype=np.float64).reshape(1, k),
-                  op_version=opv)
+    per_class = _boosting_trees(model)
+    k = len(per_class)
+    sums = _tree_sums([[(t, 0) for t in trees] for trees in per_class],
+                      operator.inputs[0], scope, container)
+    raw = OnnxAdd(sums, np.asarray(model._baseline_prediction,
+                                   dtype=np.float64).reshape(1, k), op_version=opv)
     if not is_classifier(model):
         OnnxIdentity(raw, op_version=opv, output_names=operator.outputs[:1]).add_to(
             scope, container)
@@ -522,11 +553,3 @@ def export_copy(model: Any) -> Any:
         elif type(estimator) in _EXPORT_CLASSES:
             estimator.__class__ = _EXPORT_CLASSES[type(estimator)]
     return clone
-
-
-def _float32_floor(thresholds: np.ndarray) -> np.ndarray:
-    """Each threshold as the largest float32 not above it (admits the same float32 values)."""
-    as32 = np.asarray(thresholds, dtype=np.float64).astype(np.float32)
-    above = as32.astype(np.float64) > thresholds
-    as32[above] = np.nextafter(as32[above], np.float32(-np.inf))
-    return as32

@@ -42,8 +42,8 @@ FORMATS = ("onnx",)
 #: Largest absolute difference between ONNX Runtime and medml's own scores that passes.
 TABULAR_TOLERANCE = 1e-5
 IMAGE_TOLERANCE = 1e-4
-#: ONNX operator sets written: 21 has string Equal (missing categories) and is read by
-#: every ONNX Runtime since 1.16.
+#: ONNX operator sets written: 21 has string Equal (missing categories); tree models import
+#: ai.onnx.ml 5 (the float64 TreeEnsemble). ONNX Runtime reads both since 1.20.
 OPSET = {"": 21, "ai.onnx.ml": 3}
 #: Images replayed through both runtimes (the held-out test images, first ones first).
 MAX_PARITY_IMAGES = 256
@@ -235,6 +235,7 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
         export_copy,
         register_converters,
         unsupported_target_transformers,
+        use_tree_ensemble_opset,
     )
     from medml_cli.models.imputation import imputed_values
     from medml_cli.problems import problem_of_card
@@ -266,6 +267,7 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
             f"{type(exc).__name__}: {first}). The model holds a step skl2onnx cannot "
             "convert, so no bundle was written; `medml predict` with the run itself "
             "still works.") from None
+    use_tree_ensemble_opset(onx)
     onx.doc_string = f"medml {card.get('model')} ({card.get('task')}) from run {run_path.name}"
     (folder / MODEL_FILE).write_bytes(onx.SerializeToString())
 
