@@ -304,7 +304,7 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
                               for v in values]]
                     for k, (how, values) in imputed_values(model).items()},
         "versions": _versions("onnx", "skl2onnx", "onnxruntime", "scikit-learn"),
-        "opset": OPSET,
+        "opset": {o.domain or "ai.onnx": o.version for o in onx.opset_import},
     }
     dataset = load_dataset(cfg)
     X = align_category_spelling(prepare_features(dataset.X, schema, "the run's data",
