@@ -47,9 +47,8 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from sklearn.svm import SVR
 
 from medml_cli.models.recalibrated import PROB_CLIP, RecalibratedClassifier, RecalibratedRegressor
+from medml_cli.runs.onnx_bundle import MISSING_CATEGORY
 
-#: How a missing categorical value is spelled in the ONNX graph's string inputs.
-MISSING_CATEGORY = ""
 #: How a categorical missing-value indicator is spelled (scikit-learn puts Python booleans
 #: into the object array that the one-hot encoder then encodes).
 INDICATOR_SPELLING = {False: "False", True: "True"}

@@ -43,7 +43,7 @@ FORMATS = ("onnx",)
 TABULAR_TOLERANCE = 1e-5
 IMAGE_TOLERANCE = 1e-4
 #: ONNX operator sets written: 21 has string Equal (missing categories); tree models import
-#: ai.onnx.ml 5 (the float64 TreeEnsemble). ONNX Runtime reads both since 1.20.
+#: ai.onnx.ml 5 (the float64 TreeEnsemble; measured with ONNX Runtime 1.32).
 OPSET = {"": 21, "ai.onnx.ml": 3}
 #: Images replayed through both runtimes (the held-out test images, first ones first).
 MAX_PARITY_IMAGES = 256
