@@ -144,6 +144,11 @@ def test_a_broken_parity_is_exit_2_and_leaves_no_bundle(runs, tmp_path, monkeypa
     assert result.exit_code == 2
     assert "parity check failed" in result.stderr and "no bundle was written" in result.stderr
     assert not out.exists() and list(tmp_path.iterdir()) == []
+    # the default output folder inside the run is not left behind either
+    run = tmp_path / "run"
+    shutil.copytree(runs["heart_disease_logreg"], run, ignore=shutil.ignore_patterns("exports"))
+    result = run_cli("export", run)
+    assert result.exit_code == 2 and not (run / "exports").exists()
 
 
 def test_a_survival_run_is_refused_naming_the_reason(tmp_path):
