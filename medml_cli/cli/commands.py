@@ -268,7 +268,8 @@ def _print_update(metrics: dict[str, Any]) -> None:
 @app.command()
 def predict(
     ctx: typer.Context,
-    run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+    run_dir: Annotated[Path, typer.Argument(help="A completed run directory, or an ONNX "
+                                                 "bundle exported from one.")],
     input_path: Annotated[Path, typer.Option("--input", "-i", help="Table (.csv/.parquet) to "
                                                                    "predict for.")],
     output: Annotated[Path | None, typer.Option("--output", "-o", help="Where to write the "
@@ -298,6 +299,35 @@ def predict(
         target.write(text)
         if target.path is not None and not state.quiet:
             stderr.print(f"wrote {len(result.frame)} predictions to {target.display}")
+
+
+# --------------------------------------------------------------------------- export
+@app.command()
+def export(
+    ctx: typer.Context,
+    run_dir: Annotated[Path, typer.Argument(help="A completed run directory.")],
+    format_: Annotated[str, typer.Option("--format", "-f", help="Export format: onnx.")]
+    = "onnx",
+    output: Annotated[Path | None, typer.Option("--output", "-o", help="Folder for the "
+                                                "bundle (default: RUN/exports/onnx).")]
+    = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace an existing bundle "
+                                                                "in --output.")] = False,
+) -> None:
+    """Export a run's model (preprocessing included) as an ONNX bundle, after checking that
+    ONNX Runtime reproduces medml's predictions; prints the bundle's path last."""
+    state = _state(ctx)
+    with error_boundary(state):
+        from medml_cli.export.onnx import export_run
+
+        result = export_run(run_dir, format_, output, overwrite=overwrite)
+        for note in result.notes:
+            stderr.print(f"warning: {_escape(note)}")
+        parity = result.parity
+        if not state.quiet:
+            stderr.print(f"parity: max |ONNX Runtime - medml| = {parity['max_abs_diff']:.3g} "
+                         f"on {parity['rows']} rows (tolerance {parity['tolerance']:g})")
+        stdout.print(str(result.path), soft_wrap=True, highlight=False)
 
 
 # --------------------------------------------------------------------------- config

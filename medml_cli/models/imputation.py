@@ -93,15 +93,19 @@ def imputed_values(model: Any) -> dict[str, tuple[str, list[Any]]]:
 
 
 def missing_features(X: pd.DataFrame, model: Any,
-                     threshold: float = MOSTLY_MISSING) -> list[MissingFeature]:
-    """Features missing in more than ``threshold`` of the rows of ``X`` (all rows: any)."""
+                     threshold: float = MOSTLY_MISSING,
+                     imputed: dict[str, Any] | None = None) -> list[MissingFeature]:
+    """Features missing in more than ``threshold`` of the rows of ``X`` (all rows: any).
+
+    ``imputed``: :func:`imputed_values` of the model, when ``model`` cannot be read for
+    it (an exported ONNX graph carries them in its signature)."""
     if X.empty:
         return []
     share = X.isna().mean()
     flagged = [str(c) for c in X.columns if share[c] > threshold]
     if not flagged:
         return []
-    imputed = imputed_values(model)
+    imputed = imputed_values(model) if imputed is None else imputed
     rows = len(X)
     return [MissingFeature(feature=c, missing=int(X[c].isna().sum()), rows=rows,
                            replaced_by=imputed.get(c, ("training value", []))[1],

@@ -34,10 +34,15 @@ def load_run_config(run_path: Path) -> Any:
 
 def load_schema(run_path: Path) -> FeatureSchema:
     """The features the model was trained on, after checking schema.json's sha256."""
+    return load_feature_schema(verify_file(run_path / "model", "schema.json"))
+
+
+def load_feature_schema(path: Path, fix: str = RUN_FIX) -> FeatureSchema:
+    """A schema.json (already checked against its manifest) as a FeatureSchema; a damaged
+    one is a RunNotUsableError naming the file and ``fix``."""
     from pydantic import ValidationError
 
-    path = verify_file(run_path / "model", "schema.json")
-    data = read_run_json(path, dict, what="the model's feature schema")
+    data = read_run_json(path, dict, what="the model's feature schema", fix=fix)
     try:
         return FeatureSchema.model_validate(data)
     except ValidationError as exc:
@@ -46,7 +51,7 @@ def load_schema(run_path: Path) -> FeatureSchema:
         raise RunNotUsableError(
             f"{path} (the model's feature schema) is not valid: {where}: {first['msg']} "
             f"({exc.error_count()} problem(s)); it was damaged or edited after training. "
-            f"Fix: {RUN_FIX}."
+            f"Fix: {fix}."
         ) from None
 
 
