@@ -311,3 +311,16 @@ def test_a_run_saved_by_evaluate_update_has_its_own_card(binary_run, tmp_path):
     assert reporting["details"]["parent_run"] == binary_run.name
     assert f"Updated from run `{binary_run.name}`" in _card(updated)
     assert "hungarian" in _card(updated)
+
+
+@pytest.mark.parametrize("config", ["heart_disease_internal_external.yaml",
+                                    "heart_disease_external.yaml",
+                                    "heart_disease_severity.yaml",
+                                    "lung_cancer_survival_cox.yaml"])
+def test_a_run_without_bootstrap_gets_its_card(runs, config):
+    # no bootstrap: no CIs, and the leave-group-out measures that need bootstrap standard
+    # errors are left unpooled (None); the card must still be written, not fail the run
+    run = _train(runs, config, "--set", "evaluation.bootstrap=0")
+    _assert_complete(run)
+    assert "| auroc |" in _card(run) or "| macro_auroc |" in _card(run) \
+        or "| c_index |" in _card(run)

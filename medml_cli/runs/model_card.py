@@ -155,7 +155,8 @@ def _metrics_part(metrics: dict[str, Any]) -> dict[str, Any]:
                           "warning": row.get("warning") or None} for row in block["groups"]]
         part["pooled"] = [{"name": name, **{k: pooled.get(k) for k in (
             "estimate", "low", "high", "prediction_low", "prediction_high", "i2")}}
-            for name, pooled in (block.get("pooled") or {}).items()]
+            for name, pooled in (block.get("pooled") or {}).items()
+            if pooled]  # a measure left unpooled (no bootstrap standard errors) is None
     survival = metrics.get("survival") or {}
     if survival:
         part.update(horizons=survival.get("horizons") or [],
