@@ -59,6 +59,8 @@ def _kind(estimator: Any) -> str:
         return "cox"
     if name == "RandomSurvivalForest":
         return "forest"
+    if name == "GradientBoostingSurvivalAnalysis":
+        return "boosting"
     return name
 
 
@@ -68,19 +70,36 @@ def unsupported_survival_reason(estimator: Any) -> str | None:
     if kind == "forest" and getattr(estimator, "low_memory", False):
         return ("the random survival forest was fitted with low_memory=True, which keeps no "
                 "survival curves in its leaves")
-    if kind in ("cox", "forest"):
+    if kind == "boosting":
+        if type(getattr(estimator, "_loss", None)).__name__ != "CoxPH":
+            return ("the gradient-boosted survival model was not fitted with the Cox loss, so "
+                    "it has no survival function")
+        if hasattr(estimator, "_scale") or not (isinstance(estimator.init_, str)
+                                                and estimator.init_ == "zero"):
+            return ("the gradient-boosted survival model was fitted with dropout or an init "
+                    "estimator, which medml's conversion does not reproduce")
+    if kind in ("cox", "forest", "boosting"):
         return None
-    return (f"medml has no ONNX conversion for scikit-survival's {kind} (only Cox models "
-            "and random survival forests are exported)")
+    return (f"medml has no ONNX conversion for scikit-survival's {kind} (Cox models, random "
+            "survival forests and gradient-boosted Cox models are exported)")
 
 
-def _cox_parts(estimator: Any) -> tuple[np.ndarray, float, Any]:
-    """Coefficients, offset and Breslow baseline, as the estimator's predict uses them."""
+def _cox_parts(estimator: Any) -> tuple[np.ndarray, float]:
+    """Coefficients and offset, as the estimator's predict uses them."""
     if type(estimator).__name__ == "CoxnetSurvivalAnalysis":
         coef, offset = estimator._get_coef(None)
-        return (np.asarray(coef, np.float64), float(offset),
-                estimator._get_baseline_model(None))
-    return np.asarray(estimator.coef_, np.float64), 0.0, estimator._baseline_model
+        return np.asarray(coef, np.float64), float(offset)
+    return np.asarray(estimator.coef_, np.float64), 0.0
+
+
+def _breslow_baseline(estimator: Any) -> np.ndarray:
+    """The Breslow baseline survival S0 at the estimator's time points (the one its
+    predict_survival_function raises to exp(risk))."""
+    if type(estimator).__name__ == "CoxnetSurvivalAnalysis":
+        baseline = estimator._get_baseline_model(None)
+    else:
+        baseline = estimator._baseline_model
+    return np.asarray(baseline.baseline_survival_.y, np.float64)
 
 
 def _parser(scope: Any, model: Any, inputs: Any, custom_parsers: Any = None) -> Any:
@@ -111,28 +130,57 @@ def _convert(scope: Any, operator: Any, container: Any) -> None:
     estimator = head.estimator
     opv = container.target_opset
     x = operator.inputs[0]
-    if _kind(estimator) == "cox":
-        risk, survival = _cox_graph(estimator, x, opv)
-    else:
+    kind = _kind(estimator)
+    if kind == "forest":
         risk, survival = _forest_graph(estimator, x, scope, container, opv)
-    if survival is None:  # a Cox model: S0(t) ** exp(risk)
-        baseline = np.asarray(_cox_parts(estimator)[2].baseline_survival_.y, np.float64)
-        survival = OnnxPow(baseline.reshape(1, -1), OnnxExp(risk, op_version=opv),
-                           op_version=opv)
+    else:
+        risk = (_cox_graph(estimator, x, opv) if kind == "cox"
+                else _boosting_graph(estimator, x, scope, container, opv))
+        # the Breslow curve: S0(t) ** exp(risk)
+        survival = OnnxPow(_breslow_baseline(estimator).reshape(1, -1),
+                           OnnxExp(risk, op_version=opv), op_version=opv)
     OnnxReshape(risk, np.array([-1], dtype=np.int64), op_version=opv,
                 output_names=operator.outputs[:1]).add_to(scope, container)
     OnnxIdentity(survival, op_version=opv, output_names=operator.outputs[1:2]).add_to(
         scope, container)
 
 
-def _cox_graph(estimator: Any, x: Any, opv: int) -> tuple[Any, None]:
-    """``x . coef - offset`` as [n, 1]; the curve is the baseline raised to exp of it."""
+def _cox_graph(estimator: Any, x: Any, opv: int) -> Any:
+    """``x . coef - offset`` as [n, 1]."""
     from skl2onnx.algebra.onnx_ops import OnnxMatMul, OnnxSub
 
-    coef, offset, _ = _cox_parts(estimator)
-    risk = OnnxSub(OnnxMatMul(x, coef.reshape(-1, 1), op_version=opv),
+    coef, offset = _cox_parts(estimator)
+    return OnnxSub(OnnxMatMul(x, coef.reshape(-1, 1), op_version=opv),
                    np.array([offset], dtype=np.float64), op_version=opv)
-    return risk, None
+
+
+def _float32_splits(x: Any, opv: int) -> Any:
+    """``x`` rounded to float32 and back: scikit-learn's trees compare float32 inputs."""
+    from onnx import TensorProto
+    from skl2onnx.algebra.onnx_ops import OnnxCast
+
+    return OnnxCast(OnnxCast(x, to=TensorProto.FLOAT, op_version=opv), to=TensorProto.DOUBLE,
+                    op_version=opv)
+
+
+def _sklearn_tree(tree: Any, values: np.ndarray) -> Any:
+    """A fitted scikit-learn ``Tree`` with the given per-node values (one column)."""
+    from medml_cli.export.converters import _Tree
+
+    missing = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, np.uint8))
+    return _Tree(tree.feature, tree.threshold, tree.children_left, tree.children_right,
+                 np.asarray(missing), values)
+
+
+def _boosting_graph(model: Any, x: Any, scope: Any, container: Any, opv: int) -> Any:
+    """The sum over stages of ``learning_rate * leaf value`` as [n, 1] (the model starts
+    from zero)."""
+    from medml_cli.export.converters import _tree_sums
+
+    rate = float(model.learning_rate)
+    trees = [_sklearn_tree(t.tree_, rate * t.tree_.value[:, 0, :].astype(np.float64))
+             for t in model.estimators_[:, 0]]
+    return _tree_sums([[(t, 0) for t in trees]], _float32_splits(x, opv), scope, container)
 
 
 def _forest_graph(forest: Any, x: Any, scope: Any, container: Any,
@@ -150,7 +198,7 @@ def _forest_graph(forest: Any, x: Any, scope: Any, container: Any,
         OnnxSlice,
     )
 
-    from medml_cli.export.converters import _Tree, _tree_sums
+    from medml_cli.export.converters import _tree_sums
 
     trees, table = [], []
     start = 0
@@ -161,16 +209,13 @@ def _forest_graph(forest: Any, x: Any, scope: Any, container: Any,
         rows = np.zeros((tree.node_count, 1), np.float64)
         rows[leaves, 0] = start + np.arange(len(leaves))
         start += len(leaves)
-        missing = getattr(tree, "missing_go_to_left", np.zeros(tree.node_count, np.uint8))
-        trees.append(_Tree(tree.feature, tree.threshold, tree.children_left,
-                           tree.children_right, np.asarray(missing), rows))
+        trees.append(_sklearn_tree(tree, rows))
         value = tree.value[leaves]  # (leaves, times, 2): cumulative hazard, survival
         risk = value[:, estimator.is_event_time_, 0].sum(axis=1)
         table.append(np.column_stack([risk, value[:, :, 1]]).astype(np.float64))
     values = np.vstack(table)
-    x32 = OnnxCast(OnnxCast(x, to=TensorProto.FLOAT, op_version=opv), to=TensorProto.DOUBLE,
-                   op_version=opv)
-    leaf_rows = _tree_sums([[(t, 0)] for t in trees], x32, scope, container)
+    leaf_rows = _tree_sums([[(t, 0)] for t in trees], _float32_splits(x, opv), scope,
+                           container)
     index = OnnxCast(leaf_rows, to=TensorProto.INT64, op_version=opv)
     n = OnnxSlice(OnnxShape(x, op_version=opv), np.array([0], np.int64),
                   np.array([1], np.int64), op_version=opv)
