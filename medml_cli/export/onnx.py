@@ -2,7 +2,8 @@
 ONNX graph, checked against medml's own predictions before the bundle is written.
 
 scikit-learn pipelines (imputation, scaling, one-hot encoding and the estimator) convert
-with skl2onnx, helped by :mod:`medml_cli.export.converters`; Keras CNNs with Keras 3's own
+with skl2onnx, helped by :mod:`medml_cli.export.converters` (and, for survival models,
+:mod:`medml_cli.export.survival`: risk score and survival curve); Keras CNNs with Keras 3's own
 ``model.export(format="onnx")`` (tf2onnx underneath), with the model's intensity window
 (e.g. the HU lung window) added in front of the graph, so both take the raw inputs predict
 takes. The parity check replays the run's data through ONNX Runtime and through the saved
