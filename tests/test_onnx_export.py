@@ -151,17 +151,6 @@ def test_a_broken_parity_is_exit_2_and_leaves_no_bundle(runs, tmp_path, monkeypa
     assert result.exit_code == 2 and not (run / "exports").exists()
 
 
-def test_a_survival_run_is_refused_naming_the_reason(tmp_path):
-    runs_dir = tmp_path / "runs"
-    trained = run_cli("train", CONFIGS / "lung_cancer_survival_cox.yaml", "--runs-dir",
-                      runs_dir, *QUICK)
-    assert trained.exit_code == 0, trained.stderr
-    result = run_cli("export", trained.last_line)
-    assert result.exit_code == 2
-    assert "survival" in result.stderr and "scikit-survival" in result.stderr
-    assert not (Path(trained.last_line) / "exports").exists()
-
-
 def test_unknown_format_failed_run_and_unwritable_output_are_exit_2(runs, tmp_path):
     run = runs["heart_disease_logreg"]
     result = run_cli("export", run, "--format", "pmml")

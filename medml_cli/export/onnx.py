@@ -2,7 +2,8 @@
 ONNX graph, checked against medml's own predictions before the bundle is written.
 
 scikit-learn pipelines (imputation, scaling, one-hot encoding and the estimator) convert
-with skl2onnx, helped by :mod:`medml_cli.export.converters`; Keras CNNs with Keras 3's own
+with skl2onnx, helped by :mod:`medml_cli.export.converters` (and, for survival models,
+:mod:`medml_cli.export.survival`: risk score and survival curve); Keras CNNs with Keras 3's own
 ``model.export(format="onnx")`` (tf2onnx underneath), with the model's intensity window
 (e.g. the HU lung window) added in front of the graph, so both take the raw inputs predict
 takes. The parity check replays the run's data through ONNX Runtime and through the saved
@@ -119,12 +120,6 @@ def export_run(run_path: Path, fmt: str = "onnx", output: Path | None = None, *,
     _check_format(fmt)
     run_path = open_completed_run(Path(run_path))
     card = load_card(run_path)
-    if card.get("problem") == "survival":
-        raise ExportError(
-            f"run {run_path.name} is a survival model ({card.get('model')}); medml does not "
-            "export survival models to ONNX: skl2onnx has no converters for scikit-survival "
-            "estimators, and predict's survival output (risk score and survival curve per "
-            "horizon) has no ONNX equivalent. Use `medml predict` with the run itself.")
     output = Path(output) if output is not None else run_path / DEFAULT_OUTPUT
     _check_output(output, overwrite)
     cfg = load_run_config(run_path)
@@ -250,6 +245,23 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
         raise ExportError(f"converting the model to ONNX: its target transformer "
                           f"{', '.join(bad)} has no ONNX converter in medml (only a "
                           "standardised target is supported).")
+    survival = card.get("problem") == "survival"
+    if survival:
+        from medml_cli.export.survival import (
+            RISK_OUTPUT,
+            SURVIVAL_OUTPUT,
+            register_survival_converter,
+            survival_head_copy,
+            unsupported_survival_reason,
+        )
+
+        estimator = model.steps[-1][1] if hasattr(model, "steps") else model
+        reason = unsupported_survival_reason(estimator)
+        if reason:
+            raise ExportError(
+                f"run {run_path.name} is a survival model ({card.get('model')}) that cannot "
+                f"be exported to ONNX: {reason}. Use `medml predict` with the run itself.")
+        register_survival_converter()
     register_converters()
     initial = [(c.name, StringTensorType([None, 1]) if c.kind == "categorical"
                 else DoubleTensorType([None, 1])) for c in schema.columns]
@@ -257,7 +269,8 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
     try:
         with warnings.catch_warnings():  # skl2onnx reads attributes sklearn 1.9 deprecates
             warnings.simplefilter("ignore", FutureWarning)
-            onx = convert_sklearn(export_copy(model), initial_types=initial,
+            onx = convert_sklearn(survival_head_copy(model) if survival else export_copy(model),
+                                  initial_types=initial,
                                   options={"zipmap": False} if classifier else None,
                                   target_opset=OPSET)
     except Exception as exc:  # noqa: BLE001 - skl2onnx raises many types for one reason
@@ -274,6 +287,21 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
     session = inference_session(folder / MODEL_FILE)
     outputs = [o.name for o in session.get_outputs()]
     score_output = outputs[1] if classifier else outputs[0]
+    if survival:
+        problem = problem_of_card(card)
+        survival_block = {
+            "risk_output": RISK_OUTPUT, "survival_output": SURVIVAL_OUTPUT,
+            "times": [float(t) for t in estimator.unique_times_], "time_unit": problem.time_unit,
+            "time_grid": problem.grid, "horizons": problem.horizons,
+            "max_follow_up": problem.max_follow_up,
+            "reading": (f"`{RISK_OUTPUT}` [n] is the risk score (higher = earlier event); "
+                        f"`{SURVIVAL_OUTPUT}` [n, len(times)] is S(t | x) at `times`, a step "
+                        "curve: 1 before the first time, S(times[j]) from times[j] until the "
+                        "next one, the last value after the last. medml reads it at the "
+                        "horizons (survival_at_<h>) and takes median_survival as the first "
+                        "time of its fine grid where S <= 0.5"),
+        }
+        score_output = RISK_OUTPUT
     inputs = [{"name": c.name, "feature": c.name, "kind": c.kind,
                "type": "string" if c.kind == "categorical" else "double", "shape": [None, 1],
                **({"categories": schema.categories.get(c.name, [])}
@@ -303,9 +331,13 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
         "imputed": {k: [how, [v if isinstance(v, str | int | float) else str(v)
                               for v in values]]
                     for k, (how, values) in imputed_values(model).items()},
-        "versions": _versions("onnx", "skl2onnx", "onnxruntime", "scikit-learn"),
+        "versions": _versions("onnx", "skl2onnx", "onnxruntime", "scikit-learn",
+                              *(["scikit-survival"] if survival else [])),
         "opset": {o.domain or "ai.onnx": o.version for o in onx.opset_import},
     }
+    if survival:
+        signature["survival"] = survival_block
+        signature["scores"] = survival_block["reading"]
     dataset = load_dataset(cfg)
     X = align_category_spelling(prepare_features(dataset.X, schema, "the run's data",
                                                  context="input"), schema)

@@ -29,6 +29,9 @@ BUNDLE_VERSION = 1
 #: is NaN); the exporter's converters impute the same spelling.
 MISSING_CATEGORY = ""
 REEXPORT_FIX = "export it again with `medml export RUN --format onnx`"
+#: Rows per ONNX Runtime call for survival bundles: a random survival forest's graph holds
+#: an [n, leaves] leaf matrix (see medml_cli.export.survival).
+SURVIVAL_BATCH_ROWS = 1024
 
 
 def is_onnx_bundle(path: Path) -> bool:
@@ -126,6 +129,23 @@ class OnnxModel:
             feeds = tabular_feeds(X, self.signature["inputs"])
         out = self.session.run([self.signature["score_output"]], feeds)[0]
         return np.asarray(out, dtype=np.float64)
+
+    def risk_and_survival(self, X: Any, times: Any) -> tuple[np.ndarray, np.ndarray]:
+        """A survival bundle's risk score (n,) and S(t | x) at ``times`` (n, len(times)),
+        read from the graph's step curve as medml reads a fitted estimator's."""
+        from medml_cli.models.survival_output import _as_times, _step_values
+
+        block = self.signature["survival"]
+        names = [block["risk_output"], block["survival_output"]]
+        risks, curves = [], []
+        for start in range(0, max(len(X), 1), SURVIVAL_BATCH_ROWS):
+            rows = X.iloc[start:start + SURVIVAL_BATCH_ROWS]
+            risk, curve = self.session.run(names, tabular_feeds(rows, self.signature["inputs"]))
+            risks.append(np.asarray(risk, np.float64).reshape(-1))
+            curves.append(np.asarray(curve, np.float64).reshape(len(rows), -1))
+        knots = np.asarray(block["times"], dtype=np.float64)
+        return (np.concatenate(risks),
+                _step_values(knots, np.vstack(curves), _as_times(times)))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities in the order of ``classes_``."""
