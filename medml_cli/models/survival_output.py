@@ -23,14 +23,15 @@ def _split(model: Any, X: Any) -> tuple[Any, Any]:
     return steps[-1][1], X
 
 
-def _as_times(times: Any) -> np.ndarray:
+def as_times(times: Any) -> np.ndarray:
+    """``times`` as a flat float array; non-finite times are a ValueError."""
     out = np.asarray(times, dtype=float).reshape(-1)
     if not np.isfinite(out).all():
         raise ValueError("times must be finite numbers")
     return out
 
 
-def _step_values(grid: np.ndarray, values: np.ndarray, times: np.ndarray) -> np.ndarray:
+def step_values(grid: np.ndarray, values: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Right-continuous step curves ``values`` (n, len(grid)) read at ``times``: 1 before the
     first grid time, the last value carried beyond the last one."""
     index = np.searchsorted(grid, times, side="right") - 1
@@ -48,13 +49,13 @@ def _curves_at(estimator: Any, Xt: Any, times: np.ndarray) -> np.ndarray:
         except TypeError:  # an estimator without return_array
             values = None
         if values is not None and np.ndim(values) == 2 and np.shape(values)[1] == len(grid):
-            return _step_values(np.asarray(grid, dtype=float), np.asarray(values, float), times)
+            return step_values(np.asarray(grid, dtype=float), np.asarray(values, float), times)
     functions = estimator.predict_survival_function(Xt)
     out = np.empty((len(functions), len(times)))
     for i, fn in enumerate(functions):
         # read x and y directly: calling a StepFunction raises outside its domain
         curve = fn.a * np.asarray(fn.y, dtype=float)[None, :] + fn.b
-        out[i] = _step_values(np.asarray(fn.x, dtype=float), curve, times)[0]
+        out[i] = step_values(np.asarray(fn.x, dtype=float), curve, times)[0]
     return out
 
 
@@ -64,7 +65,7 @@ def predict_risk_and_survival(model: Any, X: Any, times: Any) -> tuple[np.ndarra
     S is 1 before the model's first time and keeps its last value beyond its last time.
     """
     estimator, Xt = _split(model, X)
-    times = _as_times(times)
+    times = as_times(times)
     risk = np.asarray(estimator.predict(Xt), dtype=float).reshape(-1)
     return risk, _curves_at(estimator, Xt, times)
 
@@ -72,7 +73,7 @@ def predict_risk_and_survival(model: Any, X: Any, times: Any) -> tuple[np.ndarra
 def median_survival_time(surv: Any, times: Any) -> np.ndarray:
     """The first of ``times`` (ascending) where S(t) <= 0.5, per row of ``surv``
     (n, len(times)); NaN where the curve stays above 0.5 within ``times``."""
-    times = _as_times(times)
+    times = as_times(times)
     surv = np.atleast_2d(np.asarray(surv, dtype=float))
     if surv.shape[1] != len(times):
         raise ValueError(f"surv has {surv.shape[1]} columns but there are {len(times)} times")

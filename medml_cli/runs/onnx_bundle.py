@@ -133,7 +133,7 @@ class OnnxModel:
     def risk_and_survival(self, X: Any, times: Any) -> tuple[np.ndarray, np.ndarray]:
         """A survival bundle's risk score (n,) and S(t | x) at ``times`` (n, len(times)),
         read from the graph's step curve as medml reads a fitted estimator's."""
-        from medml_cli.models.survival_output import _as_times, _step_values
+        from medml_cli.models.survival_output import as_times, step_values
 
         block = self.signature["survival"]
         names = [block["risk_output"], block["survival_output"]]
@@ -145,7 +145,7 @@ class OnnxModel:
             curves.append(np.asarray(curve, np.float64).reshape(len(rows), -1))
         knots = np.asarray(block["times"], dtype=np.float64)
         return (np.concatenate(risks),
-                _step_values(knots, np.vstack(curves), _as_times(times)))
+                step_values(knots, np.vstack(curves), as_times(times)))
 
     def predict_proba(self, X: Any) -> np.ndarray:
         """Class probabilities in the order of ``classes_``."""
