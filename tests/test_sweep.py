@@ -302,8 +302,10 @@ def test_fail_fast_stops_starting_trials(tmp_path: Path) -> None:
 
 
 def test_timeout_kills_a_trial(tmp_path: Path) -> None:
-    path = write(tmp_path, "s.yaml", SMALL.replace("[ridge, svr]", "[ridge]")
-                 .replace("seeds: [0, 1]", "seeds: [0]"))
+    # a trial that takes seconds (a warm ridge trial can finish inside the timeout itself)
+    path = write(tmp_path, "s.yaml", SMALL.replace("[ridge, svr]", "[random-forest]")
+                 .replace("seeds: [0, 1]", "seeds: [0]")
+                 .replace("evaluation:", "model: {n_estimators: 3000}\nevaluation:"))
     result = invoke("--quiet", "sweep", path, "--runs-dir", tmp_path / "runs", "--timeout",
                     "0.3", "--json")
     assert result.exit_code == 1

@@ -128,9 +128,9 @@ def test_absurd_random_searches_are_refused(tmp_path: Path, block: str, expected
 
 
 # --------------------------------------------------------------------------- one process
-def pending_sweep(tmp_path: Path) -> Path:
+def pending_sweep(tmp_path: Path, text: str = FAST) -> Path:
     """A sweep folder whose two trials all still have to run (each timed out at once)."""
-    result = run_cli("--quiet", "sweep", write(tmp_path, FAST), "--runs-dir",
+    result = run_cli("--quiet", "sweep", write(tmp_path, text), "--runs-dir",
                      tmp_path / "runs", "--timeout", "0.001")
     assert result.exit_code == 1, result.stderr
     return Path(result.last_line)
@@ -138,7 +138,8 @@ def pending_sweep(tmp_path: Path) -> Path:
 
 @pytest.mark.slow
 def test_a_second_resume_is_refused_while_the_first_runs(tmp_path: Path) -> None:
-    sweep_dir = pending_sweep(tmp_path)
+    # trials of seconds: a warm ridge trial can finish while the second resume is refused
+    sweep_dir = pending_sweep(tmp_path, SLOW.replace("3000", "600"))
     holder = subprocess.Popen([*MEDML, "--quiet", "sweep", "--resume", str(sweep_dir)],
                               start_new_session=True, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True)
@@ -171,7 +172,7 @@ def test_a_second_resume_is_refused_while_the_first_runs(tmp_path: Path) -> None
     while any(pid_alive(p) for p in killed) and time.monotonic() < deadline:
         time.sleep(0.05)
     # the kernel released the dead holder's lock: a resume runs, and each trial runs once
-    result = run_cli("--quiet", "sweep", "--resume", sweep_dir, "--json")
+    result = run_cli("--quiet", "sweep", "--resume", sweep_dir, "--workers", "2", "--json")
     assert result.exit_code == 0, result.stderr
     data = json.loads(result.stdout)
     assert data["counts"]["completed"] == 2
