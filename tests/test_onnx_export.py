@@ -251,3 +251,23 @@ def test_a_site_updated_model_exports_within_1e_5(runs):
     assert exported.exit_code == 0, exported.stderr
     signature = json.loads((Path(exported.last_line) / "signature.json").read_text())
     assert signature["parity"]["max_abs_diff"] <= 1e-5
+
+
+def test_overwrite_never_replaces_a_folder_that_is_not_a_bundle(runs, tmp_path):
+    run = runs["heart_disease_logreg"]
+    notes = tmp_path / "mine"
+    notes.mkdir()
+    (notes / "notes.txt").write_text("keep me")
+    for folder in (notes, run):  # a user's folder, and the run itself
+        before = sorted(p.name for p in folder.iterdir())
+        result = run_cli("export", run, "--output", folder, "--overwrite")
+        assert result.exit_code == 2 and "not a medml export bundle" in result.stderr
+        assert sorted(p.name for p in folder.iterdir()) == before
+    assert (notes / "notes.txt").read_text() == "keep me"
+    assert (run / "metrics.json").exists()
+
+
+def test_an_output_that_cannot_be_created_is_exit_2(runs):
+    result = run_cli("export", runs["heart_disease_logreg"], "--output", "/proc/no-bundle")
+    assert result.exit_code == 2 and "cannot write the bundle" in result.stderr
+    assert "internal error" not in result.stderr

@@ -27,6 +27,7 @@ import numpy as np
 
 from medml_cli.errors import MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import write_json
+from medml_cli.runs.artifacts import MANIFEST
 from medml_cli.runs.directory import open_completed_run
 from medml_cli.runs.onnx_bundle import (
     BUNDLE_FORMAT,
@@ -79,9 +80,15 @@ def _check_output(output: Path, overwrite: bool) -> None:
     cannot be written."""
     if output.exists() and not output.is_dir():
         raise MedmlUsageError(f"--output {output} is a file; pass a folder for the bundle.")
-    if output.exists() and any(output.iterdir()) and not overwrite:
-        raise MedmlUsageError(f"--output {output} already exists and is not empty. Pass "
-                              "another folder, or --overwrite to replace the bundle in it.")
+    if output.exists() and any(output.iterdir()):
+        if not (output / SIGNATURE).is_file() or not (output / MANIFEST).is_file():
+            # --overwrite replaces a bundle, never a folder of other files (a run, say)
+            raise MedmlUsageError(f"--output {output} already holds files that are not a "
+                                  "medml export bundle; medml will not replace them. Pass a "
+                                  "new or empty folder.")
+        if not overwrite:
+            raise MedmlUsageError(f"--output {output} already holds an exported bundle. Pass "
+                                  "another folder, or --overwrite to replace that bundle.")
     existing = output.parent
     while not existing.exists():
         existing = existing.parent
@@ -126,7 +133,12 @@ def export_run(run_path: Path, fmt: str = "onnx", output: Path | None = None, *,
     created = _make_parents(output.parent)
     tmp = output.parent / f".tmp-{output.name}-{uuid.uuid4().hex[:12]}"
     try:
-        tmp.mkdir()
+        try:
+            tmp.mkdir()
+        except OSError as exc:
+            raise MedmlUsageError(f"cannot write the bundle to {output} "
+                                  f"({exc.strerror or exc}). Pass a writable folder with "
+                                  "--output.") from None
         if card.get("format") == "keras":
             signature = _export_keras(run_path, cfg, card, tmp)
         else:
