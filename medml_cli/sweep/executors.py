@@ -271,9 +271,13 @@ def connect_dask(workers: int, scheduler: str | None) -> tuple[Any, Any]:
         # worker threads in this process: each trial is its own process (forked from the
         # session's warm server), so a worker only waits on it; worker processes would each
         # cost an interpreter start and a warm server of their own before the first trial
+        # CRITICAL: the workers share this process, so while a stopped sweep (Ctrl-C,
+        # SIGTERM) closes the cluster, a worker's heartbeat to the closing scheduler would
+        # print a traceback on the sweep's stderr; a failed task still reaches the sweep as
+        # its future's exception, and a trial's failure as its own result
         cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=False,
                                protocol="tcp", dashboard_address=None,
-                               silence_logs=logging.ERROR)
+                               silence_logs=logging.CRITICAL)
         return Client(cluster), cluster
     try:
         # the connect timeout is dask's distributed.comm.timeouts.connect (default 30 s)
