@@ -335,3 +335,24 @@ def test_a_trial_that_cannot_fit_fails_alone(tmp_path, monkeypatch):
     folds = read_metrics(Path(result.last_line))["tuning"]["outer_folds"]
     assert all(r["trials_completed"] == 2 and r["trials_failed"] == 1 for r in folds)
     assert "solver diverged" in folds[0]["errors"][0]
+
+
+def test_a_generic_task_with_three_classes_tunes_macro_auroc(tmp_path, runs_dir):
+    # tabular-classification is multi-class when its target has k > 2 classes: the studies
+    # optimise that problem type's primary metric, not the binary task's "auroc"
+    from sklearn.datasets import load_iris
+
+    frame = load_iris(as_frame=True).frame
+    frame.to_csv(tmp_path / "iris.csv", index=False)
+    config = write_config(tmp_path, """\
+task: tabular-classification
+data: {type: csv, path: iris.csv, target: target}
+model: {type: logistic-regression}
+evaluation: {bootstrap: 0, plots: false}
+tune: {sampler: grid, inner_splits: 3, parameters: {model.C: [0.1, 1.0]}}
+""")
+    result = run_cli("train", config, "--runs-dir", runs_dir)
+    assert result.exit_code == 0, result.stderr
+    metrics = read_metrics(Path(result.last_line))
+    assert metrics["problem"] == "multiclass" and metrics["tuning"]["metric"] == "macro_auroc"
+    assert all(r["trials_failed"] == 0 for r in metrics["tuning"]["outer_folds"])

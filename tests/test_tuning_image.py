@@ -241,3 +241,38 @@ def test_an_interrupted_image_tune_resumes_without_repeating_finished_trials(
     assert resumed["tuning"]["trials_pruned"] == fresh["tuning"]["trials_pruned"]
     assert "resuming, " in (Path(result.last_line) / "log.txt").read_text()
 
+
+
+SHAPES = """\
+name: shapes-tuned
+seed: 5
+task: image-classification
+data: {type: medmnist-npz, path: shapes.npz, use_file_splits: true}
+split: {method: holdout}
+model: {type: cnn2d, filters: [4, 8], dense_units: 8, epochs: 2, batch_size: 32}
+evaluation: {bootstrap: 0, explain: none}
+tune:
+  trials: 2
+  parameters:
+    model.learning_rate: [0.001, 0.003]
+"""
+
+
+@pytest.mark.tensorflow
+def test_a_k_class_image_tune_optimises_the_multiclass_primary_metric(tmp_path, runs_dir):
+    from tests.imaging.shapes import make_shapes_npz
+
+    make_shapes_npz(tmp_path / "shapes.npz", 40, seed=3)
+    result = run_cli("train", write_config(tmp_path, SHAPES), "--runs-dir", runs_dir)
+    assert result.exit_code == 0, result.stderr
+    metrics = read_metrics(Path(result.last_line))
+    assert metrics["problem"] == "multiclass"
+    assert metrics["tuning"]["metric"] == "macro_auroc"  # the task's binary "auroc" is not
+    assert metrics["tuning"]["test"] == pytest.approx(metrics["metrics"]["macro_auroc"])
+    # a metric the k-class data do not have is a config error before any run folder
+    wrong = write_config(tmp_path, SHAPES.replace("  trials: 2\n",
+                                                  "  trials: 2\n  metric: auroc\n"), "w.yaml")
+    result = run_cli("train", wrong, "--runs-dir", tmp_path / "other")
+    assert result.exit_code == 2
+    assert "'auroc' is not a metric of these data's problem type (multiclass)" in result.stderr
+    assert not (tmp_path / "other").exists() or not any((tmp_path / "other").iterdir())

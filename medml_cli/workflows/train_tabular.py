@@ -310,6 +310,10 @@ class TabularTraining(TrainingKind):
                 f"tuned runs (`tune:`); {cfg.task} runs take seconds, so train again instead.")
         check_not_all_missing(dataset.X, data_source_name(cfg))
         check_subgroups(cfg, dataset)
+        if cfg.tune is not None:  # a metric these data's problem type lacks: before a run
+            from medml_cli.workflows.tuning import tune_metric
+
+            tune_metric(cfg, problem)
         return split_rows(cfg, dataset, problem)
 
     def describe(self, cfg: Any, dataset: LoadedDataset, problem: ProblemType,

@@ -37,7 +37,7 @@ from medml_cli.config.tuning import (
 from medml_cli.data.base import LoadedDataset
 from medml_cli.evaluation.splits import make_folds
 from medml_cli.problems import ProblemType, dataset_classes
-from medml_cli.registry import MODELS, TASKS
+from medml_cli.registry import MODELS
 from medml_cli.tasks.base import higher_is_better
 
 #: Trials per study when ``tune.trials`` is not given (tpe, random).
@@ -90,6 +90,22 @@ def _suggest(trial: Any, key: str, spec: Any) -> Any:
     return trial.suggest_float(key, spec.low, spec.high, log=isinstance(spec, LogUniform))
 
 
+def tune_metric(cfg: Any, problem: ProblemType) -> str:
+    """What the studies optimise: ``tune.metric``, else the primary metric of the problem
+    type these data make (a generic task with k > 2 classes is multi-class: macro_auroc).
+    A metric the problem type does not compute is a MedmlUsageError (exit 2)."""
+    from medml_cli.errors import MedmlUsageError
+
+    metric = cfg.tune.metric or problem.primary_metric
+    names = problem.metric_names
+    if names and metric not in names:
+        raise MedmlUsageError(
+            f"tune.metric: '{metric}' is not a metric of these data's problem type "
+            f"({problem.name}); use one of {', '.join(names)} (default "
+            f"{problem.primary_metric}).")
+    return metric
+
+
 class Tuner:
     """Runs the studies of one run, each on a given set of rows (nested cross-validation).
 
@@ -112,7 +128,7 @@ class Tuner:
         self.cfg, self.dataset, self.problem = cfg, dataset, problem
         self.build = build
         self.tune = cfg.tune
-        self.metric = self.tune.metric or TASKS.get(cfg.task).primary_metric
+        self.metric = tune_metric(cfg, problem)
         self.maximize = higher_is_better(self.metric)
         self.grid = grid_of(self.tune, cfg.model.type) if self.tune.sampler == "grid" else None
         self.trials = len(self.grid) if self.grid is not None else \
@@ -303,7 +319,7 @@ def check_validation_scorable(cfg: Any, problem: ProblemType, y_val: np.ndarray,
     at all (e.g. AUROC with one class among them): no trial could then be compared."""
     from medml_cli.errors import DataError
 
-    metric = cfg.tune.metric or TASKS.get(cfg.task).primary_metric
+    metric = tune_metric(cfg, problem)
     constant = np.full(len(y_val), 0.5) if n_classes <= 2 else \
         np.full((len(y_val), n_classes), 1.0 / n_classes)
     with warnings.catch_warnings():
