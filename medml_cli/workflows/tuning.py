@@ -280,13 +280,22 @@ class Tuner:
     def record_outer(self, fold: int, outcome: StudyOutcome, outer: dict[str, float]) -> None:
         """One outer fold: its study and the metric on the fold's test rows."""
         score = outer.get(self.metric)
-        optimism = None
-        if score is not None and not np.isnan(score):
-            gap = outcome.best_inner - score
-            optimism = float(gap if self.maximize else -gap)
         self.outer.append({"fold": fold, **outcome.record(),
                            "outer": None if score is None else float(score),
-                           "optimism": optimism})
+                           "optimism": self.optimism(outcome.best_inner, score)})
+
+    def optimism(self, best: float | None, held_out: float | None) -> float | None:
+        """How much the study's best score flattered the choice: best minus the held-out
+        score, signed so that positive means flattered (None when either is missing)."""
+        if best is None or held_out is None or np.isnan(held_out):
+            return None
+        gap = best - held_out
+        return float(gap if self.maximize else -gap)
+
+    def parameters_record(self) -> dict[str, Any]:
+        """The searched space as metrics.json records it."""
+        return {k: v if isinstance(v, list) else v.model_dump()
+                for k, v in self.tune.parameters.items()}
 
     def summary(self) -> dict[str, Any]:
         """metrics.json's ``tuning`` block."""
@@ -301,8 +310,7 @@ class Tuner:
             "sampler": self.tune.sampler, "metric": self.metric,
             "direction": "maximize" if self.maximize else "minimize",
             "trials": self.trials, "inner_splits": self.tune.inner_splits,
-            "parameters": {k: v if isinstance(v, list) else v.model_dump()
-                           for k, v in self.tune.parameters.items()},
+            "parameters": self.parameters_record(),
             "outer_folds": self.outer, "final": final,
             "mean_best_inner": float(np.mean([r["best_inner"] for r in self.outer]))
             if self.outer else None,
@@ -455,10 +463,6 @@ class ImageTuner(Tuner):
         """metrics.json's ``tuning`` block for an image run."""
         final = self.final.record() if self.final is not None else None
         best = self.final.best_inner if self.final is not None else None
-        optimism = None
-        if best is not None and self.test is not None and not np.isnan(self.test):
-            gap = best - self.test
-            optimism = float(gap if self.maximize else -gap)
         return {
             "scheme": "validation-images",
             "sampler": self.tune.sampler, "metric": self.metric,
@@ -467,13 +471,12 @@ class ImageTuner(Tuner):
             "pruning_warmup_epochs": self.warmup,
             "pruning_startup_trials": PRUNING_STARTUP_TRIALS if self.pruner == "median"
             else None,
-            "parameters": {k: v if isinstance(v, list) else v.model_dump()
-                           for k, v in self.tune.parameters.items()},
+            "parameters": self.parameters_record(),
             "final": final,
             "best_validation": best,
             "final_validation": self.final_validation,
             "test": self.test,
-            "optimism": optimism,
+            "optimism": self.optimism(best, self.test),
             "trials_completed": final["trials_completed"] if final else 0,
             "trials_pruned": final["trials_pruned"] if final else 0,
             "trials_failed": final["trials_failed"] if final else 0,
