@@ -189,13 +189,10 @@ def _copy_run_files(run_path: Path, folder: Path, *, tabular: bool) -> None:
 
 
 def _versions(*names: str) -> dict[str, str]:
-    from importlib.metadata import PackageNotFoundError, version
+    """The installed versions of ``names`` (absent ones left out), as runs record them."""
+    from medml_cli.runs.environment import package_versions
 
-    out = {}
-    for name in names:
-        with contextlib.suppress(PackageNotFoundError):
-            out[name] = version(name)
-    return out
+    return {k: v for k, v in package_versions(names).items() if v is not None}
 
 
 def _parity(expected: np.ndarray, got: np.ndarray, tolerance: float, rows: int,
@@ -299,8 +296,8 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
     session = inference_session(folder / MODEL_FILE)
     outputs = [o.name for o in session.get_outputs()]
     score_output = outputs[1] if classifier else outputs[0]
+    problem = problem_of_card(card)
     if survival:
-        problem = problem_of_card(card)
         survival_block = {
             "risk_output": RISK_OUTPUT, "survival_output": SURVIVAL_OUTPUT,
             "times": [float(t) for t in estimator.unique_times_], "time_unit": problem.time_unit,
@@ -354,7 +351,6 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
     X = align_category_spelling(prepare_features(dataset.X, schema, "the run's data",
                                                  context="input"), schema)
     X = _parity_rows(X, schema, int(getattr(cfg, "seed", 0)))
-    problem = problem_of_card(card)
     expected = problem.scores(model, X, len(classes))
     got = problem.scores(OnnxModel(session, signature), X, len(classes))
     signature["parity"] = _parity(
@@ -392,7 +388,6 @@ def _prepend_intensity(onx: Any, intensity: tuple[str, float, float]) -> None:
     ]
     for node in reversed(nodes):
         graph.node.insert(0, node)
-
 
 
 def _export_keras(run_path: Path, cfg: Any, card: dict[str, Any],

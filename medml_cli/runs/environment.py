@@ -21,7 +21,7 @@ PACKAGES = (
 )
 
 
-def _version(name: str) -> str | None:
+def package_version(name: str) -> str | None:
     """``importlib.metadata.version(name)`` without parsing the whole metadata file.
 
     ``version()`` hands METADATA to the e-mail parser, long description included (tens of
@@ -46,9 +46,10 @@ def _version(name: str) -> str | None:
     return dist.version  # an unusual file: let importlib parse it
 
 
-def package_versions() -> dict[str, str | None]:
-    """Installed versions of the packages a run depends on (None when absent)."""
-    return {name: _version(name) for name in PACKAGES}
+def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
+    """Installed versions of ``names`` (default: the packages a run depends on; None when
+    absent)."""
+    return {name: package_version(name) for name in names}
 
 
 def _find_git_dir(folder: Path) -> tuple[Path, Path] | None:
