@@ -286,6 +286,7 @@ def predict(
     """Predict with a run's model: id, probability and class (or the predicted value)."""
     state = _state(ctx)
     with error_boundary(state):
+        from medml_cli.csvio import csv_text
         from medml_cli.runs.outputs import check_output
         from medml_cli.workflows.predict import predict_with_run
 
@@ -295,7 +296,7 @@ def predict(
                                   allow_modalities=allow_modality or ())
         for warning in result.warnings:
             stderr.print(f"warning: {_escape(warning)}")
-        text = result.frame.to_csv(index=False)
+        text = csv_text(result.frame)
         target.write(text)
         if target.path is not None and not state.quiet:
             stderr.print(f"wrote {len(result.frame)} predictions to {target.display}")

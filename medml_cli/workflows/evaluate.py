@@ -15,6 +15,7 @@ import pandas as pd
 
 from medml_cli.config.loader import read_config_file, validate_config_data
 from medml_cli.config.overrides import apply_overrides
+from medml_cli.csvio import write_csv
 from medml_cli.data.base import LoadedDataset, check_known_labels, prepare_features
 from medml_cli.data.formats.table import TABLE_SUFFIXES, read_table, reading_options, table_format
 from medml_cli.errors import ConfigError, DataError, RunNotUsableError
@@ -534,7 +535,7 @@ def _save_evaluation(run_path: Path, tmp: Path, label: str, cfg: Any, provenance
     from medml_cli.evaluation.report import write_reports
 
     write_metrics(tmp / "metrics.json", metrics)
-    predictions.to_csv(tmp / "predictions.csv", index=False)
+    write_csv(predictions, tmp / "predictions.csv")
     write_reports(tmp, cfg, provenance, data_lines, metrics,
                   title=f"medml evaluation ({label}) of run {run_path.name}")
     return _finish_evaluation(run_path, tmp, label)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from medml_cli.config.loader import config_to_yaml
+from medml_cli.csvio import write_csv
 from medml_cli.data.base import LoadedDataset
 from medml_cli.evaluation.report import write_reports
 from medml_cli.problems import dataset_classes, problem_of
@@ -119,7 +120,7 @@ def run_experiment(
             run.log(f"warning: {metrics['calibration']['warning']}")
         kind.finish(cfg, dataset, problem, held, run, metrics)
         metrics["seconds"] = round(time.perf_counter() - started, 3)
-        held.predictions.to_csv(run.file("predictions.csv"), index=False)
+        write_csv(held.predictions, run.file("predictions.csv"))
         run.write_json("metrics.json", metrics)
         data_lines = kind.data_lines(dataset)
         write_reports(run.path, cfg, dataset.provenance, data_lines, metrics)

@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
+from medml_cli.csvio import write_csv
 from medml_cli.data.base import LoadedDataset
 from medml_cli.errors import DataError, MedmlUsageError
 from medml_cli.evaluation.splits import Fold, kfold_splits
@@ -485,7 +486,7 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
         fitted_schema = schema.with_training_stats(X) if method == "refit" else schema
         write_model_json(model_dir, "schema.json", fitted_schema.model_dump(mode="json"))
         metrics["seconds"] = round(time.perf_counter() - started, 3)
-        predictions.to_csv(run.file("predictions.csv"), index=False)
+        write_csv(predictions, run.file("predictions.csv"))
         run.write_json("metrics.json", metrics)
         lines = [f"**Updated from run {run_path.name}** by "
                  f"{method_text(method, problem.name)}, fitted on "
