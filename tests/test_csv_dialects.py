@@ -122,6 +122,21 @@ def test_invalid_utf8_names_offset_line_and_fix(tmp_path):
         assert text in message, message
 
 
+
+def test_a_bad_byte_past_the_first_megabyte_names_its_offset_and_line(tmp_path):
+    """The decoder reads 1 MB blocks; the line is counted afresh once a bad byte is found,
+    across blocks, and a character split between two blocks is not mistaken for one."""
+    rows = ["a,y"] + [f"{'é' * (i % 7)}{i},{i % 2}" for i in range(120_000)]
+    good = ("\n".join(rows) + "\n").encode("utf-8")
+    assert len(good) > 1 << 20
+    path = tmp_path / "t.csv"
+    path.write_bytes(good + b"\xff1,0\n")
+    with pytest.raises(DataError) as info:
+        load({"type": "csv", "path": str(path), "target": "y", "categorical": ["a"]})
+    message = str(info.value)
+    assert f"byte offset {len(good)}" in message, message
+    assert f"(line {len(rows) + 1})" in message, message
+
 def test_cp1252_undefined_byte_is_refused(tmp_path):
     path = tmp_path / "t.csv"
     path.write_bytes(b"a,y\n1,0\n\x81,1\n")

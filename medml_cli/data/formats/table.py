@@ -80,7 +80,7 @@ def _first_decode_error(path: Path, encoding: str) -> tuple[int, int, bytes] | N
     the offset in the file nor the line.
     """
     decoder = codecs.getincrementaldecoder(encoding)()
-    offset = lines = 0
+    offset = 0
     with path.open("rb") as handle:
         while True:
             block = handle.read(_BLOCK)
@@ -89,12 +89,24 @@ def _first_decode_error(path: Path, encoding: str) -> tuple[int, int, bytes] | N
                 decoder.decode(block, final=not block)
             except UnicodeDecodeError as exc:
                 at = offset - len(pending) + exc.start
-                line = lines + block[: max(0, at - offset)].count(b"\n") + 1
-                return at, line, bytes(exc.object[exc.start:exc.end])
+                return at, _line_at(path, at), bytes(exc.object[exc.start:exc.end])
             if not block:
                 return None
             offset += len(block)
+
+
+def _line_at(path: Path, offset: int) -> int:
+    """1-based line of byte ``offset``; counted only once a bad byte is found (a valid file,
+    the usual case, is not scanned for line breaks)."""
+    lines = 0
+    with path.open("rb") as handle:
+        while offset > 0:
+            block = handle.read(min(_BLOCK, offset))
+            if not block:
+                break
             lines += block.count(b"\n")
+            offset -= len(block)
+    return lines + 1
 
 
 def _codec_name(codec: str) -> str:

@@ -6,6 +6,7 @@ import codecs
 from pathlib import Path
 from typing import Literal
 
+import numpy as np
 import pandas as pd
 from pydantic import Field, field_validator
 
@@ -247,7 +248,9 @@ def frame_to_dataset(
         ids = _text_column(frame, cfg.id_column, "id", source)
         check_unique_ids(ids, cfg.id_column, source)
     else:
-        ids = pd.Series([str(i + 1) for i in range(len(frame))], index=frame.index)
+        # row numbers as text, "1"..."n" (numpy formats them without a Python loop)
+        ids = pd.Series(np.arange(1, len(frame) + 1).astype(str).astype(object),
+                        index=frame.index)
     groups = _text_column(frame, cfg.group_column, "group", source) \
         if cfg.group_column else None
     meta = frame[list(meta_columns)].copy() if meta_columns else None
