@@ -117,6 +117,28 @@ def test_package_versions_match_importlib_metadata():
     assert package_versions() == expected
 
 
+def test_package_versions_looks_up_an_imported_package_once(monkeypatch):
+    """Imported packages are read once per process (the code that runs cannot change); one
+    not imported yet is read every time, so an install between runs is seen."""
+    import sys
+
+    import sklearn  # noqa: F401 - imported, as in every run
+
+    from medml_cli.runs import environment
+
+    monkeypatch.setattr(environment, "_LOADED_VERSIONS", {})
+    monkeypatch.delitem(sys.modules, "SimpleITK", raising=False)
+    asked: list[str] = []
+    real = environment.package_version
+    monkeypatch.setattr(environment, "package_version",
+                        lambda name: asked.append(name) or real(name))
+    first = package_versions(("scikit-learn", "numpy", "simpleitk"))
+    second = package_versions(("scikit-learn", "numpy", "simpleitk"))
+    assert first == second
+    assert first["scikit-learn"] == metadata.version("scikit-learn")
+    assert asked == ["scikit-learn", "numpy", "simpleitk", "simpleitk"]
+
+
 def test_single_pass_load_refuses_untrusted_types_with_the_same_message(tmp_path):
     import os
 

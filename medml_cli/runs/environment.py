@@ -46,10 +46,31 @@ def package_version(name: str) -> str | None:
     return dist.version  # an unusual file: let importlib parse it
 
 
+#: The module each recorded distribution installs, where the names differ.
+_MODULES = {"medml": "medml_cli", "scikit-learn": "sklearn", "pyyaml": "yaml",
+            "simpleitk": "SimpleITK"}
+#: Versions of distributions whose module this process had already imported when asked.
+_LOADED_VERSIONS: dict[str, str | None] = {}
+
+
 def package_versions(names: tuple[str, ...] = PACKAGES) -> dict[str, str | None]:
     """Installed versions of ``names`` (default: the packages a run depends on; None when
-    absent)."""
-    return {name: package_version(name) for name in names}
+    absent).
+
+    A package this process has imported is looked up once: the code that runs is the code
+    that was imported, whatever is installed since, so its version cannot change (and the
+    lookups are a few milliseconds of every run). Packages not imported yet are looked up
+    each time.
+    """
+    versions = {}
+    for name in names:
+        if name in _LOADED_VERSIONS:
+            versions[name] = _LOADED_VERSIONS[name]
+            continue
+        versions[name] = package_version(name)
+        if _MODULES.get(name, name) in sys.modules:
+            _LOADED_VERSIONS[name] = versions[name]
+    return versions
 
 
 def _find_git_dir(folder: Path) -> tuple[Path, Path] | None:

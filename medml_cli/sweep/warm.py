@@ -222,6 +222,8 @@ def _preload() -> None:
             importlib.import_module(name)
     with contextlib.suppress(Exception):
         importlib.import_module("medml_cli.plugins").load_builtins()
+    with contextlib.suppress(Exception):  # read once here: every trial runs these imports
+        importlib.import_module("medml_cli.runs.environment").package_versions()
 
 
 def _name_process(title: str) -> None:
