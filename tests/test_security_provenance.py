@@ -81,3 +81,37 @@ def test_folder_outside_any_repository(tmp_path):
     from medml_cli.runs.environment import git_commit
 
     assert git_commit(tmp_path) is None
+
+
+def test_a_run_refused_before_recording_leaves_no_git_check_behind(tmp_path, monkeypatch):
+    """The git checks start before the data are read; a data error stops them and removes
+    their stand-in git dir."""
+    import tempfile
+
+    from medml_cli.config.loader import validate_config_data
+    from medml_cli.errors import DataError
+    from medml_cli.runs import environment
+    from medml_cli.workflows.train import run_experiment
+
+    repo, _, _ = _hostile_repo(tmp_path)
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    started: list[subprocess.Popen] = []
+    real_popen = subprocess.Popen
+
+    def recording_popen(*args, **kwargs):
+        started.append(real_popen(*args, **kwargs))
+        return started[-1]
+
+    monkeypatch.setattr(environment.subprocess, "Popen", recording_popen)
+    cfg = validate_config_data({"task": "tabular-classification",
+                                "data": {"type": "csv", "path": str(tmp_path / "absent.csv"),
+                                         "target": "y"},
+                                "model": {"type": "logistic-regression"}})
+    with pytest.raises(DataError, match="file not found"):
+        run_experiment(cfg, runs_dir=tmp_path / "runs", config_path=repo / "exp.yaml")
+    assert started, "the git check did not start before the data were read"
+    assert all(process.poll() is not None for process in started)
+    assert list(scratch.iterdir()) == []
+    assert not (tmp_path / "runs").exists()

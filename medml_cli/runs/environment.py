@@ -7,6 +7,7 @@ import platform
 import re
 import subprocess
 import sys
+import time
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -168,15 +169,43 @@ def _config_value(path: Path, section: str, key: str) -> str | None:
     return None
 
 
-def git_commit(folder: Path) -> dict[str, Any] | None:
-    """Commit and dirty flag of the git checkout holding ``folder``, if any.
+class _GitState:
+    """The commit of a checkout, and ``git status`` running on it in the background (it takes
+    a few milliseconds of a process that needs no Python: a run reads its data meanwhile)."""
 
-    The folder may come from someone else's archive, and a repository's own config can name
-    commands that git runs (core.fsmonitor, clean/smudge filters, hooks...). So the commit is
-    read from the files, and ``git status`` runs against a stand-in git dir that has the
-    repository's objects and index but no configuration of its own, with the user's global
-    and system configs switched off too.
-    """
+    def __init__(self, commit: str, process: subprocess.Popen | None, scratch: Any,
+                 deadline: float) -> None:
+        self.commit, self._process, self._scratch = commit, process, scratch
+        self._deadline = deadline
+
+    def result(self) -> dict[str, Any]:
+        """``{"commit", "dirty"}``; dirty is None when git could not tell (no git, a
+        timeout, an error)."""
+        dirty: bool | None = None
+        if self._process is not None:
+            try:
+                out, _ = self._process.communicate(
+                    timeout=max(0.0, self._deadline - time.monotonic()))
+                if self._process.returncode == 0:
+                    dirty = bool(out.strip())
+            except (OSError, subprocess.SubprocessError):
+                dirty = None  # commit still known; cleanliness could not be checked
+        self.close()
+        return {"commit": self.commit, "dirty": dirty}
+
+    def close(self) -> None:
+        """Stop git if it still runs and remove the stand-in git dir."""
+        if self._process is not None and self._process.poll() is None:
+            self._process.kill()
+            self._process.wait()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+            self._scratch = None
+
+
+def _start_git(folder: Path) -> _GitState | None:
+    """Read the commit of the checkout holding ``folder`` and start ``git status`` on it;
+    None outside a git checkout. See :func:`git_commit` for why git runs this way."""
     import tempfile
 
     found = _find_git_dir(Path(folder).resolve())
@@ -196,41 +225,81 @@ def git_commit(folder: Path) -> dict[str, Any] | None:
     env = {key: value for key, value in os.environ.items() if not key.startswith("GIT_")}
     env.update(GIT_CONFIG_NOSYSTEM="1", GIT_CONFIG_GLOBAL=os.devnull, GIT_OPTIONAL_LOCKS="0",
                GIT_TERMINAL_PROMPT="0", GIT_ATTR_NOSYSTEM="1")
-    dirty: bool | None
+    deadline = time.monotonic() + 5.0
+    scratch = tempfile.TemporaryDirectory(prefix="medml-git-")
     try:
-        with tempfile.TemporaryDirectory(prefix="medml-git-") as scratch:
-            neutral = _neutral_git_dir(git_dir, common_dir, Path(scratch))
-            status = subprocess.run(
-                ["git", f"--git-dir={neutral}", f"--work-tree={work_tree}",
-                 "-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}",
-                 "status", "--porcelain", "--untracked-files=no", "--ignore-submodules"],
-                capture_output=True, text=True, timeout=5, check=True, env=env,
-                cwd=scratch, stdin=subprocess.DEVNULL,
-            ).stdout.strip()
-            dirty = bool(status)
+        neutral = _neutral_git_dir(git_dir, common_dir, Path(scratch.name))
+        process = subprocess.Popen(
+            ["git", f"--git-dir={neutral}", f"--work-tree={work_tree}",
+             "-c", "core.fsmonitor=false", "-c", f"core.hooksPath={os.devnull}",
+             "status", "--porcelain", "--untracked-files=no", "--ignore-submodules"],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True, env=env,
+            cwd=scratch.name, stdin=subprocess.DEVNULL,
+        )
     except (OSError, subprocess.SubprocessError):
-        dirty = None  # commit still known; cleanliness could not be checked
-    return {"commit": commit, "dirty": dirty}
+        scratch.cleanup()
+        return _GitState(commit, None, None, deadline)
+    return _GitState(commit, process, scratch, deadline)
+
+
+def git_commit(folder: Path) -> dict[str, Any] | None:
+    """Commit and dirty flag of the git checkout holding ``folder``, if any.
+
+    The folder may come from someone else's archive, and a repository's own config can name
+    commands that git runs (core.fsmonitor, clean/smudge filters, hooks...). So the commit is
+    read from the files, and ``git status`` runs against a stand-in git dir that has the
+    repository's objects and index but no configuration of its own, with the user's global
+    and system configs switched off too.
+    """
+    state = _start_git(folder)
+    return state.result() if state is not None else None
+
+
+class EnvironmentCapture:
+    """The environment record of a run, started early: made before a run loads its data,
+    its git checks run meanwhile; :meth:`record` waits for them. Use it as a context manager
+    (or call :meth:`close`), so a run that fails before recording leaves no git behind."""
+
+    def __init__(self, config_path: Path | None) -> None:
+        import medml_cli
+
+        self._medml = _start_git(Path(medml_cli.__file__).resolve().parent)
+        self._config = _start_git(config_path.resolve().parent) if config_path else None
+
+    def record(self, data_files: dict[str, str]) -> EnvironmentRecord:
+        """Python, platform, packages, git state and data files (written with
+        :func:`medml_cli.runs.records.write_environment`)."""
+        medml_git = self._medml.result() if self._medml else None
+        return EnvironmentRecord(
+            python=sys.version.split()[0],
+            implementation=platform.python_implementation(),
+            platform=platform.platform(),
+            machine=platform.machine(),
+            cpu_count=os.cpu_count(),
+            packages=package_versions(),
+            git_commit=medml_git["commit"] if medml_git else None,
+            git_dirty=medml_git["dirty"] if medml_git else None,
+            config_git=self._config.result() if self._config else None,
+            command=[Path(sys.argv[0]).name, *sys.argv[1:]],
+            data_sha256=dict(data_files),
+        )
+
+    def close(self) -> None:
+        """Stop whatever git check still runs."""
+        for state in (self._medml, self._config):
+            if state is not None:
+                state.close()
+
+    def __enter__(self) -> EnvironmentCapture:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def capture_environment(data_files: dict[str, str],
                         config_path: Path | None) -> EnvironmentRecord:
     """The environment record of a run: Python, platform, packages, git state and data files
     (written with :func:`medml_cli.runs.records.write_environment`)."""
-    import medml_cli
-
-    package_dir = Path(medml_cli.__file__).resolve().parent
-    medml_git = git_commit(package_dir)
-    return EnvironmentRecord(
-        python=sys.version.split()[0],
-        implementation=platform.python_implementation(),
-        platform=platform.platform(),
-        machine=platform.machine(),
-        cpu_count=os.cpu_count(),
-        packages=package_versions(),
-        git_commit=medml_git["commit"] if medml_git else None,
-        git_dirty=medml_git["dirty"] if medml_git else None,
-        config_git=git_commit(config_path.resolve().parent) if config_path else None,
-        command=[Path(sys.argv[0]).name, *sys.argv[1:]],
-        data_sha256=dict(data_files),
-    )
+    with EnvironmentCapture(config_path) as capture:
+        return capture.record(data_files)

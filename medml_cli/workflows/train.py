@@ -19,7 +19,7 @@ from medml_cli.evaluation.report import write_reports
 from medml_cli.problems import dataset_classes, problem_of
 from medml_cli.registry import DATASETS, TASKS
 from medml_cli.runs.directory import create_run_dir
-from medml_cli.runs.environment import capture_environment
+from medml_cli.runs.environment import EnvironmentCapture
 from medml_cli.runs.model_card import write_model_card
 from medml_cli.workflows.heldout import record_head
 from medml_cli.workflows.kind import ProgressFn, TrainingKind
@@ -74,11 +74,12 @@ def run_experiment(
     Data and split problems raise before any run directory exists; a failure while fitting
     leaves a run marked failed. ``resume`` continues an interrupted image run in place.
     """
-    dataset = load_dataset(cfg)
-    problem = problem_of(cfg.task, dataset).for_run(cfg, dataset)
-    kind = TRAINING_KINDS[TASKS.get(cfg.task).data_kind]()
-    plan = kind.plan(cfg, dataset, problem, resume=resume is not None)
-    environment = capture_environment(dataset.provenance.files, config_path)
+    with EnvironmentCapture(config_path) as capture:  # git checks run while data load
+        dataset = load_dataset(cfg)
+        problem = problem_of(cfg.task, dataset).for_run(cfg, dataset)
+        kind = TRAINING_KINDS[TASKS.get(cfg.task).data_kind]()
+        plan = kind.plan(cfg, dataset, problem, resume=resume is not None)
+        environment = capture.record(dataset.provenance.files)
     synthetic = dataset.provenance.synthetic
 
     with create_run_dir(runs_dir, name or cfg.run_name, config_to_yaml(cfg),
