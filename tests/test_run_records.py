@@ -353,3 +353,21 @@ def test_runs_list_show_compare_multiclass(tmp_path):
     assert metrics[second.name]["macro_auroc"]["value"] == 0.83
     assert metrics[second.name]["macro_auroc"]["ci"] == [pytest.approx(0.73),
                                                          pytest.approx(0.88)]
+
+
+def test_written_yaml_loads_as_pyyaml_safe_load_does():
+    """A run's config.yaml is read with libyaml's loader where PyYAML has it: the same data
+    as yaml.safe_load for every shipped config, and the same error class for a damaged one."""
+    import yaml
+
+    from medml_cli.config.loader import config_to_yaml, load_experiment_config
+    from medml_cli.config.yaml_io import load_written_yaml
+
+    for path in sorted(Path("configs").glob("*.yaml")):
+        text = config_to_yaml(load_experiment_config(path))
+        assert load_written_yaml(text) == yaml.safe_load(text), path
+    for damaged in ["a: [1, 2", "a: b: c", "\tx: 1", "a: &x 1\nb: *y"]:
+        with pytest.raises(yaml.YAMLError):
+            yaml.safe_load(damaged)
+        with pytest.raises(yaml.YAMLError):
+            load_written_yaml(damaged)

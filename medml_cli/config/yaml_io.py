@@ -160,3 +160,14 @@ class _Dumper(yaml.SafeDumper):
 def dump_yaml(data: Any) -> str:
     """Dump data as YAML with keys in their given order and Unicode kept."""
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True)
+
+
+#: PyYAML's safe loader, in libyaml's C version when PyYAML was built with it (the wheels
+#: are): the same documents, types and errors, about six times faster.
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def load_written_yaml(text: str) -> Any:
+    """Load YAML that medml wrote itself (a run's config.yaml, a sweep's sweep.yaml) as
+    ``yaml.safe_load`` does; raises ``yaml.YAMLError`` the same way."""
+    return yaml.load(text, Loader=_SAFE_LOADER)  # noqa: S506 - a safe loader

@@ -30,8 +30,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from medml_cli.config.yaml_io import load_written_yaml
 from medml_cli.errors import MedmlUsageError, RunFailedError, RunNotUsableError
 from medml_cli.runs.directory import open_completed_run, pid_alive
 from medml_cli.runs.index import flatten, is_sweep_dir, resolve_run, show_run
@@ -469,7 +468,7 @@ class _Exporter:
         manifest = sweep.manifest
         name = self.experiment or manifest.get("task") or "medml"
         experiment_id = self.experiment_id(name)
-        spec = yaml.safe_load((sweep.path / "sweep.yaml").read_text(encoding="utf-8")) or {}
+        spec = load_written_yaml((sweep.path / "sweep.yaml").read_text(encoding="utf-8")) or {}
         params, truncated = config_params(spec if isinstance(spec, dict) else {})
         board = manifest.get("leaderboard") or {}
         best = board.get("best") or {}

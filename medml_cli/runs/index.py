@@ -17,6 +17,7 @@ from typing import Any
 import pandas as pd
 import yaml
 
+from medml_cli.config.yaml_io import load_written_yaml
 from medml_cli.errors import MedmlUsageError, RunNotUsableError
 from medml_cli.jsonio import RUN_FIX
 from medml_cli.runs.directory import pid_alive
@@ -62,7 +63,7 @@ def _damaged(path: Path, detail: str) -> RunNotUsableError:
 
 def _read_config_strict(path: Path) -> dict[str, Any]:
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_written_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError) as exc:
         raise RunNotUsableError(f"{path} cannot be read ({exc}). Fix: {RUN_FIX}.") from None
     except yaml.YAMLError as exc:

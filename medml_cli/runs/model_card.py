@@ -21,6 +21,7 @@ from typing import Any
 
 import yaml
 
+from medml_cli.config.yaml_io import load_written_yaml
 from medml_cli.data.formats.paths import sha256_file
 from medml_cli.errors import ConfigError, RunNotUsableError
 from medml_cli.evaluation.report import (
@@ -67,7 +68,7 @@ DEFAULT_OUT_OF_SCOPE = [
 def _run_config(run: Path) -> dict[str, Any]:
     path = run / "config.yaml"
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_written_yaml(path.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
         raise RunNotUsableError(f"{path} cannot be read as the run's config "
                                 f"({type(exc).__name__}). Fix: {RUN_FIX}.") from None

@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from medml_cli.config.overrides import CONFIG_KEY, NotASectionError, set_by_path
 from medml_cli.config.search_space import DISTRIBUTIONS, Choice, IntUniform, LogUniform, Uniform
+from medml_cli.config.yaml_io import load_written_yaml
 from medml_cli.errors import ConfigError
 from medml_cli.sweep.spec import ID_LENGTH, MAX_TRIALS, RandomSearch, Sweep, SweepBlock, Trial
 
@@ -353,7 +354,7 @@ def expand_sweep(path: Path, overrides: list[str] | None = None) -> Sweep:
         trials.append(Trial(id=tid, params=params, seed=cfg.seed, config_yaml=text,
                             dropped=list(dict.fromkeys(dropped))))
 
-    task = yaml.safe_load(trials[0].config_yaml)["task"]
+    task = load_written_yaml(trials[0].config_yaml)["task"]
     spec = TASKS.get(task)
     metric = block.metric or spec.primary_metric
     if metric not in spec.metrics:
