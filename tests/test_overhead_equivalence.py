@@ -9,6 +9,8 @@ from importlib import metadata
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from medml_cli.data.base import binary_target, label_key, make_schema, multiclass_target
 from medml_cli.runs.environment import PACKAGES, package_versions
@@ -169,3 +171,21 @@ def test_single_pass_load_builds_the_same_model(tmp_path):
     save_sklearn_model(model, tmp_path / "model")
     loaded = load_sklearn_model(tmp_path / "model")
     np.testing.assert_array_equal(loaded.predict_proba(X), model.predict_proba(X))
+
+
+@settings(max_examples=300, deadline=None)
+@given(names=st.lists(st.sampled_from(["a", "a.1", "a.2", "b", " a", "", " ", "x.y", "1",
+                                       "Unnamed: 0", "c.10"]), min_size=2, max_size=6))
+def test_a_header_pandas_renamed_is_always_read_again(names):
+    """read_table reads the raw header again only when pandas may have renamed a cell; every
+    header pandas did rename (a repeated or blank name) must be among those."""
+    import csv
+    import io
+
+    from medml_cli.data.formats.table import _maybe_renamed
+
+    text = ",".join(names) + "\n" + ",".join("1" for _ in names) + "\n"
+    frame = pd.read_csv(io.StringIO(text), skipinitialspace=True, index_col=False)
+    raw = next(csv.reader(io.StringIO(text), skipinitialspace=True))
+    if [str(c) for c in frame.columns] != raw:
+        assert _maybe_renamed(frame.columns), (names, list(frame.columns))

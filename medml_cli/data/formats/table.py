@@ -252,6 +252,19 @@ def _read_decimal_commas(frame: pd.DataFrame, skip: set[str]) -> None:
             frame[column] = pd.to_numeric(dotted_all.where(values.notna()), errors="coerce")
 
 
+def _maybe_renamed(columns: pd.Index) -> bool:
+    """Whether pandas may have renamed a header cell: a blank one ('Unnamed: 3') or a
+    repeated one ('a' again becomes 'a.1'). Otherwise the names are the header's own."""
+    names = {str(c) for c in columns}
+    for name in names:
+        if name.startswith("Unnamed: "):
+            return True
+        base, dot, number = name.rpartition(".")
+        if dot and number.isdigit() and base in names:
+            return True
+    return False
+
+
 def read_table(
     path: Path,
     fmt: str = "csv",
@@ -378,7 +391,7 @@ def read_table(
         )
     header = pd.Series([str(c) for c in frame.columns])
     unnamed = pd.Series(False, index=header.index)
-    if not parquet:
+    if not parquet and _maybe_renamed(frame.columns):
         # pandas renames a repeated header 'a' to 'a.1'; read the raw header to catch it
         raw = pd.read_csv(path, sep=separator, encoding=codec, header=None, nrows=1,
                           dtype=str, keep_default_na=False, index_col=False,
