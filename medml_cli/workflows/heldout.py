@@ -28,26 +28,23 @@ def prediction_table(
     """Held-out rows: id, [group], truth, score column(s), [threshold], decision column(s),
     [baseline score(s)], [fold], then extra per-row columns (e.g. ``site``)."""
     # DESIGN's contract: the first column is `id` (the user's id column, or row numbers)
-    frame = pd.DataFrame({"id": np.asarray(ids)})
+    columns: dict[str, Any] = {"id": np.asarray(ids)}
     if groups is not None:
-        frame[groups[0]] = np.asarray(groups[1])
-    for name, values in problem.truth_columns(truth).items():
-        frame[name] = values
-    for name, values in problem.score_columns(scores, classes).items():
-        frame[name] = values
+        columns[groups[0]] = np.asarray(groups[1])
+    columns.update(problem.truth_columns(truth))
+    columns.update(problem.score_columns(scores, classes))
     if threshold_column and problem.uses_threshold:
-        frame["threshold"] = threshold
-    for name, values in problem.decision_columns(scores, threshold, classes).items():
-        frame[name] = values
+        columns["threshold"] = threshold
+    columns.update(problem.decision_columns(scores, threshold, classes))
     if baseline is not None:
-        for name, values in problem.score_columns(baseline, classes, "baseline_").items():
-            frame[name] = values
+        columns.update(problem.score_columns(baseline, classes, "baseline_"))
     if fold is not None:
-        frame["fold"] = fold
+        columns["fold"] = fold
     if meta is not None:
         for column in meta.columns:
-            frame[column] = meta[column].to_numpy()
-    return frame
+            columns[column] = meta[column].to_numpy()
+    # one frame built at once: inserting column by column cost more than the rows did
+    return pd.DataFrame(columns, index=pd.RangeIndex(len(columns["id"])))
 
 
 def prediction_output(problem: ProblemType, ids: Any, scores: np.ndarray, threshold: Any,
