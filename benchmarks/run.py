@@ -9,7 +9,9 @@ the same process (or, for start-up, the same machine a moment apart):
 2. tabular training: `run_experiment` (5-fold CV, final refit, model saved, report; bootstrap
    and plots off so the work matches) against reading the CSV with pandas and running the same
    scikit-learn pipeline through the same folds plus a final fit, at 300, 10,000 and 100,000
-   synthetic rows; also medml with its default evaluation (1000-resample bootstrap, plots);
+   synthetic rows; also medml with its default evaluation (1000-resample bootstrap, plots).
+   Printed: the ratio of the minimums, and the median of the paired ratios (each medml run
+   over the plain run beside it, 9 pairs); benchmarks/train_overhead.py splits a run by step;
 3. prediction throughput of a 100-tree random forest, the same work on both sides: medml
    is `medml predict`'s code path (read the CSV, check columns and the model's checksums,
    load the model through skops' trusted-type audit, predict, flag unusual rows) plus the
@@ -132,7 +134,9 @@ def bench_tabular(sizes: list[int]) -> None:
                                                                 "plots": False}})
             full = validate_config_data(base)
             medml_times, plain_times = [], []
-            for _ in range(3):  # interleaved, best of 3
+            run_experiment(same, runs_dir=Path(folder) / "runs")  # warm-up, not counted
+            plain_training(path, same)
+            for _ in range(9 if n <= 10_000 else 3):  # interleaved
                 start = time.perf_counter()
                 run_experiment(same, runs_dir=Path(folder) / "runs")
                 medml_times.append(time.perf_counter() - start)
@@ -141,8 +145,11 @@ def bench_tabular(sizes: list[int]) -> None:
             run_experiment(full, runs_dir=Path(folder) / "runs")
             default_time = time.perf_counter() - start
         medml, plain = min(medml_times), min(plain_times)
+        # each medml run over the plain run beside it: steadier on a shared machine
+        paired = float(np.median([m / p for m, p in zip(medml_times, plain_times,
+                                                        strict=True)]))
         add(f"tabular train, {n:,} rows (5-fold LR, same work)", f"{medml:.2f} s",
-            f"{plain:.2f} s", f"{medml / plain:.2f}x")
+            f"{plain:.2f} s", f"{medml / plain:.2f}x, paired {paired:.2f}x")
         add(f"tabular train, {n:,} rows (medml default evaluation)", f"{default_time:.2f} s",
             f"{plain:.2f} s", f"{default_time / plain:.2f}x")
 
