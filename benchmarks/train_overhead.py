@@ -40,11 +40,11 @@ STEPS = [
      "BinaryClassification"),
     ("prediction tables", "medml_cli.workflows.train_tabular", "_prediction_frame", None),
     ("calibration, decision curve", "medml_cli.problems.base", "assess", "ProblemType"),
-    ("predictions.csv", "medml_cli.workflows.train", "write_csv", None),
+    ("predictions.csv", "medml_cli.workflows.run_results", "write_csv", None),
     ("model, card.json, schema", "medml_cli.workflows.train_tabular", "finish",
      "TabularTraining"),
-    ("report.md, report.html", "medml_cli.workflows.train", "write_reports", None),
-    ("model card (card.md)", "medml_cli.workflows.train", "write_model_card", None),
+    ("report.md, report.html", "medml_cli.workflows.run_results", "write_reports", None),
+    ("model card (card.md)", "medml_cli.workflows.run_results", "write_model_card", None),
     ("config.yaml text", "medml_cli.workflows.train", "config_to_yaml", None),
 ]
 

@@ -76,3 +76,44 @@ def write_config(folder: Path, text: str, name: str = "exp.yaml") -> Path:
     path = folder / name
     path.write_text(text)
     return path
+
+
+def train_runs(folder: Path, configs: dict[str, tuple[str, list[str]]]) -> dict[str, Path]:
+    """Train each ``name: (shipped config, extra CLI args)`` into ``folder``; name -> run."""
+    out = {}
+    for name, (config, extra) in configs.items():
+        result = run_cli("train", CONFIGS / f"{config}.yaml", "--runs-dir", folder, *extra)
+        assert result.exit_code == 0, f"{name}: {result.stderr}"
+        out[name] = Path(result.last_line)
+    return out
+
+
+def export_bundles(runs: dict[str, Path], *args: str) -> dict[str, Path]:
+    """``medml export`` each run (with ``args``); name -> bundle folder."""
+    out = {}
+    for name, run in runs.items():
+        result = run_cli("export", run, *args)
+        assert result.exit_code == 0, f"{name}: {result.stderr}"
+        out[name] = Path(result.last_line)
+    return out
+
+
+def run_data(run: Path):
+    """(the run's features as its model reads them, the same rows as a predict input table
+    with ids), both from medml's own loader of the run's config."""
+    from medml_cli.data.base import prepare_features
+    from medml_cli.workflows.run_model import (
+        align_category_spelling,
+        load_run_config,
+        load_schema,
+    )
+    from medml_cli.workflows.train import load_dataset
+
+    schema = load_schema(run)
+    dataset = load_dataset(load_run_config(run))
+    X = align_category_spelling(prepare_features(dataset.X, schema, "data", context="input"),
+                                schema)
+    frame = dataset.X.copy()
+    if schema.id_column:
+        frame.insert(0, schema.id_column, dataset.ids.to_numpy())
+    return X, frame

@@ -14,7 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import CONFIGS, run_cli
+from tests.conftest import CONFIGS, export_bundles, run_cli, run_data, train_runs
 
 QUICK = ["--set", "evaluation.bootstrap=0"]
 #: shipped configs covering each converter path: linear, forest, boosting, calibrated svm,
@@ -38,37 +38,18 @@ TINY_CNN = ["--set", "data.n_patients=10", "--set", "data.samples_per_patient=4"
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("runs")
-    out = {}
-    for name, extra in TABULAR.items():
-        result = run_cli("train", CONFIGS / f"{name}.yaml", "--runs-dir", folder, *QUICK,
-                         *extra)
-        assert result.exit_code == 0, result.stderr
-        out[name] = Path(result.last_line)
-    return out
+    return train_runs(tmp_path_factory.mktemp("runs"),
+                      {name: (name, [*QUICK, *extra]) for name, extra in TABULAR.items()})
 
 
 @pytest.fixture(scope="module")
 def bundles(runs) -> dict[str, Path]:
-    out = {}
-    for name, run in runs.items():
-        result = run_cli("export", run, "--format", "onnx")
-        assert result.exit_code == 0, f"{name}: {result.stderr}"
-        out[name] = Path(result.last_line)
-    return out
+    return export_bundles(runs, "--format", "onnx")
 
 
 def _input_csv(run: Path, path: Path) -> Path:
     """The run's own data as a predict input (ids included), read by medml's loader."""
-    from medml_cli.workflows.run_model import load_run_config, load_schema
-    from medml_cli.workflows.train import load_dataset
-
-    schema = load_schema(run)
-    dataset = load_dataset(load_run_config(run))
-    frame = dataset.X.copy()
-    if schema.id_column:
-        frame.insert(0, schema.id_column, dataset.ids.to_numpy())
-    frame.to_csv(path, index=False)
+    run_data(run)[1].to_csv(path, index=False)
     return path
 
 

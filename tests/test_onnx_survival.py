@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from tests.conftest import CONFIGS, run_cli
+from tests.conftest import export_bundles, run_cli, run_data, train_runs
 
 QUICK = ["--set", "evaluation.bootstrap=0"]
 #: every shipped survival config, plus the elastic-net Cox and gradient-boosted Cox models;
@@ -32,44 +32,14 @@ SURVIVAL = {
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory) -> dict[str, Path]:
-    folder = tmp_path_factory.mktemp("runs")
-    out = {}
-    for name, (config, extra) in SURVIVAL.items():
-        result = run_cli("train", CONFIGS / f"{config}.yaml", "--runs-dir", folder, *QUICK,
-                         *extra)
-        assert result.exit_code == 0, f"{name}: {result.stderr}"
-        out[name] = Path(result.last_line)
-    return out
+    return train_runs(tmp_path_factory.mktemp("runs"),
+                      {name: (config, [*QUICK, *extra])
+                       for name, (config, extra) in SURVIVAL.items()})
 
 
 @pytest.fixture(scope="module")
 def bundles(runs) -> dict[str, Path]:
-    out = {}
-    for name, run in runs.items():
-        result = run_cli("export", run)
-        assert result.exit_code == 0, f"{name}: {result.stderr}"
-        out[name] = Path(result.last_line)
-    return out
-
-
-def _data(run: Path) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The run's data as medml's loader reads them (features) and as a predict input."""
-    from medml_cli.data.base import prepare_features
-    from medml_cli.workflows.run_model import (
-        align_category_spelling,
-        load_run_config,
-        load_schema,
-    )
-    from medml_cli.workflows.train import load_dataset
-
-    schema = load_schema(run)
-    dataset = load_dataset(load_run_config(run))
-    X = align_category_spelling(prepare_features(dataset.X, schema, "data", context="input"),
-                                schema)
-    frame = dataset.X.copy()
-    if schema.id_column:
-        frame.insert(0, schema.id_column, dataset.ids.to_numpy())
-    return X, frame
+    return export_bundles(runs)
 
 
 @pytest.mark.parametrize("name", list(SURVIVAL))
@@ -97,7 +67,7 @@ def test_graph_reproduces_scikit_survival_within_1e_5(runs, bundles, name):
     model = load_sklearn_model(runs[name] / "model")
     estimator = model.steps[-1][1]
     assert block["times"] == [float(t) for t in estimator.unique_times_]
-    X, _ = _data(runs[name])
+    X, _ = run_data(runs[name])
     assert parity["rows"] == len(X) + min(200, len(X))
     Xt = model[:-1].transform(X)
     session = ort.InferenceSession(str(bundle / "model.onnx"),
@@ -116,7 +86,7 @@ def test_graph_reproduces_scikit_survival_within_1e_5(runs, bundles, name):
                                   "breast_cancer_survival_rsf"])
 def test_predict_with_a_survival_bundle_gives_the_runs_columns(runs, bundles, name,
                                                                tmp_path):
-    _, frame = _data(runs[name])
+    _, frame = run_data(runs[name])
     frame.to_csv(tmp_path / "in.csv", index=False)
     by_run = run_cli("predict", runs[name], "--input", tmp_path / "in.csv")
     by_bundle = run_cli("predict", bundles[name], "--input", tmp_path / "in.csv")

@@ -297,11 +297,17 @@ def model_card_data(run_folder: Path | str, *, cfg: Any = None,
     citation; ``data_lines``: the report's data bullets) and the typed config ``cfg``; a run
     read later without them says those items were not recorded.
     """
-    run = Path(run_folder)
+    return _card_report(Path(run_folder), read_card(Path(run_folder) / "model").as_dict(),
+                        cfg=cfg, provenance=provenance, data_lines=data_lines)
+
+
+def _card_report(run: Path, card: dict[str, Any], *, cfg: Any,
+                 provenance: Provenance | None,
+                 data_lines: list[str] | None) -> ModelCardReport:
+    """:func:`model_card_data` with the run's model/card.json already read."""
     config = _run_config(run)
     metrics = read_metrics(run).as_dict()
     environment = read_environment(run) if (run / "environment.json").exists() else None
-    card = read_card(run / "model").as_dict()
     status = read_status(run)
     cfg = cfg if cfg is not None else _validated_config(config)
     sections = build_sections(cfg, provenance or Provenance(source="not recorded"),
@@ -521,8 +527,8 @@ def write_model_card(run_folder: Path | str, *, cfg: Any = None,
     from medml_cli.runs.artifacts import write_model_text
 
     run = Path(run_folder)
-    report = model_card_data(run, cfg=cfg, provenance=provenance, data_lines=data_lines)
     card = read_card(run / "model").as_dict()
+    report = _card_report(run, card, cfg=cfg, provenance=provenance, data_lines=data_lines)
     write_card(run / "model", {**card, "reporting": report.model_dump(mode="json")})
     return write_model_text(run / "model", CARD_MD, render_model_card(report))
 

@@ -13,16 +13,14 @@ from pathlib import Path
 from typing import Any
 
 from medml_cli.config.loader import config_to_yaml
-from medml_cli.csvio import write_csv
 from medml_cli.data.base import LoadedDataset
-from medml_cli.evaluation.report import write_reports
 from medml_cli.problems import dataset_classes, problem_of
 from medml_cli.registry import DATASETS, TASKS
 from medml_cli.runs.directory import create_run_dir
 from medml_cli.runs.environment import EnvironmentCapture
-from medml_cli.runs.model_card import write_model_card
 from medml_cli.workflows.heldout import record_head
 from medml_cli.workflows.kind import ProgressFn, TrainingKind
+from medml_cli.workflows.run_results import write_run_results
 from medml_cli.workflows.train_image import ImageTraining
 from medml_cli.workflows.train_tabular import (  # noqa: F401 - importable from here, as before
     TabularTraining,
@@ -120,14 +118,7 @@ def run_experiment(
         if (metrics.get("calibration") or {}).get("warning"):
             run.log(f"warning: {metrics['calibration']['warning']}")
         kind.finish(cfg, dataset, problem, held, run, metrics)
-        metrics["seconds"] = round(time.perf_counter() - started, 3)
-        write_csv(held.predictions, run.file("predictions.csv"))
-        run.write_json("metrics.json", metrics)
-        data_lines = kind.data_lines(dataset)
-        write_reports(run.path, cfg, dataset.provenance, data_lines, metrics)
-        # last: a run that fails before here has no card.md that looks complete
-        write_model_card(run.path, cfg=cfg, provenance=dataset.provenance,
-                         data_lines=data_lines)
-        run.log("metrics: " + ", ".join(f"{m}={v:.4f}" for m, v in metrics["metrics"].items()
-                                         if isinstance(v, float)))
+        write_run_results(run, cfg=cfg, provenance=dataset.provenance,
+                          data_lines=kind.data_lines(dataset), metrics=metrics,
+                          predictions=held.predictions, started=started)
     return RunResult(path=run.path, metrics=metrics)

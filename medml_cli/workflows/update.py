@@ -31,7 +31,6 @@ from typing import Any, Protocol
 import numpy as np
 import pandas as pd
 
-from medml_cli.csvio import write_csv
 from medml_cli.data.base import LoadedDataset
 from medml_cli.errors import DataError, MedmlUsageError
 from medml_cli.evaluation.splits import Fold, kfold_splits
@@ -433,13 +432,13 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
     import time
 
     from medml_cli.config.loader import config_to_yaml
-    from medml_cli.evaluation.report import tabular_data_lines, write_reports
+    from medml_cli.evaluation.report import tabular_data_lines
     from medml_cli.runs.artifacts import save_sklearn_model, write_model_json
     from medml_cli.runs.directory import create_run_dir
     from medml_cli.runs.environment import capture_environment
-    from medml_cli.runs.model_card import write_model_card
     from medml_cli.runs.records import write_card
     from medml_cli.workflows.heldout import prediction_table, record_head
+    from medml_cli.workflows.run_results import write_run_results
     from medml_cli.workflows.train_tabular import model_card, subgroup_frame
 
     new_cfg = _updated_config(cfg, schema, method, len(cv.folds), threshold, run_cfg.run_name)
@@ -485,19 +484,13 @@ def write_updated_run(method: str, model: Any, *, block: dict[str, Any],
         # base model's, which is what its unseen-value warnings must compare against
         fitted_schema = schema.with_training_stats(X) if method == "refit" else schema
         write_model_json(model_dir, "schema.json", fitted_schema.model_dump(mode="json"))
-        metrics["seconds"] = round(time.perf_counter() - started, 3)
-        write_csv(predictions, run.file("predictions.csv"))
-        run.write_json("metrics.json", metrics)
         lines = [f"**Updated from run {run_path.name}** by "
                  f"{method_text(method, problem.name)}, fitted on "
                  f"all {len(y)} rows of the new site; the figures below are the "
                  f"{len(cv.folds)}-fold cross-validated estimate within the site",
                  *tabular_data_lines(site, X, external=True)]
-        write_reports(run.path, new_cfg, dataset.provenance, lines, metrics,
-                      title=f"medml run: {new_cfg.run_name} (updated from run {run_path.name} "
-                            f"by {method})")
-        write_model_card(run.path, cfg=new_cfg, provenance=dataset.provenance,
-                         data_lines=lines)
-        run.log("metrics: " + ", ".join(f"{m}={v:.4f}" for m, v in metrics["metrics"].items()
-                                         if isinstance(v, float)))
+        write_run_results(run, cfg=new_cfg, provenance=dataset.provenance, data_lines=lines,
+                          metrics=metrics, predictions=predictions, started=started,
+                          title=f"medml run: {new_cfg.run_name} (updated from run "
+                                f"{run_path.name} by {method})")
     return run.path
