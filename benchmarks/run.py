@@ -175,7 +175,12 @@ def medml_predict(run: Path, input_path: Path, output: Path) -> None:
     """`medml predict RUN --input ... --output ...` without the CLI start-up: the same calls."""
     from medml_cli.workflows.predict import predict_with_run
 
-    output.write_text(predict_with_run(run, input_path).frame.to_csv(index=False))
+    try:  # the command's own CSV writer (medml_cli.csvio, since issue 14 part 3)
+        from medml_cli.csvio import csv_text
+    except ImportError:  # measuring an earlier version
+        def csv_text(frame):
+            return frame.to_csv(index=False)
+    output.write_text(csv_text(predict_with_run(run, input_path).frame))
 
 
 def bench_predict(n: int = 100_000) -> None:
