@@ -12,10 +12,10 @@ prints naive/vectorised. Goal: well under 2 s for (a).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 from sklearn.metrics import roc_auc_score
+from timing import best_time  # benchmarks/timing.py
 
 from medml_cli.evaluation.bootstrap import bootstrap_intervals
 
@@ -29,15 +29,6 @@ def simulate(n_patients: int, rows_per_patient: int, seed: int = 0):
     # Round to 2 decimals so the scores have ties, as real model outputs often do.
     score = np.round(1 / (1 + np.exp(-(logit + rng.normal(scale=1.0, size=len(groups))))), 2)
     return y, score, groups
-
-
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def naive_auroc(y: np.ndarray, score: np.ndarray, n_resamples: int, seed: int = 0) -> list:

@@ -20,24 +20,14 @@ import argparse
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+from timing import best_time  # benchmarks/timing.py
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = {"logistic-regression": "heart_disease_logreg", "random-forest": "heart_disease_rf",
           "gradient-boosting": "heart_disease_gb"}
-
-
-def _best(fn: Callable[[], object], repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def _train_and_export(config: str, runs: Path) -> tuple[Path, Path]:
@@ -87,11 +77,11 @@ def _measure(model_name: str, tmp: Path, rows: int, repeats: int) -> None:
     feeds = tabular_feeds(X, onnx_model.signature["inputs"])
     output = onnx_model.signature["score_output"]
     timings = {
-        "medml predict (run)": _best(lambda: predict_with_run(run, csv), repeats),
-        "medml predict (bundle)": _best(lambda: predict_with_run(bundle, csv), repeats),
-        "onnxruntime session.run": _best(lambda: onnx_model.session.run([output], feeds),
-                                         repeats),
-        "sklearn predict_proba": _best(lambda: pipeline.predict_proba(X), repeats),
+        "medml predict (run)": best_time(lambda: predict_with_run(run, csv), repeats),
+        "medml predict (bundle)": best_time(lambda: predict_with_run(bundle, csv), repeats),
+        "onnxruntime session.run": best_time(
+            lambda: onnx_model.session.run([output], feeds), repeats),
+        "sklearn predict_proba": best_time(lambda: pipeline.predict_proba(X), repeats),
     }
     base = timings["medml predict (run)"]
     for path, seconds in timings.items():

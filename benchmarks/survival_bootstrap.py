@@ -13,7 +13,6 @@ loop/vectorised. Goal: < 10 s for the vectorised bootstrap on a 2-core machine.
 from __future__ import annotations
 
 import argparse
-import time
 import warnings
 
 import numpy as np
@@ -28,6 +27,7 @@ from sksurv.metrics import (
     integrated_brier_score,
 )
 from sksurv.util import Surv
+from timing import best_time  # benchmarks/timing.py
 
 from medml_cli.evaluation.bootstrap import resample_weights
 from medml_cli.evaluation.survival import survival_bootstrap
@@ -44,15 +44,6 @@ def gbsg2_predictions():
                            horizons])
     surv = np.array([f(grid) for f in model.predict_survival_function(encode_categorical(x))])
     return time_, event, risk, surv, grid, horizons
-
-
-def best_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def naive_pass(time_, event, risk, surv, grid, horizons, counts) -> None:
