@@ -7,9 +7,10 @@ round-trip text for a float64 in half the time, and columns such as a fold's thr
 the baseline's score repeat a handful of values, so each distinct value is formatted once.
 
 The fast path takes only what it can write exactly as pandas does: two or more columns of
-float64, int64 or plain text without separators, quotes, line breaks or empty cells (with
-text names of the same kind). Anything else (categoricals, booleans, nullable types,
-float32, text that needs quoting) is written by pandas itself.
+float64, int64 or plain text without separators, quotes or line breaks (with text names
+of the same kind; an empty cell is written as nothing, as pandas does). Anything else
+(categoricals, booleans, nullable types, float32, text that needs quoting, missing text) is
+written by pandas itself.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ _NEEDS_QUOTES = (",", '"', "\n", "\r")
 
 
 def _all_plain_text(cells: list) -> bool:
-    """Whether pandas would write every cell as is: text, non-empty, nothing the CSV must
-    quote (checked on one joined string: one pass in C, not a Python call per cell)."""
-    if not all(type(c) is str for c in cells) or "" in cells:
+    """Whether pandas would write every cell as is: text with nothing the CSV must quote
+    (checked on one joined string: one pass in C, not a Python call per cell). An empty
+    cell is written as nothing, as pandas does in a row of two or more cells."""
+    if not all(type(c) is str for c in cells):
         return False
     joined = "\x1f".join(cells)
     return not any(c in joined for c in _NEEDS_QUOTES)

@@ -74,6 +74,14 @@ def test_what_the_fast_path_does_not_take_is_written_by_pandas(frame):
     assert csv_text(frame) == frame.to_csv(index=False)
 
 
+def test_empty_text_cells_and_names_match_pandas():
+    """medml predict's `warnings` column is empty for most rows."""
+    frame = pd.DataFrame({"id": ["1", "2", "3"], "score": [0.1, 0.2, 0.3],
+                          "warnings": ["", "unusual age", ""], "": ["", "", ""]})
+    assert csv_text(frame) == frame.to_csv(index=False)
+    assert csv_text(frame[["warnings", ""]]) == frame[["warnings", ""]].to_csv(index=False)
+
+
 def test_write_csv_writes_the_same_file_as_pandas(tmp_path):
     frame = pd.DataFrame({"id": ["1", "2"], "score": [0.1, 1 / 3], "fold": [0, 1]})
     write_csv(frame, tmp_path / "ours.csv")
