@@ -28,7 +28,7 @@ def _all_plain_text(cells: list) -> bool:
     """Whether pandas would write every cell as is: text with nothing the CSV must quote
     (checked on one joined string: one pass in C, not a Python call per cell). An empty
     cell is written as nothing, as pandas does in a row of two or more cells."""
-    if not all(type(c) is str for c in cells):
+    if not set(map(type, cells)) <= {str}:  # exactly str, as all(type(c) is str ...)
         return False
     joined = "\x1f".join(cells)
     return not any(c in joined for c in _NEEDS_QUOTES)
@@ -50,13 +50,22 @@ def _float_cells(values: np.ndarray) -> list[str]:
     return texts
 
 
+def _int_cells(values: np.ndarray) -> list[str]:
+    """int64 as text; a column of few distinct values (a fold, a class) formats each once."""
+    if len(values) and int(values.max()) - int(values.min()) < 1024:
+        low = int(values.min())
+        texts = np.array(list(map(str, range(low, int(values.max()) + 1))), dtype=object)
+        return texts[values - low].tolist()
+    return list(map(str, values.tolist()))
+
+
 def _column_cells(values: pd.Series) -> list[str] | None:
     """Every cell of one column as text, or None when pandas must write this column."""
     dtype = values.dtype
     if dtype == np.float64:
         return _float_cells(values.to_numpy())
     if dtype == np.int64:
-        return list(map(str, values.to_numpy().tolist()))
+        return _int_cells(values.to_numpy())
     if dtype.kind == "O":
         cells = values.to_numpy().tolist()
         return cells if _all_plain_text(cells) else None

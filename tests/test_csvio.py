@@ -47,6 +47,18 @@ def test_any_float64_column_matches_pandas(floats, repeat):
     assert csv_text(frame) == frame.to_csv(index=False)
 
 
+@settings(max_examples=300, deadline=None)
+@given(ints=hnp.arrays(np.int64, st.integers(1, 40)),
+       low=st.integers(-(2 ** 63), 2 ** 63 - 1024), narrow=st.booleans())
+def test_any_int64_column_matches_pandas(ints, low, narrow):
+    """Both ways of writing integers: each distinct value once when they span a short range
+    (a fold, a class), one by one otherwise, the extremes of int64 included."""
+    if narrow:
+        ints = low + np.abs(ints % 1000)
+    frame = pd.DataFrame({"n": ints, "x": np.zeros(len(ints))})
+    assert csv_text(frame) == frame.to_csv(index=False)
+
+
 @settings(max_examples=200, deadline=None)
 @given(texts=st.lists(st.text(max_size=6), min_size=1, max_size=20),
        numbers=st.integers(-(2 ** 62), 2 ** 62))
