@@ -180,14 +180,20 @@ def detect_separator(text: str, prefer: str = ",", *, role: str = "`data.path`",
     """The separator of a CSV's first lines (quotes respected): ``prefer`` whenever they fit
     it, else the one other candidate that fits; two that fit equally well are refused."""
     candidates = [prefer, *(s for s in SEPARATORS if s != prefer)]
-    fits = {s: _fit(_split_rows(text, s)) for s in candidates}
-    header = _split_rows(text.split("\n", 1)[0], prefer)
-    names = header[0] if header else []
+    fits = {prefer: _fit(_split_rows(text, prefer))}
     if fits[prefer]:
-        # a header that splits on `,` into names holding `;` (`a;b, mm;y`) is not a comma file
-        rivals = [s for s in candidates[1:] if fits[s] > fits[prefer]
-                  and any(s in name for name in names)]
+        header = _split_rows(text.split("\n", 1)[0], prefer)
+        names = header[0] if header else []
+        # a header that splits on `,` into names holding `;` (`a;b, mm;y`) is not a comma
+        # file; only a separator found inside a name can be such a rival, so only those
+        # are tried (the usual header has none, and the sample is split once)
+        inside = [s for s in candidates[1:] if any(s in name for name in names)]
+        fits.update({s: _fit(_split_rows(text, s)) for s in inside})
+        rivals = [s for s in inside if fits[s] > fits[prefer]]
+        if rivals:
+            fits.update({s: _fit(_split_rows(text, s)) for s in candidates if s not in fits})
     else:
+        fits.update({s: _fit(_split_rows(text, s)) for s in candidates[1:]})
         rivals = [s for s in candidates[1:] if fits[s]]
         if len(rivals) == 1:
             return rivals[0]
