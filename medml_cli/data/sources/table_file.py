@@ -232,13 +232,15 @@ def frame_to_dataset(
     categorical = list(cfg.categorical) if cfg.categorical is not None else [
         c for c in feature_names if not looks_numeric(frame[c])
     ]
-    columns = {}
-    for name in feature_names:
-        if name in categorical:
-            columns[name] = as_categorical(frame[name])
-        else:
-            columns[name] = coerce_numeric_column(frame, name, source)
-    X = pd.DataFrame(columns, index=frame.index)
+    X = _numeric_features(frame, feature_names) if not categorical else None
+    if X is None:  # text or categorical columns, or a value to refuse: column by column
+        columns = {}
+        for name in feature_names:
+            if name in categorical:
+                columns[name] = as_categorical(frame[name])
+            else:
+                columns[name] = coerce_numeric_column(frame, name, source)
+        X = pd.DataFrame(columns, index=frame.index)
     # an all-missing column is refused by training only (check_not_all_missing): a saved
     # model imputes it, so evaluation and predict score such rows and say so loudly
     check_no_identifier_features(X, [c for c in feature_names if c in categorical], source,
@@ -248,8 +250,8 @@ def frame_to_dataset(
         ids = _text_column(frame, cfg.id_column, "id", source)
         check_unique_ids(ids, cfg.id_column, source)
     else:
-        # row numbers as text, "1"..."n" (numpy formats them without a Python loop)
-        ids = pd.Series(np.arange(1, len(frame) + 1).astype(str).astype(object),
+        # row numbers as text, "1"..."n"
+        ids = pd.Series(np.array(list(map(str, range(1, len(frame) + 1))), dtype=object),
                         index=frame.index)
     groups = _text_column(frame, cfg.group_column, "group", source) \
         if cfg.group_column else None
@@ -275,6 +277,20 @@ def frame_to_dataset(
                          groups=groups, meta=meta,
                          target_raw=None if target_kind != "classes" else target.copy(),
                          notes=notes, outcome_lines=described)
+
+
+def _numeric_features(frame: pd.DataFrame, names: list[str]) -> pd.DataFrame | None:
+    """The features as float in one pass when every one is an int or float column holding
+    only finite numbers a float32 model can take; None otherwise, and then
+    :func:`coerce_numeric_column`, column by column, converts them or names the bad cell."""
+    if not all(frame[name].dtype.kind in "iuf" for name in names):
+        return None
+    values = frame[names].to_numpy(dtype=float)
+    with np.errstate(invalid="ignore"):  # NaN (a missing cell) is neither
+        if np.isinf(values).any() or (np.abs(values) > np.finfo(np.float32).max).any():
+            return None
+    # one float block laid out as a frame built column by column (each column contiguous)
+    return pd.DataFrame(np.ascontiguousarray(values.T).T, columns=names, index=frame.index)
 
 
 def _text_column(frame: pd.DataFrame, name: str, role: str, source: str) -> pd.Series:
