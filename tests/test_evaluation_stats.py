@@ -275,6 +275,23 @@ def test_net_benefit_matches_hand_computation():
     assert len(decision_curve(y, prob)) == 99
 
 
+@pytest.mark.parametrize("seed", range(6))
+def test_net_benefit_counts_every_threshold_as_the_definition(seed):
+    """Counting by one sort gives exactly the patient-by-threshold comparison: ties on the
+    grid (scores in hundredths) count as positive, and a NaN score is never positive."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, 2, 200)
+    prob = rng.integers(0, 101, 200) / 100 if seed % 2 else rng.random(200)
+    if seed >= 4:
+        prob[rng.random(200) < 0.1] = np.nan
+    grid = np.arange(1, 100) / 100
+    positive = prob[None, :] >= grid[:, None]
+    tp = (positive & (y == 1)).sum(axis=1)
+    fp = (positive & (y == 0)).sum(axis=1)
+    expected = tp / 200 - fp / 200 * grid / (1 - grid)
+    assert np.array_equal(net_benefit(y, prob, grid), expected)
+
+
 # --------------------------------------------------------------------------- subgroups
 
 def test_subgroup_table_counts_and_warnings():

@@ -37,11 +37,16 @@ def _check(y_true, prob, thresholds) -> tuple[np.ndarray, np.ndarray, np.ndarray
 def net_benefit(y_true, prob, thresholds) -> np.ndarray:
     """Net benefit of the model at each threshold probability (``prob >= pt`` is positive)."""
     y, p, pt = _check(y_true, prob, thresholds)
-    positive = p[None, :] >= pt[:, None]  # (thresholds, patients)
     n = len(y)
-    tp = np.sum(positive & (y == 1)[None, :], axis=1)
-    fp = np.sum(positive & (y == 0)[None, :], axis=1)
+    tp = _at_or_above(p[y == 1], pt)
+    fp = _at_or_above(p[y == 0], pt)
     return tp / n - fp / n * pt / (1 - pt)
+
+
+def _at_or_above(values: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """How many of ``values`` are >= each threshold (a NaN never is), by one sort."""
+    ordered = np.sort(values[~np.isnan(values)])
+    return len(ordered) - np.searchsorted(ordered, thresholds, side="left")
 
 
 def decision_curve(y_true, prob, thresholds=None) -> pd.DataFrame:
