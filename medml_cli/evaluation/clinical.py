@@ -54,18 +54,20 @@ def assess(
     out_dir: Path | None = None,
     synthetic: bool = False,
     labels: tuple[str, str] = ("negative", "positive"),
+    pooled: bool = True,
 ) -> dict[str, Any]:
     """Metrics, intervals, calibration, subgroups and plots for one set of predictions.
 
     ``threshold`` may be one number or one per row (per-fold thresholds); every held-out row
     is then classified at its own threshold everywhere (metrics, intervals, subgroups,
     confusion matrix). Files (plots, subgroups.csv, decision_curve.csv) go under ``out_dir``
-    when it is given.
+    when it is given. ``pooled`` False leaves out ``metrics`` (for a caller that scored the
+    pooled predictions already).
     """
     y = np.asarray(y)
     score = np.asarray(score, dtype=float)
     result: dict[str, Any] = {
-        "metrics": score_predictions(problem, y, score, threshold),
+        **({"metrics": score_predictions(problem, y, score, threshold)} if pooled else {}),
         "intervals": _intervals(problem, y, score, threshold, ev, groups, seed),
         "confidence": ev.confidence if ev.bootstrap else None,
         "bootstrap_resamples": ev.bootstrap,

@@ -214,8 +214,8 @@ class ProblemType:
         result = assess(self.name, y, scores, threshold=threshold if self.uses_threshold
                         else 0.5, ev=ev, seed=seed, groups=groups,
                         subgroup_frame=subgroup_frame, out_dir=out_dir, synthetic=synthetic,
-                        labels=tuple(classes) if classes else ("0", "1"))
-        result.pop("metrics")  # the workflows hold the pooled metrics already
+                        labels=tuple(classes) if classes else ("0", "1"),
+                        pooled=False)  # the workflows hold the pooled metrics already
         return result
 
 
