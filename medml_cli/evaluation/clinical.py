@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from medml_cli.csvio import write_csv
 from medml_cli.evaluation.metrics import score_predictions
 
 
@@ -85,7 +86,7 @@ def assess(
         from medml_cli.evaluation.decision_curve import decision_curve
 
         out_dir.mkdir(parents=True, exist_ok=True)
-        decision_curve(y, score).to_csv(out_dir / "decision_curve.csv", index=False)
+        write_csv(decision_curve(y, score), out_dir / "decision_curve.csv")
     if out_dir is not None and ev.plots:
         result["plots"] = make_plots(problem, y, score, threshold, out_dir / "plots",
                                      groups=groups, seed=seed, synthetic=synthetic,
