@@ -292,6 +292,28 @@ def test_net_benefit_counts_every_threshold_as_the_definition(seed):
     assert np.array_equal(net_benefit(y, prob, grid), expected)
 
 
+@pytest.mark.parametrize("grid", ["hundredths", "linspace"])
+def test_report_reads_the_decision_curve_at_its_four_thresholds(tmp_path, grid):
+    """The report's table is the curve's rows at 0.1, 0.2, 0.3 and 0.5, formatted as the
+    values pandas reads (a grid from linspace, off by an ulp, as older runs wrote it; an
+    empty cell shown as n/a)."""
+    from medml_cli.evaluation.report import _decision_curve_rows, _fmt
+
+    rng = np.random.default_rng(3)
+    curve = decision_curve(rng.integers(0, 2, 300), rng.random(300),
+                           None if grid == "hundredths" else np.linspace(0.01, 0.99, 99))
+    curve.loc[19, "model"] = np.nan  # pt = 0.2
+    path = tmp_path / "decision_curve.csv"
+    curve.to_csv(path, index=False)
+    frame = pd.read_csv(path)
+    picks = frame[frame["threshold"].round(2).isin([0.1, 0.2, 0.3, 0.5])]
+    expected = [[f"{r.threshold:.2f}", _fmt(r.model), _fmt(r.treat_all), _fmt(r.treat_none)]
+                for r in picks.itertuples()]
+    assert _decision_curve_rows(path) == expected
+    assert [row[0] for row in expected] == ["0.10", "0.20", "0.30", "0.50"]
+    assert expected[1][1] == "n/a"
+
+
 # --------------------------------------------------------------------------- subgroups
 
 def test_subgroup_table_counts_and_warnings():
