@@ -109,10 +109,19 @@ class FeatureSchema(StrictModel):
         categories = {name: sorted({str(v) for v in X[name].dropna()})
                       for name in self.names_of("categorical")}
         ranges: dict[str, list[float]] = {}
-        for name in self.names_of("numeric"):
-            low, high = float(X[name].min()), float(X[name].max())
-            if math.isfinite(low) and math.isfinite(high):  # all-missing columns have none
-                ranges[name] = [low, high]
+        numeric = self.names_of("numeric")
+        if numeric:
+            import numpy as np  # this module is read by `medml --help`; numpy only here
+
+            # every column at once, as pandas' min/max take one: missing cells set to the
+            # far end, so a column with no values is left at +-inf and gets no range
+            values = X[numeric].to_numpy(dtype=float)
+            missing = np.isnan(values)
+            lows = np.where(missing, np.inf, values).min(axis=0).tolist()
+            highs = np.where(missing, -np.inf, values).max(axis=0).tolist()
+            for name, low, high in zip(numeric, lows, highs, strict=True):
+                if math.isfinite(low) and math.isfinite(high):
+                    ranges[name] = [low, high]
         return self.model_copy(update={"categories": categories, "ranges": ranges})
 
     @property

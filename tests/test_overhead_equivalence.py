@@ -189,3 +189,86 @@ def test_a_header_pandas_renamed_is_always_read_again(names):
     raw = next(csv.reader(io.StringIO(text), skipinitialspace=True))
     if [str(c) for c in frame.columns] != raw:
         assert _maybe_renamed(frame.columns), (names, list(frame.columns))
+
+
+_EDGE_VALUES = st.sampled_from([0.0, -0.0, np.nan, 1.5, -2.0, 3e38, -1e-300, 7.0])
+
+
+@settings(max_examples=300, deadline=None)
+@given(cells=st.lists(st.lists(_EDGE_VALUES, min_size=3, max_size=3), min_size=1,
+                      max_size=8))
+def test_training_ranges_are_pandas_min_and_max(cells):
+    """with_training_stats takes every column's range at once; each is the column's own
+    min and max as pandas gives them (signed zeros kept), and a column with no values has
+    none."""
+    import math
+
+    from medml_cli.schemas import ColumnSpec, FeatureSchema
+
+    X = pd.DataFrame(cells, columns=["a", "b", "c"], dtype=float)
+    schema = FeatureSchema(columns=[ColumnSpec(name=n, kind="numeric") for n in X.columns],
+                           target="y", classes=[])
+    expected = {n: [float(X[n].min()), float(X[n].max())] for n in X.columns
+                if math.isfinite(X[n].min())}
+    ranges = schema.with_training_stats(X).ranges
+    assert list(ranges) == list(expected)
+    for name, (low, high) in expected.items():
+        assert ranges[name] == [low, high]
+        assert [math.copysign(1, v) for v in ranges[name]] == \
+            [math.copysign(1, low), math.copysign(1, high)]
+
+
+@settings(max_examples=200, deadline=None)
+@given(cells=st.lists(st.tuples(st.integers(-5, 5), _EDGE_VALUES), min_size=1, max_size=8))
+def test_numeric_features_in_one_pass_match_column_by_column(cells):
+    """frame_to_dataset's one-pass conversion of int and float features gives the frame
+    the column-by-column conversion gives, laid out the same way."""
+    from medml_cli.data.base import coerce_numeric_column
+    from medml_cli.data.sources.table_file import _numeric_features
+
+    frame = pd.DataFrame(cells, columns=["count", "value"])
+    fast = _numeric_features(frame, ["count", "value"])
+    if (frame["value"].abs() > np.finfo(np.float32).max).any():
+        assert fast is None  # left to coerce_numeric_column, which names the cell
+        return
+    slow = pd.DataFrame({n: coerce_numeric_column(frame, n, "test") for n in frame.columns})
+    pd.testing.assert_frame_equal(fast, slow)
+    assert np.asarray(fast).flags.f_contiguous == np.asarray(slow).flags.f_contiguous
+
+
+def _detect_separator_trying_all(text: str, prefer: str) -> str:
+    """detect_separator as it was: every candidate split first, then the same rules."""
+    from medml_cli.data.formats.table import SEPARATORS, _fit, _split_rows
+
+    candidates = [prefer, *(s for s in SEPARATORS if s != prefer)]
+    fits = {s: _fit(_split_rows(text, s)) for s in candidates}
+    header = _split_rows(text.split("\n", 1)[0], prefer)
+    names = header[0] if header else []
+    if fits[prefer]:
+        rivals = [s for s in candidates[1:] if fits[s] > fits[prefer]
+                  and any(s in name for name in names)]
+    else:
+        rivals = [s for s in candidates[1:] if fits[s]]
+        if len(rivals) == 1:
+            return rivals[0]
+    if not rivals:
+        return prefer
+    raise ValueError(str(sorted((s, fits[s]) for s in candidates if fits[s])))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=st.text(st.sampled_from(list('ab1 ,;\t|"\n.')), max_size=60),
+       prefer=st.sampled_from([",", ";", "\t", "|"]))
+def test_separator_detection_splits_only_what_it_must(text, prefer):
+    """detect_separator tries another separator only when it can matter; its answer (or
+    refusal) is the one of trying every separator."""
+    from medml_cli.data.formats.table import detect_separator
+    from medml_cli.errors import DataError
+
+    try:
+        expected = _detect_separator_trying_all(text, prefer)
+    except ValueError:
+        with pytest.raises(DataError, match="cannot tell the separator"):
+            detect_separator(text, prefer)
+    else:
+        assert detect_separator(text, prefer) == expected
