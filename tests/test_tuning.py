@@ -58,14 +58,8 @@ def _problems(tmp_path: Path, text: str) -> str:
      "list the model types to try"),
 ])
 def test_bad_tune_blocks_are_refused_before_anything_runs(tmp_path, tune, expected):
+    # survival tasks: tests/test_tuning_survival.py; image tasks: tests/test_tuning_image.py
     assert expected in _problems(tmp_path, HEART + f"tune:\n  {tune}\n")
-
-
-def test_survival_tasks_are_told_to_sweep(tmp_path):
-    # image tasks are tuned on their validation images (tests/test_tuning_image.py)
-    text = ("task: lung-cancer-survival\ndata: {type: veterans-lung-cancer}\n"
-            "model: {type: cox}\ntune: {parameters: {model.alpha: [0.1, 1.0]}}\n")
-    assert "not available for survival tasks" in _problems(tmp_path, text)
 
 
 def test_a_bad_tune_block_exits_2_and_writes_no_run(tmp_path, runs_dir):

@@ -10,7 +10,7 @@ from typing import Any, Literal, Union
 from pydantic import Field, ValidationError
 
 from medml_cli.config.search_space import Choice, Distribution, IntUniform
-from medml_cli.registry import MODELS, TASKS, did_you_mean
+from medml_cli.registry import MODELS, PROBLEMS, TASKS, did_you_mean
 from medml_cli.schemas import StrictModel
 
 #: A grid larger than this is a sweep, not a tune: every combination costs inner_splits fits
@@ -119,8 +119,6 @@ def tune_problems(cfg: Any, model_keys: dict[str, Any]) -> list[str]:
         return []
     spec = TASKS.get(cfg.task)
     problems: list[str] = []
-    if spec.problem == "survival":
-        return ["tune: not available for survival tasks yet; sweep with `medml sweep`"]
     problems.extend(_scheme_problems(tune, spec.data_kind))
     if tune.metric is not None and tune.metric not in spec.metrics:
         problems.append(f"tune.metric: '{tune.metric}' is not a metric of task '{cfg.task}'"
@@ -156,6 +154,13 @@ def tune_problems(cfg: Any, model_keys: dict[str, Any]) -> list[str]:
             problems.append(f"tune.parameters.model.type: '{model_type}' cannot take missing "
                             "values, which data.missing: native leaves for the model")
     if problems:
+        return problems
+    mixed = PROBLEMS.get(spec.problem).mixed_model_scores if spec.problem in PROBLEMS else None
+    if mixed and len(set(types)) > 1:
+        problems.append(f"tune.parameters.model.type: {', '.join(types)} cannot be tuned "
+                        f"together in a {spec.problem} run: {mixed}. Tune one model type's "
+                        "hyperparameters here, and compare model types with `medml sweep` "
+                        "(each trial is then its own cross-validated run)")
         return problems
     if spec.data_kind == "image":
         problems.extend(_dimension_problems(types, model_keys, cfg.model))

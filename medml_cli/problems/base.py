@@ -59,6 +59,10 @@ class ProblemType:
     #: The generic task that reads a user's own table for this problem (``medml evaluate
     #: --data file.csv``); empty: the classification or regression task.
     generic_task: ClassVar[str] = ""
+    #: Why held-out scores of different model types cannot be pooled into one metric (None:
+    #: they can, as probabilities or predicted values can). ``tune:`` then searches the
+    #: hyperparameters of one model type, since outer folds may pick different types.
+    mixed_model_scores: ClassVar[str | None] = None
 
     # -- a run's settings -------------------------------------------------------------
     def for_run(self, cfg: Any, dataset: Any) -> ProblemType:
