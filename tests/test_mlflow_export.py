@@ -147,6 +147,44 @@ def test_binary_run_round_trip(runs, store: Path) -> None:
     assert plots == {p.name for p in (runs["binary"] / "plots").iterdir()}
 
 
+def test_what_mlflow_prints_never_reaches_stdout(runs, store: Path, monkeypatch) -> None:
+    """Against a tracking server MLflow prints "View run ... at: URL" to stdout after each
+    run it logs (found exporting to a real `mlflow server`: it broke --json). MLflow's own
+    switch is turned off during the export, and whatever it still prints goes to stderr."""
+    import os
+
+    from mlflow.tracking._tracking_service import client as service
+
+    original = service.TrackingServiceClient.set_terminated
+    seen = []
+
+    def noisy(self, run_id, *args, **kwargs):
+        seen.append(os.environ.get("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"))
+        print(f"View run {run_id} at: http://server/#/runs/{run_id}")
+        return original(self, run_id, *args, **kwargs)
+
+    monkeypatch.delenv("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", raising=False)
+    monkeypatch.setattr(service.TrackingServiceClient, "set_terminated", noisy)
+    code, out, err = export(store, runs["binary"], "--json")
+    assert code == 0, err
+    (result,) = json.loads(out)
+    assert result["url"] is None  # a database store has no web page
+    assert "View run" in err and "View run" not in out
+    assert seen == ["true"]
+    assert "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT" not in os.environ  # put back
+
+
+def test_a_tracking_server_run_gets_its_page_address() -> None:
+    from medml_cli.export.mlflow import _Exporter
+
+    exporter = _Exporter.__new__(_Exporter)  # no connection needed for the address
+    exporter.uri = "http://mlflow.hospital.example:5000/"
+    assert exporter.run_url("4", "abc") == \
+        "http://mlflow.hospital.example:5000/#/experiments/4/runs/abc"
+    exporter.uri = "sqlite:///mlflow.db"
+    assert exporter.run_url("4", "abc") is None
+
+
 def test_survival_metric_names_are_mapped(runs, store: Path) -> None:
     code, _, err = export(store, runs["survival"], "--with-predictions")
     assert code == 0, err

@@ -286,7 +286,7 @@ def runs_export(
                 "export) as", "skipped": "already exported as",
                 "updated": "already exported, brought up to date, as"}[result.action]
         line = (f"{result.run} -> {what} MLflow run {result.mlflow_run_id} "
-                f"(experiment {result.experiment})")
+                f"(experiment {result.experiment})" + (f": {result.url}" if result.url else ""))
         out.print(("  " if result.kind == "trial" else "") + line, markup=False)
         for note in result.notes:
             out.print(f"    note: {note}", markup=False)

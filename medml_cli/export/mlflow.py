@@ -24,6 +24,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -74,12 +75,14 @@ class ExportResult:
     kind: str = "run"  # run, sweep or trial
     parent: str | None = None
     notes: list[str] = field(default_factory=list)
+    #: the run's page on a tracking server (http/https stores only)
+    url: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         """The result as a JSON-ready dict (``--json``)."""
         return {"run": self.run, "path": self.path, "kind": self.kind, "action": self.action,
                 "mlflow_run_id": self.mlflow_run_id, "experiment": self.experiment,
-                "parent_run_id": self.parent, "notes": self.notes}
+                "parent_run_id": self.parent, "notes": self.notes, "url": self.url}
 
 
 @dataclass
@@ -359,6 +362,12 @@ class _Exporter:
         except Exception as exc:  # whatever the store's driver raises: its text says why
             raise _unusable_store(uri, exc) from None
 
+    def run_url(self, experiment_id: str, run_id: str) -> str | None:
+        """The run's page in the tracking server's UI (None for a database or file store)."""
+        if not self.uri.startswith(("http://", "https://")):
+            return None
+        return f"{self.uri.rstrip('/')}/#/experiments/{experiment_id}/runs/{run_id}"
+
     def experiment_id(self, name: str) -> str:
         """The id of experiment ``name``, created (artifacts beside a SQLite store) if new."""
         if name not in self.experiments:
@@ -442,7 +451,8 @@ class _Exporter:
             notes.append("linked to its sweep's parent run")
         return ExportResult(run=run.path.name, path=str(run.path), mlflow_run_id=run_id,
                             action=action, experiment=name,
-                            kind="trial" if run.sweep else "run", parent=parent, notes=notes)
+                            kind="trial" if run.sweep else "run", parent=parent, notes=notes,
+                            url=self.run_url(experiment_id, run_id))
 
     def _refresh(self, run_id: str, existing: Any, metrics: dict[str, float],
                  tags: dict[str, str], artifacts: list[tuple[Path, str]],
@@ -498,7 +508,8 @@ class _Exporter:
             action = "updated"
         results = [ExportResult(run=sweep.path.name, path=str(sweep.path), mlflow_run_id=run_id,
                                 action=action, experiment=name, kind="sweep",
-                                notes=list(sweep.left_out))]
+                                notes=list(sweep.left_out),
+                                url=self.run_url(experiment_id, run_id))]
         results += [self.export_run(trial, parent=run_id, experiment=name)
                     for trial in sweep.trials]
         return results
@@ -519,7 +530,29 @@ def export_to_mlflow(refs: list[str], *, runs_dir: Path | None = None,
     if experiment is not None and not experiment.strip():
         raise MedmlUsageError("--experiment is empty; give an MLflow experiment name")
     targets = check_targets(refs, runs_dir)
-    exporter = _Exporter(tracking_uri(uri), experiment, with_predictions)
+    with _stdout_kept_for_medml():
+        return _export_all(targets, _Exporter(tracking_uri(uri), experiment, with_predictions))
+
+
+@contextlib.contextmanager
+def _stdout_kept_for_medml() -> Iterator[None]:
+    """MLflow writes "View run ... at: URL" to stdout after each run it logs to a tracking
+    server, which would break `--json` and the one-line-per-run output: its own switch turns
+    that off (unless the user set it), and anything it still prints goes to stderr. The URL
+    is in medml's own result instead."""
+    name = "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT"
+    saved = os.environ.get(name)
+    os.environ.setdefault(name, "true")
+    try:
+        with contextlib.redirect_stdout(sys.stderr):
+            yield
+    finally:
+        if saved is None:
+            os.environ.pop(name, None)
+
+
+def _export_all(targets: list[_Run | _Sweep], exporter: _Exporter) -> list[ExportResult]:
+    """Every checked target to ``exporter``'s store; a store failing partway is exit 1."""
     from mlflow.exceptions import MlflowException
 
     results: list[ExportResult] = []
