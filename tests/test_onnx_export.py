@@ -114,6 +114,24 @@ def test_the_bundle_is_usable_with_onnxruntime_alone(bundles, runs, tmp_path):
     assert np.abs(proba - medml["probability"].to_numpy()).max() <= 1e-5
 
 
+def test_the_signature_says_which_onnx_runtime_the_bundle_needs(bundles):
+    """Tree bundles hold ai.onnx.ml 5 TreeEnsemble nodes, which ONNX Runtime 1.19 and 1.20
+    cannot run (tried: NOT_IMPLEMENTED); the others ran unchanged on 1.19.2."""
+    import onnx
+
+    from medml_cli.export.onnx import ORT_FOR_TREES, ORT_WITHOUT_TREES
+
+    for name in ("heart_disease_rf", "heart_disease_gb", "diabetes_rf", "heart_disease_logreg",
+                 "diabetes_svr"):
+        signature = json.loads((bundles[name] / "signature.json").read_text())
+        graph = onnx.load(bundles[name] / "model.onnx").graph
+        trees = any(node.op_type == "TreeEnsemble" for node in graph.node)
+        assert trees == (name in ("heart_disease_rf", "heart_disease_gb", "diabetes_rf"))
+        assert signature["requires"]["onnxruntime"] == \
+            f">={ORT_FOR_TREES if trees else ORT_WITHOUT_TREES}"
+        assert (signature["opset"]["ai.onnx.ml"] >= 5) == trees
+
+
 def test_a_broken_parity_is_exit_2_and_leaves_no_bundle(runs, tmp_path, monkeypatch):
     from medml_cli.runs import onnx_bundle
 

@@ -188,6 +188,27 @@ def _copy_run_files(run_path: Path, folder: Path, *, tabular: bool) -> None:
     shutil.copyfile(run_path / "config.yaml", folder / "config.yaml")
 
 
+#: The oldest ONNX Runtime each kind of tabular bundle was run on, outputs equal to the
+#: newest to the bit (2026-12-03: 1.19.2, 1.20.0, 1.21.1, 1.22.0, 1.23.0 and 1.32.0 on eight
+#: shipped configs' bundles). 1.19 and 1.20 refuse the float64 trees: no ai.onnx.ml 5
+#: ``TreeEnsemble``.
+ORT_FOR_TREES = "1.21"
+ORT_WITHOUT_TREES = "1.19"
+
+
+def runtime_requirement(onx: Any) -> dict[str, str]:
+    """The ONNX Runtime a tabular bundle needs, and why, for the service that will run it."""
+    from medml_cli.export.converters import TREE_ENSEMBLE
+
+    if any(node.op_type == TREE_ENSEMBLE for node in onx.graph.node):
+        return {"onnxruntime": f">={ORT_FOR_TREES}",
+                "why": "ai.onnx.ml 5 TreeEnsemble (float64 trees), first in ONNX Runtime "
+                       f"{ORT_FOR_TREES}"}
+    return {"onnxruntime": f">={ORT_WITHOUT_TREES}",
+            "why": f"the oldest ONNX Runtime this kind of bundle was tested on "
+                   f"({ORT_WITHOUT_TREES}); no tree operators"}
+
+
 def _versions(*names: str) -> dict[str, str]:
     """The installed versions of ``names`` (absent ones left out), as runs record them."""
     from medml_cli.runs.environment import package_versions
@@ -343,6 +364,7 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
         "versions": _versions("onnx", "skl2onnx", "onnxruntime", "scikit-learn",
                               *(["scikit-survival"] if survival else [])),
         "opset": {o.domain or "ai.onnx": o.version for o in onx.opset_import},
+        "requires": runtime_requirement(onx),
     }
     if survival:
         signature["survival"] = survival_block
