@@ -185,6 +185,60 @@ def test_a_tracking_server_run_gets_its_page_address() -> None:
     assert exporter.run_url("4", "abc") is None
 
 
+def _evaluate(run: Path) -> Path:
+    result = run_cli("--quiet", "evaluate", run, "--set", "evaluation.bootstrap=20")
+    assert result.exit_code == 0, result.stderr
+    return Path(result.last_line)
+
+
+def test_evaluations_are_children_of_their_run(runs, store: Path, tmp_path: Path) -> None:
+    """Each `medml evaluate` folder becomes a child MLflow run with its own metrics and
+    report; one evaluated later is added on the next export, the others are not copied."""
+    run = tmp_path / runs["binary"].name
+    shutil.copytree(runs["binary"], run)
+    first = _evaluate(run)
+    code, out, err = export(store, run, "--json")
+    assert code == 0, err
+    parent, child = json.loads(out)
+    assert (parent["kind"], child["kind"]) == ("run", "evaluation")
+    assert child["parent_run_id"] == parent["mlflow_run_id"]
+    assert child["run"] == f"{run.name}/evaluations/{first.name}"
+
+    client = MlflowClient(tracking_uri=f"sqlite:///{store}")
+    logged = client.get_run(child["mlflow_run_id"])
+    assert logged.data.tags["mlflow.parentRunId"] == parent["mlflow_run_id"]
+    assert logged.data.tags["medml.kind"] == "evaluation"
+    recorded = json.loads((first / "metrics.json").read_text())
+    for name, value in recorded["metrics"].items():
+        if isinstance(value, (int, float)):
+            assert logged.data.metrics[name] == value, name
+    low, high = recorded["intervals"]["auroc"]
+    assert (logged.data.metrics["auroc_ci_low"], logged.data.metrics["auroc_ci_high"]) == \
+        (low, high)
+    assert _decode(logged.data.params["evaluation"]) == recorded["evaluation"]
+    files = {a.path for a in client.list_artifacts(child["mlflow_run_id"])}
+    assert {"metrics.json", "report.md"} <= files
+    assert "predictions.csv" not in files
+
+    second = _evaluate(run)
+    code, out, err = export(store, run, "--json")
+    assert code == 0, err
+    actions = [(r["run"].rsplit("/", 1)[-1], r["action"]) for r in json.loads(out)]
+    assert actions == [(run.name, "skipped"), (first.name, "skipped"), (second.name, "created")]
+    assert len(all_runs(store)) == 3
+
+
+def test_a_damaged_evaluation_stops_the_export_before_anything_is_sent(
+        runs, store: Path, tmp_path: Path) -> None:
+    run = tmp_path / runs["binary"].name
+    shutil.copytree(runs["binary"], run)
+    (_evaluate(run) / "metrics.json").write_text("{not json")
+    code, _, err = export(store, run)
+    assert code == 2
+    assert "an evaluation's metrics" in err and "medml evaluate" in err
+    assert all_runs(store) == []
+
+
 def test_survival_metric_names_are_mapped(runs, store: Path) -> None:
     code, _, err = export(store, runs["survival"], "--with-predictions")
     assert code == 0, err

@@ -281,12 +281,16 @@ def runs_export(
         print(json.dumps([r.as_dict() for r in results], indent=2))
         return
     out = _results_console()
+    owner = ""  # the indent of the run an evaluation belongs to (a trial is under its sweep)
     for result in results:
         what = {"created": "exported as", "replaced": "exported (replacing an unfinished "
                 "export) as", "skipped": "already exported as",
                 "updated": "already exported, brought up to date, as"}[result.action]
         line = (f"{result.run} -> {what} MLflow run {result.mlflow_run_id} "
                 f"(experiment {result.experiment})" + (f": {result.url}" if result.url else ""))
-        out.print(("  " if result.kind == "trial" else "") + line, markup=False)
+        if result.kind != "evaluation":
+            owner = "  " if result.kind == "trial" else ""
+        out.print((owner + "  " if result.kind == "evaluation" else owner) + line,
+                  markup=False)
         for note in result.notes:
             out.print(f"    note: {note}", markup=False)

@@ -33,6 +33,7 @@ from typing import Any
 
 from medml_cli.config.yaml_io import load_written_yaml
 from medml_cli.errors import MedmlUsageError, RunFailedError, RunNotUsableError
+from medml_cli.jsonio import read_run_json
 from medml_cli.runs.directory import open_completed_run, pid_alive
 from medml_cli.runs.index import flatten, is_sweep_dir, resolve_run, show_run
 from medml_cli.runs.records import read_card
@@ -55,6 +56,9 @@ PROBE_TIMEOUT = 5
 ARTIFACT_FILES = ("report.md", "report.html", "metrics.json", "config.yaml", "environment.json")
 ARTIFACT_FOLDERS = ("plots", "model")
 SWEEP_FILES = ("sweep.yaml", "sweep.json", "summary.csv", "leaderboard.csv")
+#: What an evaluation folder (``medml evaluate``) uploads; its predictions.csv as a run's.
+EVALUATION_FILES = ("metrics.json", "report.md", "report.html", "decision_curve.csv",
+                    "sites.csv", "site_shift.csv", "subgroups.csv")
 INSTALL_HINT = ('pip install -e ".[mlflow]" in a medml checkout, or pip install '
                 '"medml[mlflow]"')
 
@@ -86,6 +90,15 @@ class ExportResult:
 
 
 @dataclass
+class _Evaluation:
+    """One finished ``medml evaluate`` folder of a run (``RUN/evaluations/<name>/``)."""
+
+    path: Path
+    info: dict[str, Any]
+    key: str
+
+
+@dataclass
 class _Run:
     """A checked, completed run folder and what it records."""
 
@@ -93,6 +106,7 @@ class _Run:
     info: dict[str, Any]
     key: str
     sweep: str | None = None
+    evaluations: list[_Evaluation] = field(default_factory=list)
 
 
 @dataclass
@@ -155,13 +169,13 @@ def run_metrics(info: dict[str, Any]) -> dict[str, float]:
     for name, value in info["metrics"].items():
         if (number := _number(value)) is not None:
             out[mlflow_name(name)] = number
-    for name, bounds in (info["intervals"] or {}).items():
+    for name, bounds in (info.get("intervals") or {}).items():
         if not isinstance(bounds, (list, tuple)) or len(bounds) != 2:
             continue
         for suffix, bound in zip(("ci_low", "ci_high"), bounds, strict=True):
             if (number := _number(bound)) is not None:
                 out[f"{mlflow_name(name)}_{suffix}"] = number
-    for name, value in (info["baseline"] or {}).items():
+    for name, value in (info.get("baseline") or {}).items():
         if (number := _number(value)) is not None:
             out[f"baseline/{mlflow_name(name)}"] = number
     return out
@@ -207,6 +221,14 @@ def run_tags(run: _Run) -> dict[str, str]:
     return {k: str(v)[:MAX_TAG_VALUE] for k, v in tags.items() if v is not None}
 
 
+def _folder_time(name: str) -> int | None:
+    """Milliseconds of the ``YYYYMMDD-HHMMSS`` stamp a folder name starts with (local time,
+    as medml stamps it), or None."""
+    with contextlib.suppress(ValueError):
+        return int(datetime.strptime(name[:15], "%Y%m%d-%H%M%S").timestamp() * 1000)
+    return None
+
+
 def _millis(stamp: Any) -> int | None:
     if not isinstance(stamp, str):
         return None
@@ -230,7 +252,26 @@ def _check_run(path: Path) -> _Run:
     info = show_run(path)  # every record read strictly: a damaged one is an error here
     read_card(path / "model")  # and the card checked against the model folder's manifest
     return _Run(path=path, info=info, key=_digest(path, ("config.yaml", "metrics.json")),
-                sweep=info["sweep"])
+                sweep=info["sweep"], evaluations=_check_evaluations(path))
+
+
+def _check_evaluations(run: Path) -> list[_Evaluation]:
+    """The run's finished evaluation folders, oldest first; one whose metrics.json cannot
+    be read stops the export before anything is sent (``.tmp-`` folders are unfinished)."""
+    folder = run / "evaluations"
+    if not folder.is_dir():
+        return []
+    found = []
+    for path in sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")):
+        info = read_run_json(path / "metrics.json", dict, what="an evaluation's metrics",
+                             fix=f"remove the damaged folder {path}, or run `medml evaluate` "
+                                 "again")
+        if not isinstance(info.get("metrics"), dict):
+            raise RunNotUsableError(
+                f"{path / 'metrics.json'} has no `metrics` block, so it is not a medml "
+                f"evaluation. Fix: remove the folder {path}, or run `medml evaluate` again.")
+        found.append(_Evaluation(path=path, info=info, key=_digest(path, ("metrics.json",))))
+    return found
 
 
 def _check_sweep(path: Path) -> _Sweep:
@@ -423,8 +464,9 @@ class _Exporter:
         return run_id, "replaced" if replaced else "created", None
 
     def export_run(self, run: _Run, *, parent: str | None = None,
-                   experiment: str | None = None) -> ExportResult:
-        """Log one completed run (as a child of ``parent`` when given)."""
+                   experiment: str | None = None) -> list[ExportResult]:
+        """Log one completed run (as a child of ``parent`` when given), then each of its
+        evaluations as a child of it."""
         name = experiment or self.experiment or run.info.get("task") or "medml"
         experiment_id = self.experiment_id(name)
         params, truncated = config_params(run.info["config"])
@@ -449,10 +491,40 @@ class _Exporter:
             # exported on its own before: now linked under its sweep, still one run
             self.client.set_tag(run_id, "mlflow.parentRunId", parent)
             notes.append("linked to its sweep's parent run")
-        return ExportResult(run=run.path.name, path=str(run.path), mlflow_run_id=run_id,
-                            action=action, experiment=name,
-                            kind="trial" if run.sweep else "run", parent=parent, notes=notes,
-                            url=self.run_url(experiment_id, run_id))
+        result = ExportResult(run=run.path.name, path=str(run.path), mlflow_run_id=run_id,
+                              action=action, experiment=name,
+                              kind="trial" if run.sweep else "run", parent=parent, notes=notes,
+                              url=self.run_url(experiment_id, run_id))
+        return [result, *(self.export_evaluation(e, run, run_id, experiment_id, name)
+                          for e in run.evaluations)]
+
+    def export_evaluation(self, evaluation: _Evaluation, run: _Run, run_id: str,
+                          experiment_id: str, experiment: str) -> ExportResult:
+        """One ``medml evaluate`` folder as a child of its run's MLflow run: what was scored
+        as params, its metrics and CIs, its report and tables (predictions on request)."""
+        info = evaluation.info
+        params, _ = config_params({"evaluation": info.get("evaluation"),
+                                   "data": info.get("data")})
+        tags = {"mlflow.runName": f"{run.path.name}/{evaluation.path.name}",
+                "mlflow.source.name": "medml", "mlflow.parentRunId": run_id,
+                "medml.kind": "evaluation", "medml.run_id": evaluation.key,
+                "medml.evaluation_of": run.key,
+                "medml.run_folder": str(evaluation.path.resolve()),
+                "medml.task": str(info.get("task")), "medml.problem": str(info.get("problem")),
+                "medml.synthetic": json.dumps(bool(info.get("synthetic")))}
+        names = [*EVALUATION_FILES, *(["predictions.csv"] if self.with_predictions else [])]
+        artifacts = [(evaluation.path / f, "") for f in names
+                     if (evaluation.path / f).is_file()]
+        if (evaluation.path / "plots").is_dir():
+            artifacts.append((evaluation.path / "plots", "plots"))
+        stamp = _folder_time(evaluation.path.name)
+        child, action, _ = self._log(experiment_id, evaluation.key, params=params,
+                                     metrics=run_metrics(info), tags=tags,
+                                     artifacts=artifacts, start=stamp, end=stamp)
+        return ExportResult(run=f"{run.path.name}/evaluations/{evaluation.path.name}",
+                            path=str(evaluation.path), mlflow_run_id=child, action=action,
+                            experiment=experiment, kind="evaluation", parent=run_id,
+                            url=self.run_url(experiment_id, child))
 
     def _refresh(self, run_id: str, existing: Any, metrics: dict[str, float],
                  tags: dict[str, str], artifacts: list[tuple[Path, str]],
@@ -510,8 +582,8 @@ class _Exporter:
                                 action=action, experiment=name, kind="sweep",
                                 notes=list(sweep.left_out),
                                 url=self.run_url(experiment_id, run_id))]
-        results += [self.export_run(trial, parent=run_id, experiment=name)
-                    for trial in sweep.trials]
+        for trial in sweep.trials:
+            results += self.export_run(trial, parent=run_id, experiment=name)
         return results
 
 
@@ -561,7 +633,7 @@ def _export_all(targets: list[_Run | _Sweep], exporter: _Exporter) -> list[Expor
             if isinstance(target, _Sweep):
                 results += exporter.export_sweep(target)
             else:
-                results.append(exporter.export_run(target))
+                results += exporter.export_run(target)
         except (MlflowException, OSError) as exc:
             done = "; ".join(f"{r.run} -> {r.mlflow_run_id}" for r in results) or "none"
             detail = " ".join(str(exc).split())[:300]
