@@ -224,6 +224,8 @@ def test_cnn_export_matches_keras_and_predicts_like_the_run(tmp_path):
     assert signature["parity"]["max_abs_diff"] <= 1e-4 and signature["parity"]["rows"] > 0
     assert signature["image"]["hu_window"] == [-1000.0, 400.0]
     assert signature["image"]["input_shape"] == [16, 16, 16, 1]
+    assert signature["requires"]["onnxruntime"] == ">=1.19"  # no tree operators
+    assert "ai.onnx" in signature["opset"]
     rng = np.random.default_rng(7)
     np.save(tmp_path / "volumes.npy",
             rng.uniform(-1200, 600, (6, 16, 16, 16)).astype(np.float32))

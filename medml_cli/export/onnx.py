@@ -188,16 +188,16 @@ def _copy_run_files(run_path: Path, folder: Path, *, tabular: bool) -> None:
     shutil.copyfile(run_path / "config.yaml", folder / "config.yaml")
 
 
-#: The oldest ONNX Runtime each kind of tabular bundle was run on, outputs equal to the
-#: newest to the bit (2026-12-03: 1.19.2, 1.20.0, 1.21.1, 1.22.0, 1.23.0 and 1.32.0 on eight
-#: shipped configs' bundles). 1.19 and 1.20 refuse the float64 trees: no ai.onnx.ml 5
-#: ``TreeEnsemble``.
+#: The oldest ONNX Runtime each kind of bundle was run on, outputs equal to the newest to
+#: the bit (2026-12-03: 1.19.2, 1.20.0, 1.21.1, 1.22.0, 1.23.0 and 1.32.0 on eight shipped
+#: tabular configs' bundles; 1.19.2, 1.20.0 and 1.21.1 on cnn2d and cnn3d bundles). 1.19
+#: and 1.20 refuse the float64 trees: no ai.onnx.ml 5 ``TreeEnsemble``.
 ORT_FOR_TREES = "1.21"
 ORT_WITHOUT_TREES = "1.19"
 
 
 def runtime_requirement(onx: Any) -> dict[str, str]:
-    """The ONNX Runtime a tabular bundle needs, and why, for the service that will run it."""
+    """The ONNX Runtime a bundle needs, and why, for the service that will run it."""
     from medml_cli.export.converters import TREE_ENSEMBLE
 
     if any(node.op_type == TREE_ENSEMBLE for node in onx.graph.node):
@@ -464,6 +464,8 @@ def _export_keras(run_path: Path, cfg: Any, card: dict[str, Any],
                   "intensity": list(intensity),
                   "hu_window": list(intensity[1:]) if intensity[0] == "hu" else None},
         "versions": _versions("onnx", "onnxruntime", "tf2onnx", "keras", "tensorflow"),
+        "opset": {o.domain or "ai.onnx": o.version for o in onx.opset_import},
+        "requires": runtime_requirement(onx),
     }
     dataset = load_dataset(cfg)
     index = image_split(dataset, cfg)["test"][:MAX_PARITY_IMAGES]
