@@ -78,6 +78,14 @@ def write_config(folder: Path, text: str, name: str = "exp.yaml") -> Path:
     return path
 
 
+def train_text(folder: Path, text: str) -> Path:
+    """Train the config ``text`` (written into ``folder``) into ``folder / "runs"``; the run."""
+    result = run_cli("--quiet", "train", write_config(folder, text), "--runs-dir",
+                     folder / "runs")
+    assert result.exit_code == 0, result.stderr
+    return Path(result.last_line)
+
+
 def train_runs(folder: Path, configs: dict[str, tuple[str, list[str]]]) -> dict[str, Path]:
     """Train each ``name: (shipped config, extra CLI args)`` into ``folder``; name -> run."""
     out = {}

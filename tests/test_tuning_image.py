@@ -11,7 +11,7 @@ import pytest
 
 from medml_cli.config.loader import load_experiment_config
 from medml_cli.errors import ConfigError
-from tests.conftest import read_metrics, run_cli, write_config
+from tests.conftest import read_metrics, run_cli, train_text, write_config
 
 LUNG = """\
 task: lung-ct
@@ -117,10 +117,7 @@ def test_validation_images_of_one_class_exit_2_before_a_run(tmp_path, runs_dir):
 @pytest.fixture(scope="module")
 def tuned_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tuned")
-    result = run_cli("--quiet", "train", write_config(folder, GRID), "--runs-dir",
-                     folder / "runs")
-    assert result.exit_code == 0, result.stderr
-    return Path(result.last_line)
+    return train_text(folder, GRID)
 
 
 @pytest.mark.tensorflow

@@ -14,7 +14,7 @@ import pytest
 
 from medml_cli.config.loader import load_experiment_config
 from medml_cli.errors import ConfigError
-from tests.conftest import read_metrics, run_cli, write_config
+from tests.conftest import read_metrics, run_cli, train_text, write_config
 
 VETERANS = """\
 task: lung-cancer-survival
@@ -34,10 +34,7 @@ tune:
 @pytest.fixture(scope="module")
 def tuned_survival_run(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("tuned-survival")
-    result = run_cli("--quiet", "train", write_config(folder, VETERANS), "--runs-dir",
-                     folder / "runs")
-    assert result.exit_code == 0, result.stderr
-    return Path(result.last_line)
+    return train_text(folder, VETERANS)
 
 
 def test_a_survival_run_tunes_inside_every_outer_fold(tuned_survival_run):
