@@ -134,3 +134,13 @@ def test_several_survival_model_types_are_refused_before_anything_runs(tmp_path,
 def test_one_survival_model_type_listed_alone_is_accepted(tmp_path):
     text = VETERANS.replace("  parameters:\n", "  parameters:\n    model.type: [cox]\n")
     assert load_experiment_config(write_config(tmp_path, text)).tune is not None
+
+
+def test_the_same_seed_gives_the_same_survival_studies(tuned_survival_run, tmp_path):
+    result = run_cli("--quiet", "train", tuned_survival_run / "config.yaml", "--runs-dir",
+                     tmp_path)
+    assert result.exit_code == 0, result.stderr
+    again, first = read_metrics(Path(result.last_line)), read_metrics(tuned_survival_run)
+    assert again["metrics"] == first["metrics"]
+    assert [(r["params"], r["best_inner"]) for r in again["tuning"]["outer_folds"]] == \
+        [(r["params"], r["best_inner"]) for r in first["tuning"]["outer_folds"]]
