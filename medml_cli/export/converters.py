@@ -308,9 +308,14 @@ def _tree_sums(per_target: list[list[tuple[_Tree, int]]], x: Any, scope: Any,
     return sums
 
 
+def has_tree_ensemble(onx: Any) -> bool:
+    """Whether the model holds medml's float64 ``TreeEnsemble`` nodes (ai.onnx.ml 5)."""
+    return any(node.op_type == TREE_ENSEMBLE for node in onx.graph.node)
+
+
 def use_tree_ensemble_opset(onx: Any) -> None:
     """Import ai.onnx.ml 5 in a model holding medml's ``TreeEnsemble`` nodes."""
-    if any(node.op_type == TREE_ENSEMBLE for node in onx.graph.node):
+    if has_tree_ensemble(onx):
         for opset in onx.opset_import:
             if opset.domain == "ai.onnx.ml":
                 opset.version = max(opset.version, 5)

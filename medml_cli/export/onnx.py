@@ -198,15 +198,21 @@ ORT_WITHOUT_TREES = "1.19"
 
 def runtime_requirement(onx: Any) -> dict[str, str]:
     """The ONNX Runtime a bundle needs, and why, for the service that will run it."""
-    from medml_cli.export.converters import TREE_ENSEMBLE
+    from medml_cli.export.converters import has_tree_ensemble
 
-    if any(node.op_type == TREE_ENSEMBLE for node in onx.graph.node):
+    if has_tree_ensemble(onx):
         return {"onnxruntime": f">={ORT_FOR_TREES}",
                 "why": "ai.onnx.ml 5 TreeEnsemble (float64 trees), first in ONNX Runtime "
                        f"{ORT_FOR_TREES}"}
     return {"onnxruntime": f">={ORT_WITHOUT_TREES}",
             "why": f"the oldest ONNX Runtime this kind of bundle was tested on "
                    f"({ORT_WITHOUT_TREES}); no tree operators"}
+
+
+def graph_runtime(onx: Any) -> dict[str, Any]:
+    """signature.json's ``opset`` (domain -> version the graph imports) and ``requires``."""
+    return {"opset": {o.domain or "ai.onnx": o.version for o in onx.opset_import},
+            "requires": runtime_requirement(onx)}
 
 
 def _versions(*names: str) -> dict[str, str]:
@@ -363,8 +369,7 @@ def _export_sklearn(run_path: Path, cfg: Any, card: dict[str, Any],
                     for k, (how, values) in imputed_values(model).items()},
         "versions": _versions("onnx", "skl2onnx", "onnxruntime", "scikit-learn",
                               *(["scikit-survival"] if survival else [])),
-        "opset": {o.domain or "ai.onnx": o.version for o in onx.opset_import},
-        "requires": runtime_requirement(onx),
+        **graph_runtime(onx),
     }
     if survival:
         signature["survival"] = survival_block
@@ -464,8 +469,7 @@ def _export_keras(run_path: Path, cfg: Any, card: dict[str, Any],
                   "intensity": list(intensity),
                   "hu_window": list(intensity[1:]) if intensity[0] == "hu" else None},
         "versions": _versions("onnx", "onnxruntime", "tf2onnx", "keras", "tensorflow"),
-        "opset": {o.domain or "ai.onnx": o.version for o in onx.opset_import},
-        "requires": runtime_requirement(onx),
+        **graph_runtime(onx),
     }
     dataset = load_dataset(cfg)
     index = image_split(dataset, cfg)["test"][:MAX_PARITY_IMAGES]
