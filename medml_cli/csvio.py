@@ -52,10 +52,11 @@ def _float_cells(values: np.ndarray) -> list[str]:
 
 def _int_cells(values: np.ndarray) -> list[str]:
     """int64 as text; a column of few distinct values (a fold, a class) formats each once."""
-    if len(values) and int(values.max()) - int(values.min()) < 1024:
-        low = int(values.min())
-        texts = np.array(list(map(str, range(low, int(values.max()) + 1))), dtype=object)
-        return texts[values - low].tolist()
+    if len(values):
+        low, high = int(values.min()), int(values.max())
+        if high - low < 1024:
+            texts = np.array(list(map(str, range(low, high + 1))), dtype=object)
+            return texts[values - low].tolist()
     return list(map(str, values.tolist()))
 
 
