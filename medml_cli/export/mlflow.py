@@ -76,7 +76,7 @@ class ExportResult:
     #: sweep's parent, after the sweep was resumed)
     action: str
     experiment: str
-    kind: str = "run"  # run, sweep or trial
+    kind: str = "run"  # run, sweep, trial or evaluation
     parent: str | None = None
     notes: list[str] = field(default_factory=list)
     #: the run's page on a tracking server (http/https stores only)
